@@ -1,0 +1,532 @@
+"""Tests for bot.slack.text: examples for each rule plus property tests."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.slack.text import (
+    MAX_CHANNEL_NAME,
+    channel_name,
+    escape,
+    literal,
+    markdown_escape,
+    one_line,
+    parse_user_name,
+    parse_user_ref,
+    slack_to_markdown,
+    split_command,
+    unescape,
+    with_suffix,
+)
+
+WJ = "\u2060"
+SHY = "\u00ad"
+CHANNEL_RE = re.compile(r"[a-z0-9_-]{1,80}")
+USERS = {"U1": "Alice", "U2": "Bob *the* <b>"}
+CHANNELS = {"C1": "incidents"}
+
+# Long strings are cheap for these functions; hypothesis spends its time
+# generating them, so keep example counts modest.
+LONG = settings(max_examples=60, deadline=None)
+SHORT = settings(max_examples=150, deadline=None)
+
+
+def md(text: str) -> str:
+    return slack_to_markdown(text, users=USERS, channels=CHANNELS)
+
+
+# Fragments that exercise Slack tokens and Markdown-significant characters
+# far more often than uniform random text would.
+FRAGMENTS = [
+    "*",
+    "_",
+    "~",
+    "`",
+    "```",
+    "<",
+    ">",
+    "&lt;",
+    "&gt;",
+    "&amp;",
+    "&gt; ",
+    "&gt;&gt;&gt;",
+    "script",
+    "SCRIPT",
+    "<@U1>",
+    "<@U9|x>",
+    "<#C1|c>",
+    "<#C9>",
+    "<!here>",
+    "<!subteam^S1|@t>",
+    "<!date^1^{date}|d>",
+    "<http://x|y>",
+    "<http://x>",
+    "<mailto:a@b|a@b>",
+    "<javascript:alert(1)|z>",
+    "\n",
+    "\r",
+    " ",
+    "    ",
+    "#",
+    "-",
+    "+",
+    "=",
+    "1.",
+    ":",
+    "---",
+    "[",
+    "](",
+    "|",
+    "\\",
+    "http://",
+    "www.",
+    "@",
+    "a",
+    "é",
+    "🔥",
+    "\x00",
+    "\x01",
+]
+slackish = st.one_of(
+    st.text(max_size=2000),
+    st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=5), max_size=80).map("".join),
+)
+
+
+# ---------------------------------------------------------------------------
+# channel_name / with_suffix
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prefix", "number", "title", "expected"),
+    [
+        ("inc", 42, "Database down", "inc-42-database-down"),
+        ("INC", 7, "Café ÜBER Straße", "inc-7-cafe-uber-strasse"),
+        (
+            "inc",
+            1,
+            "Smørrebrød, Łódź, Đakovo, Þór, Æsir, Œuvre",
+            "inc-1-smorrebrod-lodz-dakovo-thor-aesir-oeuvre",
+        ),
+        ("inc", 3, "🔥🔥🔥", "inc-3"),
+        ("inc", 4, "数据库故障", "inc-4"),
+        ("inc", 5, "خطأ في الخادم", "inc-5"),
+        ("inc", 6, "!!! ??? ...", "inc-6"),
+        ("inc", 8, "  --Payments -- API__  ", "inc-8-payments-api"),
+        ("inc", 9, "ﬁle ＡＢＣ ²", "inc-9-file-abc-2"),
+        ("My Incidents!", 10, "x", "my-incidents-10-x"),
+        ("🚨", 11, "x", "inc-11-x"),
+        ("", 12, "", "inc-12"),
+    ],
+)
+def test_channel_name_examples(prefix: str, number: int, title: str, expected: str) -> None:
+    assert channel_name(prefix, number, title) == expected
+
+
+def test_channel_name_cuts_long_title_at_word_boundary() -> None:
+    title = " ".join(["outage"] * 40)  # 279 characters
+    name = channel_name("inc", 123, title)
+    assert len(name) <= MAX_CHANNEL_NAME
+    assert name.startswith("inc-123-outage-")
+    assert name.endswith("-outage")
+
+
+def test_channel_name_cuts_long_word_mid_word() -> None:
+    name = channel_name("inc", 1, "a" * 200)
+    assert name == "inc-1-" + "a" * 74
+    assert len(name) == MAX_CHANNEL_NAME
+
+
+def test_channel_name_does_not_lose_more_than_a_word() -> None:
+    # The only boundary is far back: cutting there would waste the slug.
+    name = channel_name("inc", 1, "short " + "b" * 200)
+    assert len(name) == MAX_CHANNEL_NAME
+    assert name.startswith("inc-1-short-bbb")
+
+
+def test_channel_name_never_ends_in_separator() -> None:
+    title = "x" * 73 + "_" * 20
+    assert channel_name("inc", 1, title) == "inc-1-" + "x" * 73
+
+
+def test_channel_name_long_prefix_is_trimmed() -> None:
+    name = channel_name("p" * 200, 99, "title")
+    assert len(name) <= MAX_CHANNEL_NAME
+    assert name.endswith("-99")
+
+
+def test_channel_name_rejects_negative_number() -> None:
+    with pytest.raises(ValueError):
+        channel_name("inc", -1, "x")
+
+
+@LONG
+@given(
+    prefix=st.text(max_size=100),
+    number=st.integers(min_value=0, max_value=10**12),
+    title=st.text(max_size=10_000),
+)
+def test_channel_name_is_always_valid(prefix: str, number: int, title: str) -> None:
+    name = channel_name(prefix, number, title)
+    assert CHANNEL_RE.fullmatch(name)
+    head = channel_name(prefix, number, "")
+    assert CHANNEL_RE.fullmatch(head)
+    assert head.endswith(f"-{number}")
+    assert name == head or name.startswith(head + "-")
+    assert not name.endswith(("-", "_"))
+    assert "--" not in name[len(head) :]
+
+
+def test_with_suffix_examples() -> None:
+    assert with_suffix("inc-1-db", 2) == "inc-1-db-2"
+    long = channel_name("inc", 1, "x" * 200)
+    assert with_suffix(long, 10) == long[:77] + "-10"
+    # The trimmed base must not end in "-" before the suffix.
+    base = "inc-1-" + "a" * 72 + "-b"
+    assert with_suffix(base, 2) == "inc-1-" + "a" * 72 + "-2"
+
+
+def test_with_suffix_rejects_small_n() -> None:
+    with pytest.raises(ValueError):
+        with_suffix("inc-1", 1)
+
+
+@SHORT
+@given(
+    title=st.text(max_size=300),
+    number=st.integers(min_value=0, max_value=10**9),
+    n=st.integers(min_value=2, max_value=10**6),
+)
+def test_with_suffix_is_always_valid(title: str, number: int, n: int) -> None:
+    name = with_suffix(channel_name("inc", number, title), n)
+    assert CHANNEL_RE.fullmatch(name)
+    assert len(name) <= MAX_CHANNEL_NAME
+    assert name.endswith(f"-{n}")
+    assert not name.removesuffix(f"-{n}").endswith(("-", "_"))
+
+
+# ---------------------------------------------------------------------------
+# escape / literal / unescape
+# ---------------------------------------------------------------------------
+
+
+def test_escape_entities_and_tokens() -> None:
+    assert escape("a & b < c > d") == "a &amp; b &lt; c &gt; d"
+    assert escape("<!channel> <@U1> <#C1> <http://x|y>") == (
+        "&lt;!channel&gt; &lt;@U1&gt; &lt;#C1&gt; &lt;http://x|y&gt;"
+    )
+
+
+def test_escape_neutralises_bare_broadcasts() -> None:
+    assert escape("@channel @here @Everyone") == f"@{WJ}channel @{WJ}here @{WJ}Everyone"
+    assert escape("@bob") == "@bob"
+
+
+def test_escape_is_not_idempotent() -> None:
+    # Documented: apply once.
+    assert escape(escape("&")) == "&amp;amp;"
+
+
+def test_unescape_is_single_pass() -> None:
+    assert unescape("&amp;lt; &lt;b&gt; &amp;") == "&lt; <b> &"
+    assert unescape(escape("<a & b>")) == "<a & b>"
+
+
+def test_literal_guards_every_marker() -> None:
+    assert literal("*bold*") == f"{WJ}*{WJ}bold{WJ}*{WJ}"
+    out = literal("_it_ ~s~ `c`")
+    assert out == (f"{WJ}_{WJ}it{WJ}_{WJ} {WJ}~{WJ}s{WJ}~{WJ} {WJ}`{WJ}c{WJ}`{WJ}")
+
+
+def test_literal_guards_leading_quote() -> None:
+    assert literal("> not a quote\n  > nor this\na > b") == (
+        f"{SHY}&gt; not a quote\n{SHY}  &gt; nor this\na &gt; b"
+    )
+
+
+def test_literal_keeps_emoji_shortcodes_and_urls() -> None:
+    text = ":white_check_mark: see https://x.example/a_b_c and _this_"
+    out = literal(text)
+    assert ":white_check_mark:" in out
+    assert "https://x.example/a_b_c" in out
+    assert f"{WJ}_{WJ}this{WJ}_{WJ}" in out
+
+
+def test_literal_escapes_mentions() -> None:
+    assert literal("<!channel> @here") == f"&lt;!channel&gt; @{WJ}here"
+
+
+@LONG
+@given(st.text(max_size=10_000))
+def test_escape_and_literal_never_emit_angle_brackets(text: str) -> None:
+    for out in (escape(text), literal(text)):
+        assert "<" not in out
+        assert ">" not in out
+
+
+@SHORT
+@given(st.text(max_size=2000))
+def test_literal_only_adds_invisible_characters(text: str) -> None:
+    def visible(s: str) -> str:
+        return s.replace(WJ, "").replace(SHY, "")
+
+    assert visible(literal(text)) == visible(escape(text))
+
+
+@SHORT
+@given(st.text(alphabet=st.characters(blacklist_characters=":/"), max_size=2000))
+def test_literal_markers_are_always_joined(text: str) -> None:
+    out = literal(text)
+    for match in re.finditer(r"[*_~`＊＿｀]", out):
+        i = match.start()
+        assert out[i - 1] == WJ
+        assert out[i + 1] == WJ
+
+
+# ---------------------------------------------------------------------------
+# one_line
+# ---------------------------------------------------------------------------
+
+
+def test_one_line_examples() -> None:
+    assert one_line("  a\n\n b\t c  ", 100) == "a b c"
+    assert one_line("abcdefghij", 10) == "abcdefghij"
+    assert one_line("abcdefghijk", 10) == "abcdefghi…"
+    assert one_line("abcd efgh ij", 6) == "abcd…"
+    assert one_line("abc", 0) == ""
+    assert one_line("abc", 1) == "…"
+
+
+@LONG
+@given(st.text(max_size=10_000), st.integers(min_value=0, max_value=500))
+def test_one_line_properties(text: str, limit: int) -> None:
+    out = one_line(text, limit)
+    assert len(out) <= limit
+    assert len(out.splitlines()) <= 1
+    assert out == out.strip()
+    collapsed = " ".join(text.split())
+    if len(collapsed) <= limit:
+        assert out == collapsed
+    else:
+        assert out == "" if limit == 0 else out.endswith("…")
+
+
+# ---------------------------------------------------------------------------
+# parsing commands
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        ("<@U123ABC>", "U123ABC"),
+        ("<@U123ABC|jane>", "U123ABC"),
+        ("<@W0AB>", "W0AB"),
+        ("U123ABC", "U123ABC"),
+        ("W123ABC", "W123ABC"),
+        (" U123ABC ", "U123ABC"),
+        ("u123abc", None),
+        ("U1", None),
+        ("C123ABC", None),
+        ("<#C123|x>", None),
+        ("@jane", None),
+        ("<@U123ABC", None),
+        ("", None),
+    ],
+)
+def test_parse_user_ref(token: str, expected: str | None) -> None:
+    assert parse_user_ref(token) == expected
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [
+        ("@Jane", "jane"),
+        ("@jane.doe", "jane.doe"),
+        ("@josé-m_2", "josé-m_2"),
+        ("@here", None),
+        ("@Channel", None),
+        ("jane", None),
+        ("@", None),
+        ("<@U1>", None),
+        ("@a b", None),
+    ],
+)
+def test_parse_user_name(token: str, expected: str | None) -> None:
+    assert parse_user_name(token) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", ("", "")),
+        ("   ", ("", "")),
+        ("Declare", ("declare", "")),
+        ("  Declare  DB is Down  ", ("declare", "DB is Down")),
+        ("note first line\nSecond Line\n", ("note", "first line\nSecond Line")),
+        ("assign\n<@U1>", ("assign", "<@U1>")),
+    ],
+)
+def test_split_command(text: str, expected: tuple[str, str]) -> None:
+    assert split_command(text) == expected
+
+
+# ---------------------------------------------------------------------------
+# slack_to_markdown
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("slack", "expected"),
+    [
+        ("hi <@U1>", "hi @Alice"),
+        ("<@U1|old-name>", "@Alice"),
+        ("<@U7>", "@U7"),
+        ("<@U7|zed>", "@zed"),
+        ("<@U2>", "@Bob \\*the\\* &lt;b&gt;"),
+        ("<#C1|old>", "#incidents"),
+        ("<#C5|general>", "#general"),
+        ("<#C5>", "#C5"),
+        ("<!here> <!channel> <!everyone>", "@here @channel @everyone"),
+        ("<!subteam^S1|@oncall>", "@oncall"),
+        ("<!date^1392734382^{date} at {time}|Feb 18, 2014>", "Feb 18, 2014"),
+        ("<!date^1392734382^{date}>", "2014-02-18 14:39 UTC"),
+        ("<http://x|label>", "[label](http://x)"),
+        ("<http://x>", "<http://x>"),
+        ("<mailto:a@b|a@b>", "[a@b](mailto:a@b)"),
+        ("<https://x/?a=1&amp;b=2|q>", "[q](https://x/?a=1&b=2)"),
+        ("<https://x/a(b) c|p>", "[p](https://x/a%28b%29%20c)"),
+        ("<javascript:alert(1)|click>", "click"),
+        ("<javascript:alert(1)>", "javascript:alert(1)"),
+        ("*bold*", "**bold**"),
+        ("_it_", "*it*"),
+        ("~gone~", "~~gone~~"),
+        ("*_both_*", "***both***"),
+        ("*bold with <http://x|link>*", "**bold with [link](http://x)**"),
+        ("snake_case_words stay", "snake\\_case\\_words stay"),
+        ("2*3*4", "2\\*3\\*4"),
+        ("* not bold *", "\\* not bold \\*"),
+        ("`*x* _y_ <b>`", "`*x* _y_ <b>`"),
+        ("`&lt;b&gt; &amp;`", "`<b> &`"),
+        ("a ```x_y *z*\n&lt;q&gt;``` b", "a\n```\nx_y *z*\n<q>\n```\nb"),
+        ("```\ncode\n```", "```\ncode\n```"),
+        ("&lt;script&gt;alert(1)&lt;/script&gt;", "&lt;script&gt;alert(1)&lt;/script&gt;"),
+        ("a &amp; b &amp;copy;", "a & b &amp;copy;"),
+        ("&gt; quoted *b*\nplain", "> quoted **b**\n\nplain"),
+        ("&gt;no space", "> no space"),
+        ("&gt;&gt;&gt; all\nof\nthis", "> all\n> of\n> this"),
+        ("&gt; ```q```", "> ```\n> q\n> ```"),
+        ("# not a heading", "\\# not a heading"),
+        ("- not a list\n+ nor this\n1. nor this", "\\- not a list\n\\+ nor this\n1\\. nor this"),
+        ("title\n---\n===", "title\n\\---\n\\==="),
+        ("    not code", "&#32;   not code"),
+        ("[x](http://evil)", "\\[x\\](http\\://evil)"),
+        ("a | b\n--|--", "a \\| b\n\\--\\|--"),
+        ("line one\nline two", "line one\nline two"),
+        ("", ""),
+    ],
+)
+def test_slack_to_markdown_examples(slack: str, expected: str) -> None:
+    assert md(slack) == expected
+
+
+_AUTOLINK = re.compile(r"<(?:https?|mailto):[^<>\s]*>", re.IGNORECASE)
+
+
+@LONG
+@given(slackish.filter(lambda s: "`" not in s))
+def test_slack_to_markdown_outside_code_has_no_raw_html(text: str) -> None:
+    out = md(text)
+    assert "<script" not in out.lower()
+    # The only "<" outside code starts an autolink we produced.
+    assert "<" not in _AUTOLINK.sub("", out)
+    assert "\x00" not in out
+    assert "\x01" not in out
+
+
+@LONG
+@given(slackish)
+def test_slack_to_markdown_never_raises(text: str) -> None:
+    out = md(text)
+    assert isinstance(out, str)
+    assert "\x00" not in out
+    assert "\x01" not in out
+
+
+@LONG
+@given(st.text(max_size=10_000))
+def test_slack_to_markdown_handles_any_unicode(text: str) -> None:
+    slack_to_markdown(text, users={}, channels={})
+
+
+# ---------------------------------------------------------------------------
+# markdown_escape
+# ---------------------------------------------------------------------------
+
+_UNDO = re.compile(r"\\(.)|&(lt|gt|amp|#32|#9);", re.DOTALL)
+_ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "#32": " ", "#9": "\t"}
+
+
+def undo_markdown_escape(text: str) -> str:
+    return _UNDO.sub(lambda m: m[1] if m[1] is not None else _ENTITIES[m[2]], text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("plain words", "plain words"),
+        ("*bold* _it_ ~s~ `c`", "\\*bold\\* \\_it\\_ \\~s\\~ \\`c\\`"),
+        ("[x](y) ![i](z)", "\\[x\\](y) !\\[i\\](z)"),
+        ("<script>", "&lt;script&gt;"),
+        ("# Heading", "\\# Heading"),
+        ("> quote", "&gt; quote"),
+        ("- item\n+ item\n1. item\n2) item", "\\- item\n\\+ item\n1\\. item\n2\\) item"),
+        ("version 1. and -x +1", "version 1. and -x +1"),
+        ("a\n---", "a\n\\---"),
+        ("a\n===", "a\n\\==="),
+        ("a|b\n:-:|--:", "a\\|b\n\\:-:\\|--:"),
+        ("a\n---:", "a\n\\---:"),
+        ("-x and :x", "-x and :x"),
+        ("    code", "&#32;   code"),
+        ("\tcode", "&#9;code"),
+        ("   ", "   "),
+        ("a | b", "a \\| b"),
+        ("C:\\path", "C:\\\\path"),
+        ("&copy; & co", "&amp;copy; & co"),
+        ("$x$ cost", "\\$x\\$ cost"),
+        ("http://x www.y.com me@z.io", "http\\://x www\\.y.com me\\@z.io"),
+        ("line\r\nnext\rlast", "line\r\nnext\rlast"),
+    ],
+)
+def test_markdown_escape_examples(text: str, expected: str) -> None:
+    assert markdown_escape(text) == expected
+
+
+_BLOCK_START = re.compile(
+    r"[ \t]|[-+](?:[ \t]|$)|\d{1,9}[.)](?:[ \t]|$)|#|>|=+\s*$|[-:|\s]*-[-:|\s]*$"
+)
+
+
+@LONG
+@given(st.text(max_size=10_000))
+def test_markdown_escape_round_trips(text: str) -> None:
+    out = markdown_escape(text)
+    assert undo_markdown_escape(out) == text
+    unescaped = re.sub(r"\\.", "", out, flags=re.DOTALL)
+    for char in "[]*_<>`|~":
+        assert char not in unescaped
+
+
+@SHORT
+@given(st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=5), max_size=80).map("".join))
+def test_markdown_escape_never_starts_a_block(text: str) -> None:
+    out = markdown_escape(text)
+    assert undo_markdown_escape(out) == text
+    for line in re.split(r"\r\n|\r|\n", out):
+        if line.strip(" \t"):
+            assert not _BLOCK_START.match(line), line
