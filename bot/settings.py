@@ -1,0 +1,242 @@
+"""Settings: the one place that reads the environment (and `.env`)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
+
+
+class Severity(BaseModel):
+    """One severity level. Lower position in the list = worse."""
+
+    name: str = Field(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9_-]+$")
+    label: str = Field(min_length=1, max_length=40)
+    description: str = Field(default="", max_length=150)
+    # Overrides REMINDER_INTERVAL_MINUTES for incidents at this level.
+    reminder_minutes: float | None = Field(default=None, gt=0)
+
+
+class Role(BaseModel):
+    """A role someone holds during an incident."""
+
+    name: str = Field(min_length=1, max_length=30, pattern=r"^[a-z][a-z0-9_-]*$")
+    label: str = Field(min_length=1, max_length=40)
+    description: str = Field(default="", max_length=300)
+
+
+DEFAULT_SEVERITIES = [
+    Severity(name="SEV1", label="Critical", description="Customers cannot use the product."),
+    Severity(name="SEV2", label="Major", description="A core feature is broken or very slow."),
+    Severity(name="SEV3", label="Minor", description="Partial or degraded service; workaround."),
+    Severity(name="SEV4", label="Low", description="Little or no customer impact."),
+]
+
+BUILTIN_ROLES = [
+    Role(
+        name="commander",
+        label="Incident Commander",
+        description="Leads the response: decides, delegates and keeps everyone on one plan.",
+    ),
+    Role(
+        name="comms",
+        label="Communications Lead",
+        description="Keeps stakeholders informed: posts status updates on time.",
+    ),
+]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    slack_bot_token: SecretStr
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    database_url: str = "sqlite:///incident-bot.db"
+    port: int = Field(default=3000, ge=1, le=65535)
+    incident_channel_prefix: str = Field(default="inc", min_length=1, max_length=20)
+    announcements_channel: str | None = None
+    reminder_interval_minutes: float = Field(default=30, gt=0)
+    # JSON list of {"name", "label", "description", "reminder_minutes"}; worst first.
+    severities: Annotated[list[Severity], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_SEVERITIES)
+    )
+    default_severity: str | None = None
+    # JSON list of {"name", "label", "description"}: roles besides commander and comms.
+    extra_roles: Annotated[list[Role], NoDecode] = Field(default_factory=list)
+    log_level: str = Field(default="INFO", pattern=r"^(?i:debug|info|warning|error|critical)$")
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, v: SecretStr) -> SecretStr:
+        if not v.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token starting with xoxb-")
+        return v
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value():
+            return None
+        if v is not None and not v.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token starting with xapp-")
+        return v
+
+    @field_validator("slack_signing_secret")
+    @classmethod
+    def _signing_secret(cls, v: SecretStr | None) -> SecretStr | None:
+        return v if v is not None and v.get_secret_value() else None
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
+        # slack_sdk joins method names onto the base URL, so it must end with '/'.
+        return v if v.endswith("/") else v + "/"
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, v: str) -> str:
+        if not re.match(r"^(sqlite|postgres|postgresql)(\+\w+)?://", v):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return v
+
+    @field_validator("announcements_channel")
+    @classmethod
+    def _announcements(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        if not CHANNEL_ID.match(v):
+            raise ValueError("must be a channel ID such as C0123ABCD (not a #name)")
+        return v
+
+    @field_validator("severities", "extra_roles", mode="before")
+    @classmethod
+    def _json_list(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            try:
+                return json.loads(v)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"must be a JSON list ({e.msg})") from None
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        names = [s.name.upper() for s in self.severities]
+        if not names:
+            raise ValueError("SEVERITIES must list at least one level")
+        if len(set(names)) != len(names):
+            raise ValueError("SEVERITIES has the same name twice")
+        for s in self.severities:
+            s.name = s.name.upper()
+        if self.default_severity is None:
+            # A typed declaration without a level is usually not the worst case;
+            # the third level (or the last, for shorter lists) is a sober start.
+            self.default_severity = self.severities[min(2, len(self.severities) - 1)].name
+        elif self.default_severity.upper() not in names:
+            raise ValueError(f"DEFAULT_SEVERITY must be one of {', '.join(names)}")
+        self.default_severity = self.default_severity.upper()
+        roles = [r.name for r in self.roles]
+        if len(set(roles)) != len(roles):
+            raise ValueError("EXTRA_ROLES repeats a role (commander and comms always exist)")
+        return self
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.slack_app_token is not None
+
+    @property
+    def roles(self) -> list[Role]:
+        return [*BUILTIN_ROLES, *self.extra_roles]
+
+    def severity(self, name: str) -> Severity | None:
+        name = name.strip().upper()
+        return next((s for s in self.severities if s.name == name), None)
+
+    def secrets(self) -> list[str]:
+        """Every secret value, so logging can make sure none is ever written."""
+        values = [self.slack_bot_token, self.slack_signing_secret, self.slack_app_token]
+        return [v.get_secret_value() for v in values if v is not None]
+
+
+# What each setting expects, for start-up errors a person can act on.
+HINTS = {
+    "slack_bot_token": "the bot token (xoxb-…) from OAuth & Permissions",
+    "slack_signing_secret": "the signing secret from Basic Information",
+    "slack_app_token": "an app-level token (xapp-…) with connections:write",
+    "slack_api_url": "the Web API base URL, https://slack.com/api/",
+    "database_url": "a SQLAlchemy URL such as sqlite:///incident-bot.db or postgresql://…",
+    "port": "a TCP port number, 1-65535",
+    "incident_channel_prefix": "a short channel-name prefix such as inc",
+    "announcements_channel": "a channel ID such as C0123ABCD",
+    "reminder_interval_minutes": "a number of minutes greater than 0, e.g. 30 or 0.5",
+    "severities": 'a JSON list such as [{"name": "SEV1", "label": "Critical"}]',
+    "default_severity": "one of the severity names",
+    "extra_roles": 'a JSON list such as [{"name": "scribe", "label": "Scribe"}]',
+    "log_level": "DEBUG, INFO, WARNING or ERROR",
+}
+
+
+class SettingsError(Exception):
+    """Start-up cannot go on; each line names a setting and what it expects."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def describe(error: ValidationError) -> list[str]:
+    """One line per bad setting, never echoing the value (it may be a secret)."""
+    lines: list[str] = []
+    seen: set[str] = set()
+    for err in error.errors(include_input=False, include_url=False):
+        field = str(err["loc"][0]) if err["loc"] else ""
+        if field in seen:
+            continue
+        seen.add(field)
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if not field:
+            lines.append(f"settings: {msg}")
+            continue
+        name = field.upper()
+        hint = HINTS.get(field, "")
+        if err["type"] == "missing":
+            lines.append(f"{name} is not set: expected {hint}")
+        else:
+            lines.append(f"{name} is invalid ({msg}): expected {hint}")
+    return lines
+
+
+def load_settings(*, http: bool | None = None, **overrides: Any) -> Settings:
+    """Read and check settings; raises SettingsError with one line per problem."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as e:
+        raise SettingsError(describe(e)) from None
+    if http is None:
+        http = not settings.socket_mode
+    if http and settings.slack_signing_secret is None:
+        raise SettingsError(
+            [
+                "SLACK_SIGNING_SECRET is not set: expected "
+                + HINTS["slack_signing_secret"]
+                + " (needed over HTTP; set SLACK_APP_TOKEN for Socket Mode instead)"
+            ]
+        )
+    return settings

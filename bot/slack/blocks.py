@@ -1,0 +1,298 @@
+"""Block Kit for every surface the bot shows, built with slack_sdk.models.
+
+One pure function per surface; slack_sdk checks Slack's limits as they are built.
+People's text goes through `literal`/`plain` so it is shown exactly as typed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from slack_sdk.models.blocks import (
+    Block,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+    StaticSelectElement,
+    UserSelectElement,
+)
+from slack_sdk.models.blocks.block_elements import CheckboxesElement
+from slack_sdk.models.views import View
+
+from bot.settings import Settings, Severity
+from bot.slack.text import literal, one_line
+from bot.store import Incident, Status
+
+TITLE_MAX = 250
+DESCRIPTION_MAX = 3000
+
+# Callback and action ids: the contract between these surfaces and the listeners.
+DECLARE_VIEW = "declare"
+DECLARE_TITLE = ("title", "title")
+DECLARE_SEVERITY = ("severity", "severity")
+DECLARE_DESCRIPTION = ("description", "description")
+DECLARE_COMMANDER = ("commander", "commander")
+DECLARE_PRIVATE = ("private", "private")
+
+STATUS_EMOJI = {
+    Status.investigating.value: ":mag:",
+    Status.identified.value: ":dart:",
+    Status.monitoring.value: ":eyes:",
+    Status.resolved.value: ":white_check_mark:",
+}
+
+
+@dataclass(frozen=True)
+class IncidentState:
+    """Everything the card, topic and announcement are rendered from."""
+
+    incident: Incident
+    roles: Mapping[str, str]  # role name -> user id
+
+
+def plain(text: str, limit: int = 3000) -> PlainTextObject:
+    return PlainTextObject(text=one_line(text, limit) or " ", emoji=True)
+
+
+def when(at: datetime, fmt: str = "{date_short_pretty} at {time}") -> str:
+    """A time every reader sees in their own time zone, with a UTC fallback."""
+    fallback = at.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(at.timestamp())}^{fmt}|{fallback}>"
+
+
+def severity_text(settings: Settings, name: str) -> str:
+    sev = settings.severity(name)
+    return f"{name} · {sev.label}" if sev else name
+
+
+def status_text(status: str) -> str:
+    return f"{STATUS_EMOJI.get(status, '')} {status.capitalize()}".strip()
+
+
+def user(user_id: str | None) -> str:
+    return f"<@{user_id}>" if user_id else "_unassigned_"
+
+
+def severity_option(sev: Severity) -> Option:
+    description = one_line(sev.description, 75) if sev.description else None
+    return Option(value=sev.name, text=f"{sev.name} · {sev.label}", description=description)
+
+
+# --- the incident card -----------------------------------------------------------
+
+
+def card_text(state: IncidentState, settings: Settings) -> str:
+    """The notification/fallback text of the card."""
+    inc = state.incident
+    return (
+        f"{inc.ref}: {literal(one_line(inc.title, TITLE_MAX))} "
+        f"({severity_text(settings, inc.severity)}, {inc.status})"
+    )
+
+
+def incident_card(state: IncidentState, settings: Settings) -> list[Block]:
+    inc = state.incident
+    fields = [
+        MarkdownTextObject(text=f"*Severity*\n{severity_text(settings, inc.severity)}"),
+        MarkdownTextObject(text=f"*Status*\n{status_text(inc.status)}"),
+        MarkdownTextObject(text=f"*Incident Commander*\n{user(state.roles.get('commander'))}"),
+        MarkdownTextObject(text=f"*Communications Lead*\n{user(state.roles.get('comms'))}"),
+    ]
+    for role in settings.extra_roles:
+        fields.append(
+            MarkdownTextObject(text=f"*{role.label}*\n{user(state.roles.get(role.name))}")
+        )
+    fields.append(
+        MarkdownTextObject(
+            text=f"*Declared*\n{when(inc.declared_at, '{date_short_pretty} at {time} ({ago})')}"
+        )
+    )
+    if inc.resolved_at is not None:
+        fields.append(MarkdownTextObject(text=f"*Resolved*\n{when(inc.resolved_at)}"))
+    elif inc.next_update_due is not None:
+        fields.append(
+            MarkdownTextObject(
+                text=f"*Next update due*\n{when(inc.next_update_due, '{time} ({ago})')}"
+            )
+        )
+    if inc.last_update_at is not None:
+        fields.append(
+            MarkdownTextObject(text=f"*Last update*\n{when(inc.last_update_at, '{time} ({ago})')}")
+        )
+    else:
+        fields.append(MarkdownTextObject(text="*Last update*\n_none yet_"))
+
+    blocks: list[Block] = [
+        HeaderBlock(text=plain(f"{inc.ref} · {inc.title}", 150)),
+    ]
+    if inc.description:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=literal(inc.description[:2900]))))
+    # A section holds at most ten fields.
+    for i in range(0, len(fields), 10):
+        blocks.append(SectionBlock(fields=fields[i : i + 10]))
+    context = f"Declared by {user(inc.declared_by)}"
+    if inc.private:
+        context += " · :lock: private incident"
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context)]))
+    return blocks
+
+
+def topic(state: IncidentState, settings: Settings) -> str:
+    inc = state.incident
+    commander = state.roles.get("commander")
+    parts = [
+        severity_text(settings, inc.severity),
+        inc.status.capitalize(),
+        f"Commander: <@{commander}>" if commander else "Commander: unassigned",
+    ]
+    # Topics hold 250 characters; the title goes last so it is what gets shortened.
+    head = " | ".join(parts)
+    room = 250 - len(head) - 3
+    return f"{head} | {literal(one_line(inc.title, room))}" if room > 10 else head[:250]
+
+
+def announcement(state: IncidentState, settings: Settings) -> tuple[str, list[Block]]:
+    inc = state.incident
+    title = literal(one_line(inc.title, TITLE_MAX))
+    icon = ":white_check_mark:" if not inc.is_open else ":rotating_light:"
+    text = f"{icon} {inc.ref} {title} ({severity_text(settings, inc.severity)}, {inc.status})"
+    line = (
+        f"{icon} *{inc.ref}* {title}\n"
+        f"{severity_text(settings, inc.severity)} · {status_text(inc.status)} · "
+        f"Commander {user(state.roles.get('commander'))}"
+    )
+    if inc.channel_id:
+        line += f" · <#{inc.channel_id}>"
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=line)),
+        ContextBlock(elements=[MarkdownTextObject(text=f"Declared {when(inc.declared_at)}")]),
+    ]
+    return text, blocks
+
+
+# --- modals ------------------------------------------------------------------------
+
+
+def declare_modal(
+    settings: Settings, *, user_id: str, origin_channel: str | None, title: str = ""
+) -> View:
+    default = settings.severity(settings.default_severity or "") or settings.severities[0]
+    options = [severity_option(s) for s in settings.severities]
+    private_option = Option(
+        value="private",
+        text="Private incident",
+        description="A private channel, left out of announcements and lists",
+    )
+    blocks: list[Block] = [
+        InputBlock(
+            block_id=DECLARE_TITLE[0],
+            label="Title",
+            hint="What is broken, in a few words. It names the channel.",
+            element=PlainTextInputElement(
+                action_id=DECLARE_TITLE[1],
+                initial_value=title[:TITLE_MAX] or None,
+                max_length=TITLE_MAX,
+                placeholder="Checkout latency above 5 s",
+            ),
+        ),
+        InputBlock(
+            block_id=DECLARE_SEVERITY[0],
+            label="Severity",
+            element=StaticSelectElement(
+                action_id=DECLARE_SEVERITY[1],
+                options=options,
+                initial_option=severity_option(default),
+            ),
+        ),
+        InputBlock(
+            block_id=DECLARE_DESCRIPTION[0],
+            label="Description",
+            optional=True,
+            element=PlainTextInputElement(
+                action_id=DECLARE_DESCRIPTION[1],
+                multiline=True,
+                max_length=DESCRIPTION_MAX,
+                placeholder="What do you see? Who is affected?",
+            ),
+        ),
+        InputBlock(
+            block_id=DECLARE_COMMANDER[0],
+            label="Incident Commander",
+            element=UserSelectElement(action_id=DECLARE_COMMANDER[1], initial_user=user_id),
+        ),
+        InputBlock(
+            block_id=DECLARE_PRIVATE[0],
+            label="Visibility",
+            optional=True,
+            element=CheckboxesElement(action_id=DECLARE_PRIVATE[1], options=[private_option]),
+        ),
+    ]
+    return View(
+        type="modal",
+        callback_id=DECLARE_VIEW,
+        title="Declare an incident",
+        submit="Declare",
+        close="Cancel",
+        private_metadata=json.dumps({"channel": origin_channel}),
+        blocks=blocks,
+    )
+
+
+# --- private answers -------------------------------------------------------------
+
+
+HELP_LINES = [
+    ("/incident declare [sevN] [title]", "declare an incident; no title opens a form"),
+    ("/incident list", "open incidents, with links to their channels"),
+    ("/incident help", "this help"),
+]
+
+
+def help_blocks(settings: Settings, intro: str | None = None) -> tuple[str, list[Block]]:
+    lines = "\n".join(f"`{cmd}` {what}" for cmd, what in HELP_LINES)
+    levels = ", ".join(f"`{s.name}` {s.label}" for s in settings.severities)
+    blocks: list[Block] = []
+    if intro:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=intro)))
+    blocks += [
+        SectionBlock(text=MarkdownTextObject(text=f"*Incident bot*\n{lines}")),
+        ContextBlock(elements=[MarkdownTextObject(text=f"Severities: {levels}")]),
+    ]
+    text = (intro + "\n" if intro else "") + lines
+    return text, blocks
+
+
+def incident_list(states: Sequence[IncidentState], settings: Settings) -> tuple[str, list[Block]]:
+    if not states:
+        text = ":white_check_mark: No open incidents."
+        return text, [SectionBlock(text=MarkdownTextObject(text=text))]
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=f"*Open incidents ({len(states)})*")),
+        DividerBlock(),
+    ]
+    lines = []
+    for state in states[:45]:
+        inc = state.incident
+        where = f"<#{inc.channel_id}>" if inc.channel_id else "_channel pending_"
+        lock = " :lock:" if inc.private else ""
+        line = (
+            f"*{inc.ref}*{lock} {literal(one_line(inc.title, 100))}\n"
+            f"{severity_text(settings, inc.severity)} · {status_text(inc.status)} · "
+            f"Commander {user(state.roles.get('commander'))} · {where}"
+        )
+        lines.append(line)
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=line)))
+    if len(states) > 45:
+        blocks.append(
+            ContextBlock(elements=[MarkdownTextObject(text=f"…and {len(states) - 45} more")])
+        )
+    return "\n".join(lines), blocks

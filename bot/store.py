@@ -1,0 +1,334 @@
+"""SQLModel tables, the async engine, and the queries the rest of the bot needs."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import DateTime, Index, UniqueConstraint, event, func, select, update
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Column, Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out; SQLite stores them naive, PostgreSQL as timestamptz."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use aware UTC times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _dt(nullable: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable))
+
+
+class Status(enum.StrEnum):
+    investigating = "investigating"
+    identified = "identified"
+    monitoring = "monitoring"
+    resolved = "resolved"
+
+
+class Incident(SQLModel, table=True):
+    __tablename__ = "incident"
+    __table_args__ = (UniqueConstraint("team_id", "number", name="uq_incident_team_number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    number: int
+    title: str = Field(max_length=255)
+    description: str = Field(default="", max_length=3000)
+    severity: str = Field(max_length=20)
+    status: str = Field(default=Status.investigating.value, max_length=20)
+    private: bool = False
+    declared_by: str = Field(max_length=32)
+    declared_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    # Idempotency: the trigger or view that asked for this declaration.
+    declare_key: str = Field(max_length=255, unique=True, index=True)
+    origin_channel_id: str | None = Field(default=None, max_length=32)
+    channel_id: str | None = Field(default=None, max_length=32, index=True)
+    channel_name: str | None = Field(default=None, max_length=80)
+    card_ts: str | None = Field(default=None, max_length=32)
+    card_pinned: bool = False
+    announcement_ts: str | None = Field(default=None, max_length=32)
+    # Set once every Slack step of the declaration is done; until then, it is resumed.
+    provisioned: bool = False
+    last_update_at: datetime | None = _dt(nullable=True)
+    next_update_due: datetime | None = _dt(nullable=True)
+    resolved_at: datetime | None = _dt(nullable=True)
+
+    @property
+    def ref(self) -> str:
+        return f"INC-{self.number}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != Status.resolved.value
+
+
+class RoleAssignment(SQLModel, table=True):
+    """Who holds a role; handovers end one row and start the next."""
+
+    __tablename__ = "role_assignment"
+    __table_args__ = (Index("ix_role_assignment_current", "incident_id", "role", "ended_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id")
+    role: str = Field(max_length=30)
+    user_id: str = Field(max_length=32)
+    assigned_by: str = Field(max_length=32)
+    assigned_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    ended_at: datetime | None = _dt(nullable=True)
+
+
+class TimelineEntry(SQLModel, table=True):
+    """Append-only: what happened, when it happened (not when recorded), and who."""
+
+    __tablename__ = "timeline_entry"
+    __table_args__ = (
+        # A message, event or click added twice keeps one entry.
+        UniqueConstraint("incident_id", "source_key", name="uq_timeline_source"),
+        Index("ix_timeline_incident_time", "incident_id", "happened_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id")
+    kind: str = Field(max_length=30)
+    happened_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    recorded_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    actor: str | None = Field(default=None, max_length=32)
+    text: str = Field(default="", max_length=40000)
+    source_key: str | None = Field(default=None, max_length=255)
+
+
+class IncidentCounter(SQLModel, table=True):
+    """The last incident number per workspace; one locked row keeps numbers sequential."""
+
+    __tablename__ = "incident_counter"
+
+    team_id: str = Field(primary_key=True, max_length=32)
+    last_number: int = 0
+
+
+def async_url(url: str) -> URL:
+    """Pick the async driver for a plain sqlite:/// or postgresql:// URL."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend in ("postgres", "postgresql"):
+        return parsed.set(drivername="postgresql+asyncpg")
+    if backend == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite")
+    raise ValueError(f"unsupported database {backend!r}: use SQLite or PostgreSQL")
+
+
+def make_engine(url: str) -> AsyncEngine:
+    target = async_url(url)
+    if target.get_backend_name() == "sqlite":
+        if target.database and target.database != ":memory:":
+            Path(target.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(target, connect_args={"timeout": 30})
+
+        # SQLite's default deferred transactions fail with "database is locked" when two
+        # writers upgrade their read locks at once; taking the write lock at BEGIN makes
+        # them queue instead (SQLAlchemy's documented recipe for pysqlite/aiosqlite).
+        @event.listens_for(engine.sync_engine, "connect")
+        def _connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_async_engine(target, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _upgrade(conn: Connection) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    if conn.dialect.name == "postgresql":
+        # Several bot processes may start at once; one migrates, the others wait.
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727274)")
+    command.upgrade(cfg, "head")
+
+
+class Store:
+    """The database: sessions plus the queries operations share."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def migrate(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_upgrade)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+            return True
+        except Exception:
+            return False
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A transaction: committed when the block ends, rolled back on error."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    # --- incidents -------------------------------------------------------------
+
+    async def next_number(self, session: AsyncSession, team_id: str) -> int:
+        """Reserve the next number; the row lock serialises concurrent declarations."""
+        for _ in range(5):
+            stmt = (
+                update(IncidentCounter)
+                .where(IncidentCounter.team_id == team_id)  # type: ignore[arg-type]
+                .values(last_number=IncidentCounter.last_number + 1)
+                .returning(IncidentCounter.last_number)
+            )
+            number = (await session.execute(stmt)).scalar_one_or_none()
+            if number is not None:
+                return int(number)
+            try:
+                async with session.begin_nested():
+                    session.add(IncidentCounter(team_id=team_id, last_number=1))
+                return 1
+            except IntegrityError:
+                # Another process created the row first: increment it instead.
+                await asyncio.sleep(0)
+        raise RuntimeError("could not reserve an incident number")
+
+    async def incident_by_key(self, session: AsyncSession, key: str) -> Incident | None:
+        stmt = select(Incident).where(Incident.declare_key == key)  # type: ignore[arg-type]
+        return (await session.execute(stmt)).scalar_one_or_none()
+
+    async def incident(self, incident_id: int) -> Incident | None:
+        async with self.sessions() as session:
+            return await session.get(Incident, incident_id)
+
+    async def incident_by_channel(self, channel_id: str) -> Incident | None:
+        async with self.sessions() as session:
+            stmt = select(Incident).where(Incident.channel_id == channel_id)  # type: ignore[arg-type]
+            return (await session.execute(stmt)).scalar_one_or_none()
+
+    async def incident_by_number(self, team_id: str | None, number: int) -> Incident | None:
+        async with self.sessions() as session:
+            stmt = select(Incident).where(Incident.number == number)  # type: ignore[arg-type]
+            if team_id is not None:
+                stmt = stmt.where(Incident.team_id == team_id)  # type: ignore[arg-type]
+            return (await session.execute(stmt)).scalars().first()
+
+    async def open_incidents(self, team_id: str) -> Sequence[Incident]:
+        async with self.sessions() as session:
+            stmt = (
+                select(Incident)
+                .where(Incident.team_id == team_id)  # type: ignore[arg-type]
+                .where(Incident.status != Status.resolved.value)  # type: ignore[arg-type]
+                .order_by(Incident.number.desc())  # type: ignore[attr-defined]
+            )
+            return (await session.execute(stmt)).scalars().all()
+
+    async def unprovisioned(self) -> Sequence[Incident]:
+        async with self.sessions() as session:
+            stmt = select(Incident).where(Incident.provisioned == False)  # type: ignore[arg-type]  # noqa: E712
+            return (await session.execute(stmt)).scalars().all()
+
+    async def save_fields(self, incident_id: int, **values: Any) -> None:
+        """Record a Slack step's result at once, so a retry resumes after it."""
+        async with self.session() as session:
+            await session.execute(
+                update(Incident).where(Incident.id == incident_id).values(**values)  # type: ignore[arg-type]
+            )
+
+    # --- roles -----------------------------------------------------------------
+
+    async def roles(self, incident_id: int) -> dict[str, str]:
+        """Current holder per role."""
+        async with self.sessions() as session:
+            stmt = (
+                select(RoleAssignment)
+                .where(RoleAssignment.incident_id == incident_id)  # type: ignore[arg-type]
+                .where(RoleAssignment.ended_at == None)  # type: ignore[arg-type]  # noqa: E711
+            )
+            rows = (await session.execute(stmt)).scalars().all()
+            return {r.role: r.user_id for r in rows}
+
+    # --- timeline --------------------------------------------------------------
+
+    async def add_entry(self, session: AsyncSession, entry: TimelineEntry) -> bool:
+        """Append an entry; False when its source was recorded already."""
+        if entry.source_key is not None:
+            stmt = (
+                select(func.count())
+                .select_from(TimelineEntry)
+                .where(TimelineEntry.incident_id == entry.incident_id)  # type: ignore[arg-type]
+                .where(TimelineEntry.source_key == entry.source_key)  # type: ignore[arg-type]
+            )
+            if (await session.execute(stmt)).scalar_one():
+                return False
+        try:
+            async with session.begin_nested():
+                session.add(entry)
+        except IntegrityError:
+            return False
+        return True
+
+    async def timeline(self, incident_id: int) -> Sequence[TimelineEntry]:
+        async with self.sessions() as session:
+            stmt = (
+                select(TimelineEntry)
+                .where(TimelineEntry.incident_id == incident_id)  # type: ignore[arg-type]
+                .order_by(TimelineEntry.happened_at, TimelineEntry.id)  # type: ignore[arg-type]
+            )
+            return (await session.execute(stmt)).scalars().all()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
