@@ -1,0 +1,57 @@
+"""manifest.yml creates the app as-is: valid for Slack, and declaring all the code uses."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from bot.slack.listeners import COMMAND
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = ROOT.parent / "shared" / "slack-reference"
+MANIFEST = yaml.safe_load((ROOT / "manifest.yml").read_text())
+SOURCE = "\n".join(p.read_text() for p in (ROOT / "bot").rglob("*.py"))
+
+
+def test_manifest_is_valid_against_slacks_schema() -> None:
+    schema = json.loads((REFERENCE / "manifest.schema.1.0.0.json").read_text())
+    jsonschema.Draft7Validator(schema).validate(MANIFEST)
+
+
+def test_manifest_declares_the_command() -> None:
+    commands = {c["command"]: c for c in MANIFEST["features"]["slash_commands"]}
+    assert COMMAND in commands
+    # Mentions arrive as <@U…> ids only when Slack escapes them.
+    assert commands[COMMAND]["should_escape"] is True
+    assert "commands" in MANIFEST["oauth_config"]["scopes"]["bot"]
+
+
+def methods_called() -> set[str]:
+    calls = re.findall(r"client\.([a-z]+(?:_[A-Za-z]+)+)\(", SOURCE)
+    return {c.replace("_", ".") for c in calls}
+
+
+def test_manifest_grants_a_scope_for_every_web_api_method_used() -> None:
+    granted = set(MANIFEST["oauth_config"]["scopes"]["bot"])
+    methods = methods_called()
+    assert {"chat.postMessage", "conversations.create", "pins.add"} <= methods
+    for method in sorted(methods):
+        ref = REFERENCE / "methods" / f"{method}.json"
+        assert ref.exists(), f"{method} is not in the Slack method reference"
+        needed = json.loads(ref.read_text()).get("scope", {}).get("bot", [])
+        if needed:
+            assert granted & set(needed), f"{method} needs one of {needed}"
+
+
+def test_manifest_subscribes_to_every_event_and_shortcut_handled() -> None:
+    events = set(re.findall(r"@app\.event\(\s*\"([a-z_.]+)\"", SOURCE))
+    subscribed = set(MANIFEST["settings"].get("event_subscriptions", {}).get("bot_events", []))
+    assert events <= subscribed
+    shortcuts = set(re.findall(r"@app\.(?:message_)?shortcut\(\s*([A-Za-z_.]+)", SOURCE))
+    declared = {s["callback_id"] for s in MANIFEST["features"].get("shortcuts", [])}
+    assert len(shortcuts) == len(declared)
+    assert MANIFEST["settings"]["interactivity"]["is_enabled"] is True

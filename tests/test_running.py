@@ -1,0 +1,167 @@
+"""The bot as a person runs it: `python -m bot`, settings from the environment, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import ALICE, BOT_TOKEN, SIGNING_SECRET, until
+from tests.fakeslack import FakeSlack, SlackSender
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_bot(
+    env: dict[str, str], cwd: Path, timeout: float = 20
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot"],
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "named", "secret"),
+    [
+        ({}, "SLACK_BOT_TOKEN", None),
+        ({"SLACK_BOT_TOKEN": "hunter2-not-a-token"}, "SLACK_BOT_TOKEN", "hunter2-not-a-token"),
+        ({"SLACK_BOT_TOKEN": BOT_TOKEN}, "SLACK_SIGNING_SECRET", None),
+        (
+            {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": "s", "PORT": "eighty"},
+            "PORT",
+            None,
+        ),
+        (
+            {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": "xoxb-wrong-kind-secret"},
+            "SLACK_APP_TOKEN",
+            "xoxb-wrong-kind-secret",
+        ),
+        (
+            {
+                "SLACK_BOT_TOKEN": BOT_TOKEN,
+                "SLACK_SIGNING_SECRET": "s",
+                "DATABASE_URL": "mysql://x",
+            },
+            "DATABASE_URL",
+            None,
+        ),
+        (
+            {
+                "SLACK_BOT_TOKEN": BOT_TOKEN,
+                "SLACK_SIGNING_SECRET": "s",
+                "REMINDER_INTERVAL_MINUTES": "-5",
+            },
+            "REMINDER_INTERVAL_MINUTES",
+            None,
+        ),
+        (
+            {
+                "SLACK_BOT_TOKEN": BOT_TOKEN,
+                "SLACK_SIGNING_SECRET": "s",
+                "ANNOUNCEMENTS_CHANNEL": "#general",
+            },
+            "ANNOUNCEMENTS_CHANNEL",
+            None,
+        ),
+        (
+            {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": "s", "SEVERITIES": "[{oops"},
+            "SEVERITIES",
+            None,
+        ),
+    ],
+)
+def test_bad_settings_stop_start_up_with_one_line(
+    env: dict[str, str], named: str, secret: str | None, tmp_path: Path
+) -> None:
+    result = run_bot(env, tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert named in lines[0]
+    assert "Traceback" not in result.stderr
+    if secret:
+        assert secret not in result.stderr + result.stdout
+    assert BOT_TOKEN not in result.stderr + result.stdout
+
+
+def test_settings_come_from_dotenv(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(f"SLACK_BOT_TOKEN={BOT_TOKEN}\nPORT=not-a-port\n")
+    result = run_bot({"SLACK_SIGNING_SECRET": "s"}, tmp_path)
+    assert result.returncode == 2
+    assert "PORT" in result.stderr and "SLACK_BOT_TOKEN" not in result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_the_real_process_serves_declares_and_stops_cleanly(tmp_path: Path) -> None:
+    """`python -m bot` with only environment settings, as the README runs it."""
+    async with FakeSlack(bot_token=BOT_TOKEN) as fake:
+        fake.add_user(ALICE, "alice")
+        port = free_port()
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": str(ROOT),
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": fake.api_url,
+            "PORT": str(port),
+            "LOG_LEVEL": "DEBUG",
+        }
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            async with aiohttp.ClientSession() as http:
+
+                async def healthy() -> bool:
+                    try:
+                        async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
+                            return r.status == 200
+                    except aiohttp.ClientError:
+                        return False
+
+                await until(healthy, timeout=20, message="bot healthy")
+            # The default database is a SQLite file in the working directory.
+            assert (tmp_path / "incident-bot.db").exists()
+            async with SlackSender(
+                f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET, fake
+            ) as slack:
+                reply = await slack.command("declare sev1 Real process", user=ALICE)
+                assert reply.status == 200
+                channel = await fake.wait_for(lambda: fake.channel_by_name("inc-1-real-process"))
+                await fake.wait_for(lambda: fake.pins(channel.id), message="card pinned")
+                # Unsigned requests are refused.
+                bad = await slack.raw(
+                    b"command=/incident&text=help", {"X-Slack-Signature": "v0=00"}
+                )
+                assert bad.status == 401
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = await asyncio.wait_for(proc.communicate(), 15)
+        assert proc.returncode == 0, err.decode()
+        log = err.decode()
+        assert "serving Slack requests" in log
+        assert BOT_TOKEN not in log and SIGNING_SECRET not in log
