@@ -226,6 +226,7 @@ class Incidents:
                         actor=actor,
                         text=f"Declared {incident.ref} at {sev.name}: {title}",
                         source_key="declared",
+                        data={"severity": sev.name, "commander": commander},
                     ),
                 )
         except IntegrityError:

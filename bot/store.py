@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Index, UniqueConstraint, event, func, select, update
+from sqlalchemy import JSON, DateTime, Index, Text, UniqueConstraint, event, func, select, update
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
@@ -124,6 +124,58 @@ class TimelineEntry(SQLModel, table=True):
     actor: str | None = Field(default=None, max_length=32)
     text: str = Field(default="", max_length=40000)
     source_key: str | None = Field(default=None, max_length=255)
+    # Structured facts by kind, e.g. severity {"from": "SEV3", "to": "SEV1"}.
+    data: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class StatusUpdate(SQLModel, table=True):
+    """A status update as posted: the status it set and the summary people read."""
+
+    __tablename__ = "status_update"
+    __table_args__ = (
+        UniqueConstraint("incident_id", "source_key", name="uq_status_update_source"),
+        Index("ix_status_update_incident_time", "incident_id", "posted_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id")
+    status: str = Field(max_length=20)
+    summary: str = Field(max_length=3000)
+    posted_by: str = Field(max_length=32)
+    posted_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    message_ts: str | None = Field(default=None, max_length=32)
+    # The trigger or view that asked for it, so a retry or double click posts once.
+    source_key: str = Field(max_length=255)
+
+
+class FollowUp(SQLModel, table=True):
+    """An action item to do after the incident, with an owner when one was named."""
+
+    __tablename__ = "follow_up"
+    __table_args__ = (UniqueConstraint("incident_id", "source_key", name="uq_follow_up_source"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    text: str = Field(max_length=3000)
+    owner: str | None = Field(default=None, max_length=32)
+    created_by: str = Field(max_length=32)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    source_key: str = Field(max_length=255)
+
+
+class Postmortem(SQLModel, table=True):
+    """Every compiled draft is kept; the highest version is the latest."""
+
+    __tablename__ = "postmortem"
+    __table_args__ = (UniqueConstraint("incident_id", "version", name="uq_postmortem_version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    version: int
+    markdown: str = Field(sa_column=Column(Text(), nullable=False))
+    created_by: str = Field(max_length=32)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    file_id: str | None = Field(default=None, max_length=32)
 
 
 class IncidentCounter(SQLModel, table=True):

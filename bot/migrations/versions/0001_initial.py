@@ -74,6 +74,7 @@ def upgrade() -> None:
         sa.Column("actor", S(length=32), nullable=True),
         sa.Column("text", S(length=40000), nullable=False),
         sa.Column("source_key", S(length=255), nullable=True),
+        sa.Column("data", sa.JSON(), nullable=True),
         sa.UniqueConstraint("incident_id", "source_key", name="uq_timeline_source"),
     )
     op.create_index("ix_timeline_incident_time", "timeline_entry", ["incident_id", "happened_at"])
