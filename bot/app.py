@@ -19,6 +19,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.incidents import Clock, Incidents
+from bot.reminders import Reminders
 from bot.settings import Settings
 from bot.slack import listeners
 from bot.store import Store, utcnow
@@ -45,11 +46,14 @@ def make_client(settings: Settings, *, with_token: bool = True) -> AsyncWebClien
 class BotApp:
     """The running bot. `start()` and `stop()` bracket its life; tests use it in-process."""
 
-    def __init__(self, settings: Settings, *, clock: Clock = utcnow):
+    def __init__(
+        self, settings: Settings, *, clock: Clock = utcnow, reminder_sync_seconds: float = 30.0
+    ):
         self.settings = settings
         self.client = make_client(settings)
         self.store = Store(settings.database_url)
         self.ops = Incidents(settings, self.store, self.client, clock=clock)
+        self.reminders = Reminders(self.ops, sync_seconds=reminder_sync_seconds)
         self._bot_id: str | None = None
         secret = settings.slack_signing_secret
         self.bolt = AsyncApp(
@@ -67,6 +71,7 @@ class BotApp:
         self._runner: web.AppRunner | None = None
         self._socket: Any = None
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._stopped = False
         self.port: int | None = None
 
     def _authorizer(self) -> Any:
@@ -129,6 +134,7 @@ class BotApp:
             sockets = getattr(server, "sockets", None) or []
             self.port = sockets[0].getsockname()[1] if sockets else port
             log.info("serving Slack requests on port %s at %s", self.port, EVENTS_PATH)
+        await self.reminders.start()
         # Finish declarations that a crash or a Slack outage left half-done.
         self._background(self.ops.resume_unprovisioned())
 
@@ -139,6 +145,10 @@ class BotApp:
 
     async def stop(self, *, grace: float = 10.0) -> None:
         """Stop taking requests, let work in flight finish (up to `grace` s), close."""
+        if self._stopped:
+            return
+        self._stopped = True
+        await self.reminders.stop()
         if self._socket is not None:
             with contextlib.suppress(Exception):
                 await self._socket.disconnect_async()

@@ -17,12 +17,22 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.settings import Settings
+from bot.settings import Role, Settings
 from bot.slack import blocks
-from bot.slack.text import channel_name, one_line, with_suffix
-from bot.store import Incident, RoleAssignment, Store, TimelineEntry, utcnow
+from bot.slack.text import channel_name, literal, one_line, with_suffix
+from bot.store import (
+    Incident,
+    RoleAssignment,
+    Status,
+    StatusUpdate,
+    Store,
+    TimelineEntry,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +52,19 @@ class SlackFailure(Exception):
 class Declared:
     incident: Incident
     created: bool  # False when this request repeated an earlier one
+
+
+@dataclass(frozen=True)
+class Changed:
+    """What an operation did; `changed` is False when there was nothing to do."""
+
+    incident: Incident
+    changed: bool
+    message: str = ""
+
+
+SUMMARY_MAX = 3000
+OPEN_STATUSES = [s.value for s in Status if s is not Status.resolved]
 
 
 def slack_error(e: Exception) -> str:
@@ -66,7 +89,11 @@ class Incidents:
         self.bot_user_id: str | None = None
         self.team_id: str | None = None
         self._locks: dict[int, asyncio.Lock] = {}
+        self._render_locks: dict[int, asyncio.Lock] = {}
         self._users: dict[str, dict[str, Any]] = {}
+        self._names: dict[str, str] | None = None
+        # Called with the incident after every stored change (the reminder schedule).
+        self.on_change: list[Callable[[Incident], Awaitable[None]]] = []
 
     async def connect(self) -> None:
         """Learn who the bot is, once, instead of on the first request."""
@@ -375,14 +402,397 @@ class Incidents:
 
     async def refresh(self, incident_id: int) -> None:
         """Show the stored state again: card, topic and announcement."""
-        state = await self.state(incident_id)
-        inc = state.incident
-        if not inc.provisioned:
-            await self.provision(incident_id)
-            return
-        steps: list[Awaitable[None]] = [self._post_card(state), self._set_topic(state)]
-        if self.settings.announcements_channel and not inc.private:
-            steps.append(self._announce(state))
-        for result in await asyncio.gather(*steps, return_exceptions=True):
-            if isinstance(result, BaseException):
-                raise result
+        # One render at a time per incident, each from fresh state, so the last one
+        # shown is never older than the last change.
+        async with self._render_locks.setdefault(incident_id, asyncio.Lock()):
+            state = await self.state(incident_id)
+            inc = state.incident
+            if not inc.provisioned:
+                await self.provision(incident_id)
+                return
+            steps: list[Awaitable[None]] = [self._post_card(state), self._set_topic(state)]
+            if self.settings.announcements_channel and not inc.private:
+                steps.append(self._announce(state))
+            for result in await asyncio.gather(*steps, return_exceptions=True):
+                if isinstance(result, BaseException):
+                    raise result
+
+    # --- finding the incident a request is about --------------------------------------
+
+    async def in_channel(self, channel_id: str | None, team_id: str) -> Incident:
+        """The incident whose channel this is, or a private answer naming where to go."""
+        incident = await self.store.incident_by_channel(channel_id) if channel_id else None
+        if incident is not None:
+            return incident
+        open_ = [i for i in await self.store.open_incidents(team_id) if i.channel_id]
+        public = [i for i in open_ if not i.private][:5]
+        if not public:
+            raise BadInput(
+                "Run this in an incident's channel. There is no open incident; "
+                "`/incident declare` starts one."
+            )
+        where = ", ".join(f"<#{i.channel_id}> ({i.ref})" for i in public)
+        raise BadInput(f"Run this in the incident's channel: {where}.")
+
+    def role(self, name: str) -> Role:
+        name = name.strip().lower()
+        aliases = {"ic": "commander", "incident_commander": "commander", "communications": "comms"}
+        name = aliases.get(name, name)
+        for role in self.settings.roles:
+            if role.name == name:
+                return role
+        choices = ", ".join(f"`{r.name}`" for r in self.settings.roles)
+        raise BadInput(f"`{one_line(name, 30)}` is not a role. Roles: {choices}.")
+
+    async def find_user(self, token: str, actor: str) -> str:
+        """`me`, `<@U123|bob>`, `U123` or `@bob` -> a user id; BadInput otherwise."""
+        from bot.slack.text import parse_user_name, parse_user_ref
+
+        token = token.strip()
+        if token.lower() in ("me", "myself", "@me"):
+            return actor
+        user_id = parse_user_ref(token)
+        if user_id is None:
+            name = parse_user_name(token) or (token.lower() if token.isidentifier() else None)
+            if name is None:
+                raise BadInput(f"`{one_line(token, 40)}` is not a person. Mention them: `@name`.")
+            user_id = (await self._user_names()).get(name)
+            if user_id is None:
+                raise BadInput(f"Nobody called `@{one_line(name, 40)}` is in this workspace.")
+        await self.check_person(user_id)
+        return user_id
+
+    async def _user_names(self) -> dict[str, str]:
+        """name / display name -> id, for `@name` typed where Slack did not escape it."""
+        if self._names is None:
+            names: dict[str, str] = {}
+            cursor = None
+            while True:
+                resp = await self.client.users_list(limit=500, cursor=cursor)
+                for u in resp.get("members", []):
+                    if u.get("deleted"):
+                        continue
+                    profile = u.get("profile") or {}
+                    for key in (u.get("name"), profile.get("display_name")):
+                        if key:
+                            names.setdefault(key.lower(), u["id"])
+                cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    break
+            self._names = names
+        return self._names
+
+    # --- changing an incident ---------------------------------------------------------
+
+    async def _locked(self, s: AsyncSession, incident_id: int) -> Incident:
+        """The incident row, locked for this transaction (PostgreSQL; SQLite locks at BEGIN)."""
+        stmt = select(Incident).where(Incident.id == incident_id).with_for_update()  # type: ignore[arg-type]
+        return (await s.execute(stmt)).scalar_one()
+
+    def _entry(
+        self,
+        inc: Incident,
+        kind: str,
+        actor: str | None,
+        text: str,
+        data: dict[str, Any] | None = None,
+        *,
+        at: datetime | None = None,
+        source_key: str | None = None,
+    ) -> TimelineEntry:
+        now = self.clock()
+        return TimelineEntry(
+            incident_id=inc.id,  # type: ignore[arg-type]
+            kind=kind,
+            happened_at=at or now,
+            recorded_at=now,
+            actor=actor,
+            text=text,
+            data=data,
+            source_key=source_key,
+        )
+
+    @staticmethod
+    def _require_open(inc: Incident) -> None:
+        if not inc.is_open:
+            raise BadInput(f"{inc.ref} is resolved. `/incident reopen` it first.")
+
+    async def _after_change(self, incident_id: int) -> Incident:
+        """Show the stored state again and let the reminder schedule follow it."""
+        await self.refresh(incident_id)
+        incident = await self.store.incident(incident_id)
+        assert incident is not None
+        for hook in self.on_change:
+            await hook(incident)
+        return incident
+
+    async def post(self, inc: Incident, text: str, body: list[Any] | None = None, **kw: Any) -> str:
+        """Post in the incident's channel; returns the message ts."""
+        assert inc.channel_id
+        resp = await self.client.chat_postMessage(
+            channel=inc.channel_id, text=text, blocks=body, unfurl_links=False, **kw
+        )
+        return str(resp["ts"])
+
+    async def _post_to_announcement_thread(self, inc: Incident, text: str) -> None:
+        channel = self.settings.announcements_channel
+        if channel and inc.announcement_ts and not inc.private:
+            await self.client.chat_postMessage(
+                channel=channel, thread_ts=inc.announcement_ts, text=text, unfurl_links=False
+            )
+
+    async def set_severity(self, incident_id: int, severity: str, actor: str) -> Changed:
+        sev = self.settings.severity(severity)
+        if sev is None:
+            raise BadInput(self.unknown_severity(severity))
+        async with self.store.session() as s:
+            inc = await self._locked(s, incident_id)
+            self._require_open(inc)
+            old = inc.severity
+            if old == sev.name:
+                return Changed(inc, False, f"{inc.ref} is already {sev.name}.")
+            inc.severity = sev.name
+            # The new level's cadence applies from the last update (or the declaration).
+            inc.next_update_due = (inc.last_update_at or inc.declared_at) + self.reminder_interval(
+                sev.name
+            )
+            s.add(
+                self._entry(
+                    inc,
+                    "severity",
+                    actor,
+                    f"Severity {old} → {sev.name}",
+                    {"from": old, "to": sev.name},
+                )
+            )
+        inc = await self._after_change(incident_id)
+        if self.rank(sev.name) < self.rank(old):
+            text = (
+                f":rotating_light: <@{actor}> raised {inc.ref} from {old} to "
+                f"*{blocks.severity_text(self.settings, sev.name)}*. {literal(sev.description)}"
+            )
+            await self.post(inc, text)
+            await self._post_to_announcement_thread(inc, text)
+        else:
+            await self.post(
+                inc,
+                f"<@{actor}> changed the severity from {old} to "
+                f"*{blocks.severity_text(self.settings, sev.name)}*.",
+            )
+        return Changed(inc, True, f"{inc.ref} is now {sev.name}.")
+
+    def rank(self, severity: str) -> int:
+        names = [s.name for s in self.settings.severities]
+        return names.index(severity) if severity in names else len(names)
+
+    async def assign_role(
+        self, incident_id: int, role_name: str, user_id: str, actor: str
+    ) -> Changed:
+        role = self.role(role_name)
+        await self.check_person(user_id)
+        now = self.clock()
+        async with self.store.session() as s:
+            inc = await self._locked(s, incident_id)
+            self._require_open(inc)
+            stmt = (
+                select(RoleAssignment)
+                .where(RoleAssignment.incident_id == incident_id)  # type: ignore[arg-type]
+                .where(RoleAssignment.role == role.name)  # type: ignore[arg-type]
+                .where(RoleAssignment.ended_at == None)  # type: ignore[arg-type]  # noqa: E711
+            )
+            current = (await s.execute(stmt)).scalars().first()
+            if current is not None and current.user_id == user_id:
+                return Changed(inc, False, f"<@{user_id}> is already the {role.label}.")
+            previous = current.user_id if current is not None else None
+            if current is not None:
+                current.ended_at = now
+            s.add(
+                RoleAssignment(
+                    incident_id=incident_id,
+                    role=role.name,
+                    user_id=user_id,
+                    assigned_by=actor,
+                    assigned_at=now,
+                )
+            )
+            handover = f" (handed over from <@{previous}>)" if previous else ""
+            s.add(
+                self._entry(
+                    inc,
+                    "role",
+                    actor,
+                    f"<@{user_id}> is the {role.label}{handover}",
+                    {"role": role.name, "from": previous, "to": user_id},
+                )
+            )
+        await self._invite(inc, {user_id})
+        inc = await self._after_change(incident_id)
+        by = "" if actor == user_id else f", assigned by <@{actor}>"
+        await self.post(
+            inc,
+            f":bust_in_silhouette: <@{user_id}> is now the *{role.label}*{handover}{by}. "
+            f"{literal(role.description)}",
+        )
+        return Changed(inc, True, f"<@{user_id}> is now the {role.label} of {inc.ref}.")
+
+    async def post_update(
+        self, incident_id: int, *, summary: str, actor: str, key: str, status: str | None = None
+    ) -> Changed:
+        summary = summary.strip()
+        if not summary:
+            raise BadInput(
+                "An update needs a summary: `/incident update Rolled back; error rate falling`, "
+                "or `/incident update` for the form."
+            )
+        if len(summary) > SUMMARY_MAX:
+            raise BadInput(
+                f"Keep the update to {SUMMARY_MAX:,} characters; it is {len(summary):,}."
+            )
+        if status is not None and status not in OPEN_STATUSES:
+            raise BadInput(
+                f"`{one_line(status, 20)}` is not a status. Use one of: "
+                + ", ".join(f"`{s}`" for s in OPEN_STATUSES)
+                + " (or `/incident resolve`)."
+            )
+        now = self.clock()
+        async with self.store.session() as s:
+            inc = await self._locked(s, incident_id)
+            self._require_open(inc)
+            existing = (
+                await s.execute(
+                    select(StatusUpdate)
+                    .where(StatusUpdate.incident_id == incident_id)  # type: ignore[arg-type]
+                    .where(StatusUpdate.source_key == key)  # type: ignore[arg-type]
+                )
+            ).scalar_one_or_none()
+            if existing is not None:
+                return Changed(inc, False, "That update was posted already.")
+            old_status, status = inc.status, status or inc.status
+            update = StatusUpdate(
+                incident_id=incident_id,
+                status=status,
+                summary=summary,
+                posted_by=actor,
+                posted_at=now,
+                source_key=key,
+            )
+            s.add(update)
+            await s.flush()
+            inc.status = status
+            inc.last_update_at = now
+            inc.next_update_due = now + self.reminder_interval(inc.severity)
+            s.add(
+                self._entry(
+                    inc,
+                    "update",
+                    actor,
+                    summary,
+                    {"status": status, "from": old_status, "update_id": update.id},
+                )
+            )
+        text, body = blocks.status_update(inc, update, self.settings)
+        ts = await self.post(inc, text, body)
+        await self.store.save_update_ts(update.id, ts)  # type: ignore[arg-type]
+        await self._post_to_announcement_thread(inc, text)
+        inc = await self._after_change(incident_id)
+        return Changed(inc, True, f"Update posted to {inc.ref}.")
+
+    async def resolve(self, incident_id: int, *, summary: str, actor: str) -> Changed:
+        summary = summary.strip()
+        if len(summary) > SUMMARY_MAX:
+            raise BadInput(f"Keep the summary to {SUMMARY_MAX:,} characters.")
+        now = self.clock()
+        async with self.store.session() as s:
+            inc = await self._locked(s, incident_id)
+            if not inc.is_open:
+                return Changed(inc, False, f"{inc.ref} is already resolved.")
+            inc.status = Status.resolved.value
+            inc.resolved_at = now
+            inc.next_update_due = None
+            s.add(self._entry(inc, "resolved", actor, summary or "Resolved", {"summary": summary}))
+        inc = await self._after_change(incident_id)
+        text, body = blocks.resolved_message(inc, actor, summary, self.settings)
+        await self.post(inc, text, body)
+        await self._post_to_announcement_thread(inc, text)
+        return Changed(inc, True, f"{inc.ref} is resolved.")
+
+    async def reopen(self, incident_id: int, actor: str) -> Changed:
+        now = self.clock()
+        async with self.store.session() as s:
+            inc = await self._locked(s, incident_id)
+            if inc.is_open:
+                return Changed(inc, False, f"{inc.ref} is not resolved.")
+            inc.status = Status.investigating.value
+            inc.resolved_at = None
+            inc.next_update_due = now + self.reminder_interval(inc.severity)
+            s.add(self._entry(inc, "reopened", actor, "Reopened"))
+        inc = await self._after_change(incident_id)
+        text = f":repeat: <@{actor}> reopened {inc.ref}. Status: investigating."
+        await self.post(inc, text)
+        await self._post_to_announcement_thread(inc, text)
+        return Changed(inc, True, f"{inc.ref} is open again.")
+
+    async def snooze(self, incident_id: int, minutes: int, actor: str, key: str) -> Changed:
+        """Move the next update's due time; one snooze per reminder message."""
+        now = self.clock()
+        async with self.store.session() as s:
+            inc = await self._locked(s, incident_id)
+            self._require_open(inc)
+            added = await self.store.add_entry(
+                s,
+                self._entry(
+                    inc,
+                    "snooze",
+                    actor,
+                    f"Snoozed the update reminder for {minutes} min",
+                    {"minutes": minutes},
+                    source_key=key,
+                ),
+            )
+            if not added:
+                return Changed(inc, False, "That reminder was snoozed already.")
+            inc.next_update_due = now + timedelta(minutes=minutes)
+        inc = await self._after_change(incident_id)
+        return Changed(inc, True, f"Next update reminder for {inc.ref} in {minutes} min.")
+
+    # --- reminders ----------------------------------------------------------------------
+
+    async def claim_reminder(self, incident_id: int, due: datetime) -> Incident | None:
+        """Take the reminder due at `due`, or None if it is not (or no longer) ours to send.
+
+        The row lock plus the due-time comparison make this a compare-and-set: of all
+        processes that wake up for the same due time, exactly one moves it forward.
+        """
+        now = self.clock()
+        async with self.store.session() as s:
+            inc = await self._locked(s, incident_id)
+            if not inc.is_open or inc.next_update_due != due or due > now:
+                return None
+            inc.next_update_due = now + self.reminder_interval(inc.severity)
+            s.add(
+                self._entry(
+                    inc,
+                    "reminder",
+                    None,
+                    "Reminder: no status update",
+                    {"due": due.isoformat(), "last_update": _iso(inc.last_update_at)},
+                    source_key=f"reminder:{due.isoformat()}",
+                )
+            )
+        return inc
+
+    async def send_reminder(self, inc: Incident) -> None:
+        roles = await self.store.roles(inc.id)  # type: ignore[arg-type]
+        mention = roles.get("comms") or roles.get("commander") or inc.declared_by
+        since = (
+            blocks.when(inc.last_update_at, "{time} ({ago})")
+            if inc.last_update_at
+            else "none since it was declared"
+        )
+        text, body = blocks.reminder(inc, mention, since)
+        await self.post(inc, text, body)
+        await self._after_change(inc.id)  # type: ignore[arg-type]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

@@ -327,6 +327,15 @@ class Store:
             )
             return (await session.execute(stmt)).scalars().all()
 
+    async def reminder_due_times(self) -> Sequence[Incident]:
+        async with self.sessions() as session:
+            stmt = (
+                select(Incident)
+                .where(Incident.status != Status.resolved.value)  # type: ignore[arg-type]
+                .where(Incident.next_update_due != None)  # type: ignore[arg-type]  # noqa: E711
+            )
+            return (await session.execute(stmt)).scalars().all()
+
     async def unprovisioned(self) -> Sequence[Incident]:
         async with self.sessions() as session:
             stmt = select(Incident).where(Incident.provisioned == False)  # type: ignore[arg-type]  # noqa: E712
@@ -338,6 +347,21 @@ class Store:
             await session.execute(
                 update(Incident).where(Incident.id == incident_id).values(**values)  # type: ignore[arg-type]
             )
+
+    async def save_update_ts(self, update_id: int, ts: str) -> None:
+        async with self.session() as session:
+            await session.execute(
+                update(StatusUpdate).where(StatusUpdate.id == update_id).values(message_ts=ts)  # type: ignore[arg-type]
+            )
+
+    async def latest_update(self, incident_id: int) -> StatusUpdate | None:
+        async with self.sessions() as session:
+            stmt = (
+                select(StatusUpdate)
+                .where(StatusUpdate.incident_id == incident_id)  # type: ignore[arg-type]
+                .order_by(StatusUpdate.posted_at.desc(), StatusUpdate.id.desc())  # type: ignore[attr-defined]
+            )
+            return (await session.execute(stmt)).scalars().first()
 
     # --- roles -----------------------------------------------------------------
 

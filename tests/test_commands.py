@@ -98,22 +98,29 @@ async def test_list_shows_open_incidents_and_hides_private_from_outsiders(bot: B
 
 
 async def test_titles_are_shown_as_text_not_mentions(bot: Bot) -> None:
-    await bot.slack.command("declare <!channel> <@U0BOB> <http://evil|click> *bold*", user=ALICE)
+    # What Slack sends for a typed "@channel <!here> @bob <link> *bold*": mentions as
+    # tokens, literal angle brackets as entities.
+    await bot.slack.command(
+        "declare <!channel> &lt;!here&gt; <@U0BOB|bob> <http://evil|click> *bold*", user=ALICE
+    )
     inc = await bot.wait_provisioned(1)
+    assert inc.title == "@channel <!here> @bob click (http://evil) *bold*"
     card = bot.fake.message(inc.channel_id, inc.card_ts)
-    # Where Slack reads markup (message text, mrkdwn, the topic) the title is escaped...
+    # Where Slack reads markup (message text, mrkdwn, the topic) nothing is live...
     marked_up = (
         card["text"]
         + texts_of(card["blocks"], kinds=("mrkdwn",))
         + bot.fake.channels[inc.channel_id].topic["value"]
     )
-    for markup in ("<!channel>", "<@U0BOB>", "<http://evil|click>"):
+    for markup in ("<!channel>", "<!here>", "<@U0BOB", "<http://evil"):
         assert markup not in marked_up
-    assert "&lt;!channel&gt;" in card["text"]
+    assert "&lt;!here&gt;" in card["text"]
+    assert "@channel" not in card["text"]  # a word joiner keeps it from linking
+    assert "*bold*" not in card["text"]
     # ...and plain text shows it exactly as typed.
     header = card["blocks"][0]["text"]
     assert header["type"] == "plain_text"
-    assert header["text"] == "INC-1 · <!channel> <@U0BOB> <http://evil|click> *bold*"
+    assert header["text"] == f"INC-1 · {inc.title}"
 
 
 async def test_slash_command_acked_within_three_seconds_when_slack_is_slow(bot: Bot) -> None:

@@ -530,3 +530,15 @@ def test_markdown_escape_never_starts_a_block(text: str) -> None:
     for line in re.split(r"\r\n|\r|\n", out):
         if line.strip(" \t"):
             assert not _BLOCK_START.match(line), line
+
+
+def test_slack_to_plain_reads_command_text_as_typed() -> None:
+    from bot.slack.text import slack_to_plain
+
+    assert slack_to_plain("DB &amp; cache &lt;slow&gt;") == "DB & cache <slow>"
+    assert slack_to_plain("ask <@U123|bob> in <#C9|ops>") == "ask @bob in #ops"
+    assert slack_to_plain("<!channel> <!here> <!subteam^S1|@sre>") == "@channel @here @sre"
+    assert slack_to_plain("see <https://x.io/a|the doc> or <https://y.io>") == (
+        "see the doc (https://x.io/a) or https://y.io"
+    )
+    assert slack_to_plain("<@U123>") == "@U123"

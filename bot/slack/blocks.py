@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from slack_sdk.models.blocks import (
+    ActionsBlock,
     Block,
+    ButtonElement,
     ContextBlock,
     DividerBlock,
     HeaderBlock,
@@ -28,9 +30,11 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.blocks.block_elements import CheckboxesElement
 from slack_sdk.models.views import View
 
-from bot.settings import Settings, Severity
+from bot.settings import Role, Settings, Severity
 from bot.slack.text import literal, one_line
-from bot.store import Incident, Status
+from bot.store import Incident, Status, StatusUpdate
+
+OPEN_STATUSES = [s.value for s in Status if s is not Status.resolved]
 
 TITLE_MAX = 250
 DESCRIPTION_MAX = 3000
@@ -89,6 +93,20 @@ def severity_option(sev: Severity) -> Option:
 
 # --- the incident card -----------------------------------------------------------
 
+CARD_SEVERITY = "card_severity"
+CARD_ROLE = "card_role:"  # + role name
+CARD_UPDATE = "card_update"
+CARD_RESOLVE = "card_resolve"
+CARD_REOPEN = "card_reopen"
+REMINDER_UPDATE = "reminder_update"
+REMINDER_SNOOZE = "reminder_snooze:"  # + minutes
+SNOOZE_CHOICES = (("15 min", 15), ("30 min", 30), ("1 h", 60))
+UPDATE_VIEW = "update"
+UPDATE_STATUS = ("status", "status")
+UPDATE_SUMMARY = ("summary", "summary")
+RESOLVE_VIEW = "resolve"
+RESOLVE_SUMMARY = ("summary", "summary")
+
 
 def card_text(state: IncidentState, settings: Settings) -> str:
     """The notification/fallback text of the card."""
@@ -99,51 +117,243 @@ def card_text(state: IncidentState, settings: Settings) -> str:
     )
 
 
-def incident_card(state: IncidentState, settings: Settings) -> list[Block]:
+def _facts(state: IncidentState) -> list[MarkdownTextObject]:
     inc = state.incident
-    fields = [
-        MarkdownTextObject(text=f"*Severity*\n{severity_text(settings, inc.severity)}"),
+    facts = [
         MarkdownTextObject(text=f"*Status*\n{status_text(inc.status)}"),
-        MarkdownTextObject(text=f"*Incident Commander*\n{user(state.roles.get('commander'))}"),
-        MarkdownTextObject(text=f"*Communications Lead*\n{user(state.roles.get('comms'))}"),
-    ]
-    for role in settings.extra_roles:
-        fields.append(
-            MarkdownTextObject(text=f"*{role.label}*\n{user(state.roles.get(role.name))}")
-        )
-    fields.append(
         MarkdownTextObject(
             text=f"*Declared*\n{when(inc.declared_at, '{date_short_pretty} at {time} ({ago})')}"
-        )
-    )
-    if inc.resolved_at is not None:
-        fields.append(MarkdownTextObject(text=f"*Resolved*\n{when(inc.resolved_at)}"))
-    elif inc.next_update_due is not None:
-        fields.append(
-            MarkdownTextObject(
-                text=f"*Next update due*\n{when(inc.next_update_due, '{time} ({ago})')}"
-            )
-        )
-    if inc.last_update_at is not None:
-        fields.append(
-            MarkdownTextObject(text=f"*Last update*\n{when(inc.last_update_at, '{time} ({ago})')}")
-        )
-    else:
-        fields.append(MarkdownTextObject(text="*Last update*\n_none yet_"))
-
-    blocks: list[Block] = [
-        HeaderBlock(text=plain(f"{inc.ref} · {inc.title}", 150)),
+        ),
     ]
+    if inc.last_update_at is not None:
+        last = when(inc.last_update_at, "{time} ({ago})")
+        facts.append(MarkdownTextObject(text=f"*Last update*\n{last}"))
+    else:
+        facts.append(MarkdownTextObject(text="*Last update*\n_none yet_"))
+    if inc.resolved_at is not None:
+        facts.append(MarkdownTextObject(text=f"*Resolved*\n{when(inc.resolved_at)}"))
+    elif inc.next_update_due is not None:
+        due = when(inc.next_update_due, "{time} ({ago})")
+        facts.append(MarkdownTextObject(text=f"*Next update due*\n{due}"))
+    return facts
+
+
+def incident_card(
+    state: IncidentState, settings: Settings, *, controls: bool = True
+) -> list[Block]:
+    """The pinned card: the incident at a glance, and its control panel while open."""
+    inc = state.incident
+    live = controls and inc.is_open
+    blocks: list[Block] = [HeaderBlock(text=plain(f"{inc.ref} · {inc.title}", 150))]
     if inc.description:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=literal(inc.description[:2900]))))
-    # A section holds at most ten fields.
-    for i in range(0, len(fields), 10):
-        blocks.append(SectionBlock(fields=fields[i : i + 10]))
+
+    sev = settings.severity(inc.severity)
+    blocks.append(
+        SectionBlock(
+            block_id=CARD_SEVERITY,
+            text=MarkdownTextObject(text=f"*Severity*\n{severity_text(settings, inc.severity)}"),
+            accessory=StaticSelectElement(
+                action_id=CARD_SEVERITY,
+                placeholder="Change severity",
+                options=[severity_option(s) for s in settings.severities],
+                initial_option=severity_option(sev) if sev else None,
+            )
+            if live
+            else None,
+        )
+    )
+    for role in settings.roles:
+        holder = state.roles.get(role.name)
+        blocks.append(
+            SectionBlock(
+                block_id=f"{CARD_ROLE}{role.name}",
+                text=MarkdownTextObject(text=f"*{role.label}*\n{user(holder)}"),
+                accessory=UserSelectElement(
+                    action_id=f"{CARD_ROLE}{role.name}",
+                    placeholder=f"Assign {role.label}"[:150],
+                    initial_user=holder,
+                )
+                if live
+                else None,
+            )
+        )
+    blocks.append(SectionBlock(fields=_facts(state)))
+    if controls:
+        if inc.is_open:
+            buttons = [
+                ButtonElement(
+                    action_id=CARD_UPDATE, text="Post update", value=str(inc.id), style="primary"
+                ),
+                ButtonElement(action_id=CARD_RESOLVE, text="Resolve", value=str(inc.id)),
+            ]
+        else:
+            buttons = [ButtonElement(action_id=CARD_REOPEN, text="Reopen", value=str(inc.id))]
+        blocks.append(ActionsBlock(block_id="card_actions", elements=buttons))
     context = f"Declared by {user(inc.declared_by)}"
     if inc.private:
         context += " · :lock: private incident"
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context)]))
     return blocks
+
+
+def status_update(
+    inc: Incident, update: StatusUpdate, settings: Settings
+) -> tuple[str, list[Block]]:
+    head = f":loudspeaker: *{inc.ref} status update* · {status_text(update.status)}"
+    text = f"{inc.ref} update ({update.status}): {literal(one_line(update.summary, 300))}"
+    return text, [
+        SectionBlock(text=MarkdownTextObject(text=f"{head}\n{literal(update.summary[:2800])}")),
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text=f"Posted by {user(update.posted_by)} · "
+                    f"{severity_text(settings, inc.severity)}"
+                )
+            ]
+        ),
+    ]
+
+
+def resolved_message(
+    inc: Incident, actor: str, summary: str, settings: Settings
+) -> tuple[str, list[Block]]:
+    text = f":white_check_mark: {inc.ref} resolved by <@{actor}>"
+    body = f":white_check_mark: *{inc.ref} resolved* by <@{actor}>"
+    if summary:
+        body += f"\n{literal(summary[:2800])}"
+        text += f": {literal(one_line(summary, 300))}"
+    return text, [SectionBlock(text=MarkdownTextObject(text=body))]
+
+
+def reminder(inc: Incident, mention: str, since: str) -> tuple[str, list[Block]]:
+    text = f":alarm_clock: <@{mention}> {inc.ref} needs a status update (last one: {since})."
+    buttons: list[ButtonElement] = [
+        ButtonElement(
+            action_id=REMINDER_UPDATE, text="Post update", value=str(inc.id), style="primary"
+        )
+    ]
+    buttons += [
+        ButtonElement(action_id=f"{REMINDER_SNOOZE}{m}", text=f"Snooze {label}", value=str(inc.id))
+        for label, m in SNOOZE_CHOICES
+    ]
+    return text, [
+        SectionBlock(
+            text=MarkdownTextObject(text=f"{text}\nPost one so everyone knows where things stand.")
+        ),
+        ActionsBlock(block_id="reminder_actions", elements=buttons),
+    ]
+
+
+def private_status(
+    state: IncidentState, settings: Settings, last_update: str | None
+) -> list[Block]:
+    body = incident_card(state, settings, controls=False)
+    if last_update:
+        body.insert(
+            -1,
+            SectionBlock(
+                text=MarkdownTextObject(text=f"*Latest update*\n{literal(last_update[:2800])}")
+            ),
+        )
+    if state.incident.channel_id:
+        body.append(
+            ContextBlock(
+                elements=[MarkdownTextObject(text=f"Channel: <#{state.incident.channel_id}>")]
+            )
+        )
+    return body
+
+
+def severity_choices(inc: Incident, settings: Settings) -> tuple[str, list[Block]]:
+    """`/incident severity` with no level: the levels, and a menu to pick one."""
+    lines = "\n".join(
+        f"{'→ ' if s.name == inc.severity else ''}*{s.name}* {s.label}: {literal(s.description)}"
+        for s in settings.severities
+    )
+    current = settings.severity(inc.severity)
+    text = f"{inc.ref} is {inc.severity}. Levels:\n{lines}"
+    return text, [
+        SectionBlock(
+            block_id=CARD_SEVERITY,
+            text=MarkdownTextObject(text=text),
+            accessory=StaticSelectElement(
+                action_id=CARD_SEVERITY,
+                placeholder="Change severity",
+                options=[severity_option(s) for s in settings.severities],
+                initial_option=severity_option(current) if current else None,
+            ),
+        )
+    ]
+
+
+def role_picker(inc: Incident, role: Role) -> tuple[str, list[Block]]:
+    """`/incident commander` with no user: a picker for that role."""
+    text = f"Who is the {role.label} of {inc.ref}?"
+    return text, [
+        SectionBlock(
+            block_id=f"{CARD_ROLE}{role.name}",
+            text=MarkdownTextObject(text=text),
+            accessory=UserSelectElement(
+                action_id=f"{CARD_ROLE}{role.name}", placeholder=f"Pick the {role.label}"[:150]
+            ),
+        )
+    ]
+
+
+def update_modal(inc: Incident, settings: Settings) -> View:
+    options = [Option(value=s, text=status_text(s)) for s in OPEN_STATUSES]
+    current = next((o for o in options if o.value == inc.status), options[0])
+    return View(
+        type="modal",
+        callback_id=UPDATE_VIEW,
+        title=f"Update {inc.ref}"[:24],
+        submit="Post update",
+        close="Cancel",
+        private_metadata=json.dumps({"incident": inc.id}),
+        blocks=[
+            InputBlock(
+                block_id=UPDATE_STATUS[0],
+                label="Status",
+                element=StaticSelectElement(
+                    action_id=UPDATE_STATUS[1], options=options, initial_option=current
+                ),
+            ),
+            InputBlock(
+                block_id=UPDATE_SUMMARY[0],
+                label="Summary",
+                hint="What changed, what is next, and when the next update comes.",
+                element=PlainTextInputElement(
+                    action_id=UPDATE_SUMMARY[1], multiline=True, max_length=3000
+                ),
+            ),
+        ],
+    )
+
+
+def resolve_modal(inc: Incident) -> View:
+    return View(
+        type="modal",
+        callback_id=RESOLVE_VIEW,
+        title=f"Resolve {inc.ref}?"[:24],
+        submit="Resolve",
+        close="Cancel",
+        private_metadata=json.dumps({"incident": inc.id}),
+        blocks=[
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text=f"Resolving *{inc.ref}* stops update reminders and records the time."
+                )
+            ),
+            InputBlock(
+                block_id=RESOLVE_SUMMARY[0],
+                label="How was it resolved?",
+                element=PlainTextInputElement(
+                    action_id=RESOLVE_SUMMARY[1], multiline=True, max_length=3000
+                ),
+            ),
+        ],
+    )
 
 
 def topic(state: IncidentState, settings: Settings) -> str:
@@ -252,6 +462,14 @@ def declare_modal(
 
 HELP_LINES = [
     ("/incident declare [sevN] [title]", "declare an incident; no title opens a form"),
+    ("/incident severity [SEVn]", "set the severity (alias `sev`); no level lists them"),
+    ("/incident commander [@user|me]", "assign the Incident Commander; no user shows a picker"),
+    ("/incident comms [@user|me]", "assign the Communications Lead"),
+    ("/incident role <role> @user", "assign another role"),
+    ("/incident update [text]", "post a status update; no text opens a form"),
+    ("/incident status", "this incident's current state, privately"),
+    ("/incident resolve [summary]", "resolve; stops reminders"),
+    ("/incident reopen", "reopen a resolved incident"),
     ("/incident list", "open incidents, with links to their channels"),
     ("/incident help", "this help"),
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,9 +17,10 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block
 
-from bot.incidents import BadInput, Incidents, SlackFailure, slack_error
+from bot.incidents import BadInput, Changed, Incidents, SlackFailure, slack_error
 from bot.slack import blocks
-from bot.slack.text import literal, one_line, split_command
+from bot.slack.text import literal, one_line, slack_to_plain, split_command
+from bot.store import Incident
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,16 @@ def register(app: AsyncApp, ops: Incidents) -> None:
 
     # --- /incident -----------------------------------------------------------------------
 
+    in_incident: dict[str, Callable[..., Awaitable[None]]] = {}
+
+    def subcommand(*names: str) -> Callable[[Any], Any]:
+        def register_(fn: Any) -> Any:
+            for name in names:
+                in_incident[name] = fn
+            return fn
+
+        return register_
+
     @app.command(COMMAND)
     async def incident_command(
         ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: Any
@@ -104,23 +116,10 @@ def register(app: AsyncApp, ops: Incidents) -> None:
                 modal = blocks.declare_modal(
                     settings, user_id=user_id, origin_channel=body.get("channel_id")
                 )
-
-                async def open_modal() -> None:
-                    try:
-                        await ops.client.views_open(trigger_id=body["trigger_id"], view=modal)
-                    except SlackApiError as e:
-                        if slack_error(e) not in ("expired_trigger_id", "invalid_trigger_id"):
-                            raise
-                        await reply(
-                            ":hourglass: Slack took too long to open the form. Run "
-                            "`/incident declare` again, or type `/incident declare sev2 <title>`.",
-                            None,
-                        )
-
-                await guarded("open the declare form", reply, open_modal)
+                await guarded("open the declare form", reply, lambda: open_view(body, modal, reply))
                 return
             try:
-                severity, title = ops.parse_declare(rest)
+                severity, title = ops.parse_declare(slack_to_plain(rest))
                 title = ops.check_title(title)
             except BadInput as e:
                 await ack(text=f":warning: {e}")
@@ -153,12 +152,276 @@ def register(app: AsyncApp, ops: Incidents) -> None:
             await guarded("list incidents", reply, list_open)
             return
 
+        handler = in_incident.get(sub)
+        if handler is not None:
+            await ack()
+
+            async def run() -> None:
+                incident = await ops.in_channel(body.get("channel_id"), team_id)
+                await handler(incident, rest, body, reply)
+
+            await guarded(f"run `/incident {sub}`", reply, run)
+            return
+
         text, help_ = blocks.help_blocks(
             settings,
             intro=f":thinking_face: `{literal(one_line(sub, 40))}` is not an incident command. "
             "Here is what you can do:",
         )
         await ack(text=text, blocks=help_)
+
+    async def open_view(body: dict[str, Any], view: Any, reply: Reply) -> None:
+        try:
+            await ops.client.views_open(trigger_id=body["trigger_id"], view=view)
+        except SlackApiError as e:
+            if slack_error(e) not in ("expired_trigger_id", "invalid_trigger_id"):
+                raise
+            await reply(":hourglass: Slack took too long to open the form. Please try again.", None)
+
+    @subcommand("severity", "sev")
+    async def severity_cmd(inc: Incident, rest: str, body: dict[str, Any], reply: Reply) -> None:
+        if not rest.strip():
+            text, choices = blocks.severity_choices(inc, settings)
+            await reply(text, choices)
+            return
+        done = await ops.set_severity(inc.id, rest.split()[0], body["user_id"])  # type: ignore[arg-type]
+        if not done.changed:
+            await reply(done.message, None)
+
+    async def assign(
+        role: str, inc: Incident, who: str, body: dict[str, Any], reply: Reply
+    ) -> None:
+        role_ = ops.role(role)
+        if not who.strip():
+            text, picker = blocks.role_picker(inc, role_)
+            await reply(text, picker)
+            return
+        tokens = who.split()
+        if len(tokens) > 1:
+            raise BadInput(f"Name one person for {role_.label}: `/incident {role} @name`.")
+        user_id = await ops.find_user(tokens[0], body["user_id"])
+        done = await ops.assign_role(inc.id, role_.name, user_id, body["user_id"])  # type: ignore[arg-type]
+        if not done.changed:
+            await reply(done.message, None)
+
+    @subcommand("commander", "ic")
+    async def commander_cmd(inc: Incident, rest: str, body: dict[str, Any], reply: Reply) -> None:
+        await assign("commander", inc, rest, body, reply)
+
+    @subcommand("comms")
+    async def comms_cmd(inc: Incident, rest: str, body: dict[str, Any], reply: Reply) -> None:
+        await assign("comms", inc, rest, body, reply)
+
+    @subcommand("role")
+    async def role_cmd(inc: Incident, rest: str, body: dict[str, Any], reply: Reply) -> None:
+        role, _, who = rest.strip().partition(" ")
+        if not role:
+            roles = ", ".join(f"`{r.name}`" for r in settings.roles)
+            raise BadInput(f"Say which role: `/incident role scribe @name`. Roles: {roles}.")
+        await assign(role, inc, who, body, reply)
+
+    @subcommand("update")
+    async def update_cmd(inc: Incident, rest: str, body: dict[str, Any], reply: Reply) -> None:
+        if not inc.is_open:
+            raise BadInput(f"{inc.ref} is resolved. `/incident reopen` it first.")
+        if not rest.strip():
+            await open_view(body, blocks.update_modal(inc, settings), reply)
+            return
+        await ops.post_update(
+            inc.id,  # type: ignore[arg-type]
+            summary=slack_to_plain(rest),
+            actor=body["user_id"],
+            key=f"command:{body['trigger_id']}",
+        )
+
+    @subcommand("status")
+    async def status_cmd(inc: Incident, rest: str, body: dict[str, Any], reply: Reply) -> None:
+        state = await ops.state(inc.id)  # type: ignore[arg-type]
+        latest = await ops.store.latest_update(inc.id)  # type: ignore[arg-type]
+        view = blocks.private_status(state, settings, latest.summary if latest else None)
+        await reply(blocks.card_text(state, settings), view)
+
+    @subcommand("resolve")
+    async def resolve_cmd(inc: Incident, rest: str, body: dict[str, Any], reply: Reply) -> None:
+        done = await ops.resolve(inc.id, summary=slack_to_plain(rest), actor=body["user_id"])  # type: ignore[arg-type]
+        if not done.changed:
+            await reply(done.message, None)
+
+    @subcommand("reopen")
+    async def reopen_cmd(inc: Incident, rest: str, body: dict[str, Any], reply: Reply) -> None:
+        done = await ops.reopen(inc.id, body["user_id"])  # type: ignore[arg-type]
+        if not done.changed:
+            await reply(done.message, None)
+
+    # --- the card's controls and the reminder's buttons ------------------------------------
+
+    async def incident_for_action(body: dict[str, Any]) -> Incident:
+        action = body["actions"][0]
+        value = action.get("value")
+        if value and value.isdigit():
+            incident = await ops.store.incident(int(value))
+        else:
+            channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
+                "channel_id"
+            )
+            incident = await ops.store.incident_by_channel(channel) if channel else None
+        if incident is None:
+            raise BadInput("This control belongs to an incident the bot no longer knows.")
+        return incident
+
+    def action_reply(body: dict[str, Any]) -> Reply:
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
+            "channel_id"
+        )
+        return dm_or_ephemeral(channel, body["user"]["id"])
+
+    async def quietly(done: Changed, reply: Reply) -> None:
+        """Tell the person only when their click did nothing (a repeat, or no change)."""
+        if not done.changed and done.message:
+            await reply(done.message, None)
+
+    @app.action(blocks.CARD_SEVERITY)
+    async def severity_picked(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        reply = action_reply(body)
+
+        async def work() -> None:
+            inc = await incident_for_action(body)
+            picked = body["actions"][0]["selected_option"]["value"]
+            await quietly(await ops.set_severity(inc.id, picked, body["user"]["id"]), reply)  # type: ignore[arg-type]
+
+        await guarded("change the severity", reply, work)
+
+    @app.action(re.compile(rf"^{re.escape(blocks.CARD_ROLE)}"))
+    async def role_picked(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        reply = action_reply(body)
+
+        async def work() -> None:
+            inc = await incident_for_action(body)
+            action = body["actions"][0]
+            role = action["action_id"][len(blocks.CARD_ROLE) :]
+            user = action.get("selected_user")
+            if not user:
+                return  # the picker was cleared; a role is never left empty this way
+            await quietly(await ops.assign_role(inc.id, role, user, body["user"]["id"]), reply)  # type: ignore[arg-type]
+
+        await guarded("assign the role", reply, work)
+
+    @app.action(blocks.CARD_UPDATE)
+    @app.action(blocks.REMINDER_UPDATE)
+    async def update_clicked(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        reply = action_reply(body)
+
+        async def work() -> None:
+            inc = await incident_for_action(body)
+            if not inc.is_open:
+                raise BadInput(f"{inc.ref} is resolved. `/incident reopen` it first.")
+            await open_view(body, blocks.update_modal(inc, settings), reply)
+
+        await guarded("open the update form", reply, work)
+
+    @app.action(blocks.CARD_RESOLVE)
+    async def resolve_clicked(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        reply = action_reply(body)
+
+        async def work() -> None:
+            inc = await incident_for_action(body)
+            if not inc.is_open:
+                raise BadInput(f"{inc.ref} is already resolved.")
+            await open_view(body, blocks.resolve_modal(inc), reply)
+
+        await guarded("open the resolve form", reply, work)
+
+    @app.action(blocks.CARD_REOPEN)
+    async def reopen_clicked(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        reply = action_reply(body)
+
+        async def work() -> None:
+            inc = await incident_for_action(body)
+            await quietly(await ops.reopen(inc.id, body["user"]["id"]), reply)  # type: ignore[arg-type]
+
+        await guarded("reopen the incident", reply, work)
+
+    @app.action(re.compile(rf"^{re.escape(blocks.REMINDER_SNOOZE)}\d+$"))
+    async def snooze_clicked(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        reply = action_reply(body)
+
+        async def work() -> None:
+            inc = await incident_for_action(body)
+            minutes = int(body["actions"][0]["action_id"][len(blocks.REMINDER_SNOOZE) :])
+            reminder_ts = (body.get("container") or {}).get("message_ts") or "?"
+            done = await ops.snooze(
+                inc.id, minutes, body["user"]["id"], key=f"snooze:{reminder_ts}"
+            )  # type: ignore[arg-type]
+            await reply(done.message, None)
+
+        await guarded("snooze the reminder", reply, work)
+
+    # --- the update and resolve modals --------------------------------------------------------
+
+    def view_incident(view: dict[str, Any]) -> int | None:
+        try:
+            value = json.loads(view.get("private_metadata") or "{}").get("incident")
+        except (ValueError, AttributeError):
+            return None
+        return value if isinstance(value, int) else None
+
+    def view_value(view: dict[str, Any], field: tuple[str, str]) -> dict[str, Any]:
+        return view["state"]["values"].get(field[0], {}).get(field[1], {}) or {}
+
+    @app.view(blocks.UPDATE_VIEW)
+    async def update_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+        view = body["view"]
+        summary = view_value(view, blocks.UPDATE_SUMMARY).get("value") or ""
+        status = (view_value(view, blocks.UPDATE_STATUS).get("selected_option") or {}).get("value")
+        if not summary.strip():
+            await ack(
+                response_action="errors", errors={blocks.UPDATE_SUMMARY[0]: "Write a summary."}
+            )
+            return
+        await ack()
+        incident_id = view_incident(view)
+        user_id = body["user"]["id"]
+
+        async def work() -> None:
+            if incident_id is None:
+                raise BadInput("That form no longer matches an incident.")
+            inc = await ops.store.incident(incident_id)
+            reply_ = dm_or_ephemeral(inc.channel_id if inc else None, user_id)
+            try:
+                await ops.post_update(
+                    incident_id,
+                    summary=summary,
+                    status=status,
+                    actor=user_id,
+                    key=f"view:{view['id']}",
+                )
+            except BadInput as e:
+                await reply_(f":warning: {e}", None)
+
+        await guarded("post the update", dm_or_ephemeral(None, user_id), work)
+
+    @app.view(blocks.RESOLVE_VIEW)
+    async def resolve_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+        view = body["view"]
+        summary = view_value(view, blocks.RESOLVE_SUMMARY).get("value") or ""
+        await ack()
+        incident_id = view_incident(view)
+        user_id = body["user"]["id"]
+
+        async def work() -> None:
+            if incident_id is None:
+                raise BadInput("That form no longer matches an incident.")
+            done = await ops.resolve(incident_id, summary=summary, actor=user_id)
+            inc = done.incident
+            await quietly(done, dm_or_ephemeral(inc.channel_id, user_id))
+
+        await guarded("resolve the incident", dm_or_ephemeral(None, user_id), work)
 
     # --- the declare modal ----------------------------------------------------------------
 

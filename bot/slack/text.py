@@ -619,3 +619,27 @@ def slack_to_markdown(text: str, *, users: Mapping[str, str], channels: Mapping[
         out.append(rendered)
         previous_quoted = quoted
     return "\n".join(out)
+
+
+_COMMAND_TOKEN = re.compile(r"<([^<>\n]*)>")
+
+
+def _plain_token(match: re.Match[str]) -> str:
+    body = match[1]
+    target, _, label = body.partition("|")
+    if target.startswith("@"):
+        return "@" + (label or target[1:])
+    if target.startswith("#"):
+        return "#" + (label or target[1:])
+    if target.startswith("!"):
+        return label or "@" + target[1:].split("^", 1)[0]
+    return f"{label} ({target})" if label and label != target else target
+
+
+def slack_to_plain(text: str) -> str:
+    """Typed command text as the person sees it: `<@U1|bob>` -> `@bob`, entities undone.
+
+    Slack delivers slash-command text escaped, with mentions and links as tokens; the
+    bot stores what people read, and escapes it again wherever it posts it.
+    """
+    return unescape(_COMMAND_TOKEN.sub(_plain_token, text))

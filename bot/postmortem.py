@@ -1,0 +1,791 @@
+"""Postmortem drafts: collect the channel history, merge it with the stored timeline, render
+Markdown.
+
+Fetching talks to Slack; rendering is a pure function of :class:`PostmortemFacts`, so the same
+stored incident and history always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.settings import Role, Severity
+from bot.slack.text import markdown_escape, slack_to_markdown
+from bot.store import FollowUp, Incident, RoleAssignment, Status, StatusUpdate, TimelineEntry
+
+__all__ = [
+    "NOISE_SUBTYPES",
+    "PROMPT_MARKER",
+    "PostmortemFacts",
+    "fetch_history",
+    "render",
+    "user_names",
+]
+
+# Slack's maximum page size for conversations.history and conversations.replies.
+PAGE_LIMIT = 999
+# Enough to overlap the round trips of many threads without a burst that only earns 429s.
+REPLIES_CONCURRENCY = 4
+USERS_CONCURRENCY = 8
+
+# Channel housekeeping, not conversation.
+NOISE_SUBTYPES = frozenset(
+    {
+        "channel_join",
+        "channel_leave",
+        "channel_topic",
+        "channel_purpose",
+        "channel_name",
+        "channel_archive",
+        "channel_unarchive",
+        "group_join",
+        "group_leave",
+        "group_topic",
+        "group_purpose",
+        "group_name",
+        "group_archive",
+        "group_unarchive",
+        "pinned_item",
+        "unpinned_item",
+        "bot_add",
+        "bot_remove",
+        "bot_message",
+        "tombstone",
+        "message_deleted",
+        "message_changed",
+    }
+)
+DELETED_TEXT = "This message was deleted."
+SLACKBOT = "USLACKBOT"
+
+PROMPT_MARKER = "> ✍️ **To be written by the team.**"
+PROMPTS = {
+    "summary": "In a few sentences: what happened, what did it affect, and how did it end?",
+    "impact": (
+        "Who and what was affected (customers, internal teams, systems), how badly, and for "
+        "how long? Describe the impact, not the people involved."
+    ),
+    "root_cause": (
+        "Which conditions in the system made this possible? Look for causes in systems and "
+        "processes, not in people."
+    ),
+    "contributing": (
+        "What made detection, diagnosis or recovery slower or harder: alerts, tooling, "
+        "documentation, process, timing?"
+    ),
+    "went_well": "What helped: alerts that fired, tools, runbooks, decisions that worked?",
+    "went_badly": (
+        "Where did the response get stuck or go wrong? Describe what the system and the "
+        "process made hard, not who erred."
+    ),
+    "lessons": ("What will we change? Add each concrete action to the follow-ups, with an owner."),
+}
+
+# Deterministic order for entries recorded at the same instant: cause before effect.
+KIND_ORDER = {
+    kind: rank
+    for rank, kind in enumerate(
+        [
+            "declared",
+            "role",
+            "severity",
+            "status",
+            "update",
+            "note",
+            "message",
+            "follow_up",
+            "reminder",
+            "resolved",
+            "reopened",
+        ]
+    )
+}
+
+NONE = "—"
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^<>\n]*)?>")
+_PLACEHOLDER = "\ue000"
+_HELD = re.compile(r"\ue000(\d+)\ue000")
+
+
+# ---------------------------------------------------------------------------------------------
+# Fetching
+
+
+def _ts_key(ts: Any) -> int:
+    """Microseconds of a Slack ts; Slack's own ordering key."""
+    seconds, _, fraction = str(ts).partition(".")
+    try:
+        return int(seconds) * 1_000_000 + int((fraction or "0").ljust(6, "0")[:6])
+    except ValueError:
+        return 0
+
+
+def _next_cursor(response: Any) -> str | None:
+    return (response.get("response_metadata") or {}).get("next_cursor") or None
+
+
+async def _replies(client: AsyncWebClient, channel_id: str, thread_ts: str) -> list[dict]:
+    replies: list[dict] = []
+    cursor: str | None = None
+    while True:
+        response = await client.conversations_replies(
+            channel=channel_id, ts=thread_ts, limit=PAGE_LIMIT, cursor=cursor
+        )
+        # The parent comes back as the first item of the first page.
+        replies.extend(m for m in response.get("messages") or [] if m.get("ts") != thread_ts)
+        cursor = _next_cursor(response)
+        if cursor is None:
+            break
+    replies.sort(key=lambda m: _ts_key(m.get("ts")))
+    return replies
+
+
+async def fetch_history(client: AsyncWebClient, channel_id: str) -> list[dict]:
+    """Every top-level message, oldest first, with thread replies as ``msg["replies"]``.
+
+    Uses the fewest calls Slack allows (full pages, no probing). Rate limits are left to the
+    client's retry handlers.
+    """
+    messages: list[dict] = []
+    seen: set[str] = set()
+    cursor: str | None = None
+    while True:
+        response = await client.conversations_history(
+            channel=channel_id, limit=PAGE_LIMIT, cursor=cursor
+        )
+        for msg in response.get("messages") or []:
+            if msg.get("ts") not in seen:
+                seen.add(msg.get("ts"))
+                messages.append(msg)
+        cursor = _next_cursor(response)
+        if cursor is None:
+            break
+    # Slack pages newest first.
+    messages.sort(key=lambda m: _ts_key(m.get("ts")))
+
+    limit = asyncio.Semaphore(REPLIES_CONCURRENCY)
+
+    async def attach(msg: dict) -> None:
+        async with limit:
+            msg["replies"] = await _replies(client, channel_id, msg["ts"])
+
+    threads = [m for m in messages if (m.get("reply_count") or 0) > 0]
+    # A TaskGroup cancels the other fetches as soon as one fails.
+    async with asyncio.TaskGroup() as group:
+        for msg in threads:
+            group.create_task(attach(msg))
+    return messages
+
+
+def _user_name(user: Mapping[str, Any]) -> str:
+    profile = user.get("profile") or {}
+    name = str(
+        profile.get("display_name") or profile.get("real_name") or user.get("name") or user["id"]
+    )
+    return f"{name} (deactivated)" if user.get("deleted") else name
+
+
+async def user_names(
+    client: AsyncWebClient, user_ids: Iterable[str], cache: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Display names for ``user_ids``: one users.info per id not in ``cache`` (which is filled).
+
+    A user Slack does not know keeps its id as name.
+    """
+    cache = {} if cache is None else cache
+    wanted = sorted({uid for uid in user_ids if uid})
+    limit = asyncio.Semaphore(USERS_CONCURRENCY)
+
+    async def lookup(uid: str) -> None:
+        async with limit:
+            try:
+                response = await client.users_info(user=uid)
+            except SlackApiError as e:
+                if e.response.get("error") != "user_not_found":
+                    raise
+                cache[uid] = uid
+                return
+            cache[uid] = _user_name(response["user"])
+
+    async with asyncio.TaskGroup() as group:
+        for uid in wanted:
+            if uid not in cache:
+                group.create_task(lookup(uid))
+    return {uid: cache[uid] for uid in wanted}
+
+
+# ---------------------------------------------------------------------------------------------
+# Facts
+
+
+@dataclass(frozen=True)
+class PostmortemFacts:
+    """Everything a postmortem is compiled from; nothing else is read while rendering."""
+
+    incident: Incident
+    severities: Sequence[Severity]
+    roles_config: Sequence[Role]
+    # Every assignment, ended ones included: they are the handovers.
+    assignments: Sequence[RoleAssignment]
+    timeline: Sequence[TimelineEntry]
+    updates: Sequence[StatusUpdate]
+    follow_ups: Sequence[FollowUp]
+    # As returned by fetch_history.
+    messages: Sequence[dict]
+    names: Mapping[str, str]
+    channels: Mapping[str, str]
+    bot_user_id: str
+    bot_id: str | None
+
+
+def _pinned_ts(entry: TimelineEntry) -> str:
+    """The ts of the channel message a "message" entry was made from ("" if none)."""
+    ts = (entry.data or {}).get("ts")
+    return str(ts) if ts is not None else ""
+
+
+def _is_deleted(msg: Mapping[str, Any]) -> bool:
+    # Slack keeps a deleted thread parent as a placeholder while replies remain.
+    return msg.get("subtype") == "tombstone" or (
+        msg.get("text") == DELETED_TEXT and (msg.get("hidden") or msg.get("user") == SLACKBOT)
+    )
+
+
+def _is_human(msg: Mapping[str, Any], bot_user_id: str, bot_id: str | None) -> bool:
+    if msg.get("subtype") in NOISE_SUBTYPES or msg.get("bot_id"):
+        return False
+    user = msg.get("user")
+    if not user or user in (bot_user_id, SLACKBOT):
+        return False
+    return not _is_deleted(msg)
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting helpers
+
+
+def _when(moment: datetime) -> str:
+    # Naive values only come from callers that already mean UTC.
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _micros(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _from_micros(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
+
+
+def duration(seconds: float) -> str:
+    """``1 h 05 min``, ``12 min 30 s``, ``45 s``; seconds are cut, never rounded up."""
+    total = int(seconds)
+    if total < 0:
+        return NONE
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
+def _between(start: datetime, end: datetime | None) -> str:
+    if end is None:
+        return NONE
+    return duration((_micros(end) - _micros(start)) / 1_000_000)
+
+
+def _one_line(text: str) -> str:
+    return markdown_escape(" ".join(text.split()))
+
+
+def _block(text: str) -> list[str]:
+    """Escaped multi-line user text; trailing blank lines dropped so items stay tight."""
+    lines = markdown_escape(text.strip("\n")).split("\n")
+    return [line.rstrip() for line in lines] if any(lines) else []
+
+
+def _item(head: str, body: Sequence[str], indent: str = "") -> list[str]:
+    """A list item: ``head``, then ``body`` lines inside the item.
+
+    The first body line joins the head unless it opens a block (fence or quote) that only
+    works at the start of a line. Every further line is indented to the item's content, so
+    nothing in it can end the list or start a block of its own at the top level.
+    """
+    inner = indent + "  "
+    first = f"{indent}- {head}"
+    rest = list(body)
+    if rest and rest[0] and not rest[0].startswith(("```", ">", "~~~")):
+        first += ": " + rest.pop(0)
+    elif rest and not rest[0]:
+        rest.pop(0)
+    return [first, *[inner + line if line else "" for line in rest]]
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+@dataclass(frozen=True)
+class _Message:
+    ts: str
+    micros: int
+    msg: Mapping[str, Any]
+    replies: tuple[_Message, ...]
+    # False for a thread parent shown only to hold its replies (a bot or deleted message).
+    shown: bool
+
+
+class _Renderer:
+    def __init__(self, facts: PostmortemFacts) -> None:
+        self.f = facts
+        self.inc = facts.incident
+        self.names = facts.names
+        self.severity_rank = {s.name: i for i, s in enumerate(facts.severities)}
+        self.severity_label = {s.name: s.label for s in facts.severities}
+        self.timeline = sorted(facts.timeline, key=self._entry_key)
+        self.updates = sorted(
+            facts.updates,
+            key=lambda u: (_micros(u.posted_at), u.id or 0, u.status, u.posted_by, u.summary),
+        )
+        self.transcript = self._transcript()
+        self.by_ts = {m.ts: m for top in self.transcript for m in (top, *top.replies) if m.shown}
+        # Pinned messages found in the transcript are shown there, once.
+        self.pinned: dict[str, TimelineEntry] = {}
+        for entry in self.timeline:
+            ts = _pinned_ts(entry)
+            if entry.kind == "message" and ts and ts not in self.pinned:
+                self.pinned[ts] = entry
+
+    # -- ordering ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _entry_key(e: TimelineEntry) -> tuple[int, int, str, int, str, str, str]:
+        return (
+            _micros(e.happened_at),
+            KIND_ORDER.get(e.kind, len(KIND_ORDER)),
+            e.kind,
+            e.id if e.id is not None else -1,
+            e.actor or "",
+            e.text,
+            _pinned_ts(e),
+        )
+
+    def _transcript(self) -> list[_Message]:
+        human = self._human
+        tops = sorted(self.f.messages, key=lambda m: (_ts_key(m.get("ts")), str(m.get("ts"))))
+        in_threads = {
+            str(r.get("ts")) for m in tops for r in m.get("replies") or () if r.get("ts") != m["ts"]
+        }
+        out: list[_Message] = []
+        seen: set[str] = set()
+        for msg in tops:
+            ts = str(msg.get("ts"))
+            # A reply also sent to the channel is shown once, in its thread.
+            if ts in seen or (ts in in_threads and msg.get("subtype") == "thread_broadcast"):
+                continue
+            seen.add(ts)
+            replies: list[_Message] = []
+            for reply in sorted(
+                msg.get("replies") or (), key=lambda r: (_ts_key(r.get("ts")), str(r.get("ts")))
+            ):
+                rts = str(reply.get("ts"))
+                if rts in seen or not human(reply):
+                    continue
+                seen.add(rts)
+                replies.append(_Message(rts, _ts_key(rts), reply, (), True))
+            shown = human(msg)
+            if shown or replies:
+                out.append(_Message(ts, _ts_key(ts), msg, tuple(replies), shown))
+        return out
+
+    def _human(self, msg: Mapping[str, Any]) -> bool:
+        return _is_human(msg, self.f.bot_user_id, self.f.bot_id)
+
+    # -- names ---------------------------------------------------------------------------------
+
+    def raw_name(self, user_id: str | None) -> str:
+        if not user_id:
+            return "someone"
+        return " ".join((self.names.get(user_id) or user_id).split()) or user_id
+
+    def name(self, user_id: str | None) -> str:
+        return markdown_escape(self.raw_name(user_id))
+
+    def severity(self, name: str) -> str:
+        label = self.severity_label.get(name)
+        return _one_line(f"{name} ({label})" if label else name)
+
+    def entry_text(self, text: str) -> list[str]:
+        """Stored entry text: escaped, with Slack user mentions shown as names."""
+        # Mentions become placeholders that escaping leaves alone, then names.
+        text = text.strip("\n").replace(_PLACEHOLDER, "\ufffd")
+        users: list[str] = []
+
+        def hold(match: re.Match[str]) -> str:
+            users.append(match[1])
+            return f"{_PLACEHOLDER}{len(users) - 1}{_PLACEHOLDER}"
+
+        escaped = markdown_escape(_MENTION.sub(hold, text))
+        escaped = _HELD.sub(lambda m: "@" + self.name(users[int(m[1])]), escaped)
+        lines = [line.rstrip() for line in escaped.split("\n")]
+        return lines if any(lines) else []
+
+    def slack_text(self, text: str) -> list[str]:
+        md = slack_to_markdown(text, users=self.names, channels=self.f.channels)
+        lines = [line.rstrip() for line in md.strip("\n").split("\n")]
+        return lines if any(lines) else []
+
+    # -- sections ------------------------------------------------------------------------------
+
+    def render(self) -> str:
+        sections: list[list[str]] = [
+            self.header(),
+            self.summary(),
+            self.impact(),
+            self.severity_history(),
+            self.roles(),
+            self.key_times(),
+            self.merged_timeline(),
+            self.status_updates(),
+            self.follow_ups(),
+            self.participants(),
+            self.prompt("Root cause", "root_cause"),
+            self.prompt("Contributing factors", "contributing"),
+            self.prompt("What went well", "went_well"),
+            self.prompt("What went badly", "went_badly"),
+            self.prompt("Lessons", "lessons"),
+        ]
+        return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
+
+    def header(self) -> list[str]:
+        inc = self.inc
+        channel = inc.channel_name or self.f.channels.get(inc.channel_id or "") or inc.channel_id
+        meta = [
+            f"**Severity:** {self.severity(inc.severity)}",
+            f"**Status:** {_one_line(inc.status)}",
+            f"**Declared:** {_when(inc.declared_at)} by {self.name(inc.declared_by)}",
+        ]
+        if channel:
+            meta.append(f"**Channel:** #{_one_line(channel)}")
+        return [f"# {_one_line(inc.ref)}: {_one_line(inc.title)}", "", " · ".join(meta)]
+
+    def prompt_lines(self, key: str) -> list[str]:
+        return [f"{PROMPT_MARKER} {PROMPTS[key]}"]
+
+    def prompt(self, title: str, key: str) -> list[str]:
+        return [f"## {title}", "", *self.prompt_lines(key)]
+
+    def summary(self) -> list[str]:
+        out = ["## Summary", ""]
+        description = _block(self.inc.description)
+        if description:
+            out += [*description, ""]
+        if self.updates:
+            last = self.updates[-1]
+            out.append(
+                f"**Last status update** ({_when(last.posted_at)}, {_one_line(last.status)}, "
+                f"by {self.name(last.posted_by)}):"
+            )
+            out += [*(_block(last.summary) or ["*(no summary)*"]), ""]
+        return out + self.prompt_lines("summary")
+
+    def severities_reached(self) -> list[str]:
+        reached = [self.initial_severity()]
+        for entry in self.timeline:
+            data = entry.data or {}
+            if entry.kind == "severity":
+                reached += [str(data.get("from", "")), str(data.get("to", ""))]
+        reached.append(self.inc.severity)
+        return [s for s in reached if s]
+
+    def initial_severity(self) -> str:
+        for entry in self.timeline:
+            if entry.kind == "declared" and (entry.data or {}).get("severity"):
+                return str((entry.data or {})["severity"])
+        for entry in self.timeline:
+            if entry.kind == "severity" and (entry.data or {}).get("from"):
+                return str((entry.data or {})["from"])
+        return self.inc.severity
+
+    def impact(self) -> list[str]:
+        reached = self.severities_reached()
+        known = [s for s in reached if s in self.severity_rank]
+        worst = min(known, key=self.severity_rank.__getitem__) if known else reached[0]
+        resolved = self.inc.resolved_at
+        if resolved is None or self.inc.is_open:
+            length = "still open"
+        else:
+            length = (
+                f"{_between(self.inc.declared_at, resolved)} "
+                f"(declared {_when(self.inc.declared_at)}, resolved {_when(resolved)})"
+            )
+        return [
+            "## Impact",
+            "",
+            *self.prompt_lines("impact"),
+            "",
+            f"- Worst severity reached: **{self.severity(worst)}**",
+            f"- Duration: {length}",
+        ]
+
+    def severity_history(self) -> list[str]:
+        out = ["## Severity history", ""]
+        declared = next((e for e in self.timeline if e.kind == "declared"), None)
+        at = declared.happened_at if declared else self.inc.declared_at
+        who = declared.actor if declared and declared.actor else self.inc.declared_by
+        out.append(
+            f"- **{_when(at)}** · declared at **{self.severity(self.initial_severity())}** "
+            f"by {self.name(who)}"
+        )
+        for entry in self.timeline:
+            if entry.kind != "severity":
+                continue
+            data = entry.data or {}
+            change = f"{self.severity(str(data.get('from', '?')))} → "
+            change += f"**{self.severity(str(data.get('to', '?')))}**"
+            out.append(f"- **{_when(entry.happened_at)}** · {change} by {self.name(entry.actor)}")
+        return out
+
+    def roles(self) -> list[str]:
+        out = ["## Roles", ""]
+        by_role: dict[str, list[RoleAssignment]] = {}
+        for a in self.f.assignments:
+            by_role.setdefault(a.role, []).append(a)
+        labels = {r.name: r.label for r in self.f.roles_config}
+        order = [r.name for r in self.f.roles_config]
+        order += sorted(set(by_role) - set(order))
+        for role in order:
+            rows = sorted(
+                by_role.get(role, []),
+                key=lambda a: (_micros(a.assigned_at), a.id or 0, a.user_id, a.assigned_by),
+            )
+            label = f"**{_one_line(labels.get(role, role))}**"
+            current = [a for a in rows if a.ended_at is None]
+            earlier = [a for a in rows if a.ended_at is not None]
+            if current:
+                now = current[-1]
+                out.append(
+                    f"- {label}: {self.name(now.user_id)}, since {_when(now.assigned_at)} "
+                    f"(assigned by {self.name(now.assigned_by)})"
+                )
+            else:
+                out.append(f"- {label}: {'nobody now' if earlier else 'never assigned'}")
+            for a in [*earlier, *current[:-1]]:
+                until = _when(a.ended_at) if a.ended_at else "now"
+                out.append(
+                    f"  - earlier: {self.name(a.user_id)}, {_when(a.assigned_at)} to {until} "
+                    f"(assigned by {self.name(a.assigned_by)})"
+                )
+        return out
+
+    def first_response(self) -> tuple[datetime, str] | None:
+        declarer = self.inc.declared_by
+        start = _micros(self.inc.declared_at)
+        ignore = {declarer, self.f.bot_user_id, "", None}
+        found: list[tuple[int, str]] = []
+        for top in self.transcript:
+            # A parent comes before its replies, so the first match per thread is its earliest.
+            for m in (top, *top.replies):
+                user = m.msg.get("user")
+                if m.shown and user not in ignore and m.micros >= start:
+                    found.append((m.micros, str(user)))
+                    break
+        for entry in self.timeline:
+            actor = entry.actor
+            if entry.kind == "message":
+                actor = (entry.data or {}).get("user") or actor
+            if actor not in ignore and _micros(entry.happened_at) >= start:
+                found.append((_micros(entry.happened_at), str(actor)))
+                break
+        for update in self.updates:
+            if update.posted_by not in ignore and _micros(update.posted_at) >= start:
+                found.append((_micros(update.posted_at), update.posted_by))
+                break
+        if not found:
+            return None
+        micros, user = min(found)
+        return _from_micros(micros), user
+
+    def mitigated(self) -> tuple[datetime, str] | None:
+        for update in self.updates:
+            if update.status == Status.monitoring.value:
+                return update.posted_at, update.posted_by
+        for entry in self.timeline:
+            data = entry.data or {}
+            if entry.kind in ("update", "status") and data.get("status") == Status.monitoring.value:
+                return entry.happened_at, entry.actor or ""
+        return None
+
+    def resolved(self) -> tuple[datetime, str] | None:
+        at = self.inc.resolved_at
+        if at is None:
+            return None
+        by = [e.actor for e in self.timeline if e.kind == "resolved" and e.actor]
+        return at, by[-1] if by else ""
+
+    def key_times(self) -> list[str]:
+        declared = self.inc.declared_at
+        rows: list[tuple[str, tuple[datetime, str] | None]] = [
+            ("Declared", (declared, self.inc.declared_by)),
+            ("First response", self.first_response()),
+            ("Mitigated", self.mitigated()),
+            ("Resolved", self.resolved()),
+        ]
+        out = ["## Key times", "", "| Milestone | When | Who |", "| --- | --- | --- |"]
+        for label, fact in rows:
+            if fact is None:
+                out.append(f"| {label} | {NONE} | {NONE} |")
+            else:
+                who = self.name(fact[1]) if fact[1] else NONE
+                out.append(f"| {label} | {_when(fact[0])} | {who} |")
+        out.append("")
+        for label, (_, fact) in zip(
+            ("Time to respond", "Time to mitigate", "Time to resolve"), rows[1:], strict=True
+        ):
+            out.append(f"- {label}: {_between(declared, fact[0] if fact else None)}")
+        return out
+
+    # -- timeline ------------------------------------------------------------------------------
+
+    def message_lines(self, m: _Message, indent: str = "", reply: bool = False) -> list[str]:
+        msg = m.msg
+        when = f"**{_when(_from_micros(m.micros))}**"
+        arrow = "↳ " if reply else ""
+        if not m.shown:
+            if _is_deleted(msg):
+                why = "a deleted message"
+            elif (
+                msg.get("bot_id")
+                or msg.get("subtype") == "bot_message"
+                or msg.get("user")
+                in (
+                    self.f.bot_user_id,
+                    SLACKBOT,
+                )
+            ):
+                why = "a bot message"
+            else:
+                why = "a message left out"
+            return _item(f"{arrow}{when} · *thread under {why}*", [], indent)
+        pin = self.pinned.get(m.ts)
+        author = str(msg.get("user") or "")
+        icon = "📌 " if pin else ("" if reply else "💬 ")
+        head = f"{arrow}{when} · {icon}{self.name(author)}"
+        if msg.get("edited"):
+            head += " *(edited)*"
+        if pin is not None and pin.actor and pin.actor != author:
+            head += f" (pinned by {self.name(pin.actor)})"
+        body = self.slack_text(str(msg.get("text") or ""))
+        files = [
+            "📎 " + _one_line(str(f.get("name") or f.get("title") or "file"))
+            for f in msg.get("files") or ()
+            if isinstance(f, Mapping)
+        ]
+        if files:
+            body.append(" · ".join(files))
+        return _item(head, body, indent)
+
+    def entry_lines(self, entry: TimelineEntry) -> list[str]:
+        when = f"**{_when(entry.happened_at)}**"
+        if entry.kind == "message":
+            data = entry.data or {}
+            author = data.get("user") or entry.actor
+            head = f"{when} · 📌 {self.name(author)}"
+            if entry.actor and entry.actor != author:
+                head += f" (pinned by {self.name(entry.actor)})"
+            return _item(head, self.slack_text(entry.text))
+        head = f"{when} · *{_one_line(entry.kind)}*"
+        if entry.actor:
+            head += f" · {self.name(entry.actor)}"
+        return _item(head, self.entry_text(entry.text))
+
+    def merged_timeline(self) -> list[str]:
+        # Entries and top-level messages share one key shape, so any two compare.
+        items: list[tuple[tuple[int, int, int, str, int, str, str, str], list[str]]] = []
+        for entry in self.timeline:
+            if entry.kind == "message" and _pinned_ts(entry) in self.by_ts:
+                continue  # shown, once, where the message is in the transcript
+            micros, rank, kind, id_, actor, text, ts = self._entry_key(entry)
+            items.append(((micros, 0, rank, kind, id_, actor, text, ts), self.entry_lines(entry)))
+        for top in self.transcript:
+            lines = self.message_lines(top)
+            for reply in top.replies:
+                lines += self.message_lines(reply, indent="  ", reply=True)
+            items.append(((top.micros, 1, 0, "", 0, "", "", top.ts), lines))
+        items.sort(key=lambda item: item[0])
+        out = ["## Timeline", ""]
+        if not items:
+            out.append("Nothing recorded.")
+        for _, lines in items:
+            out += lines
+        return out
+
+    def status_updates(self) -> list[str]:
+        out = ["## Status updates", ""]
+        if not self.updates:
+            return [*out, "None posted."]
+        for u in self.updates:
+            head = f"**{_when(u.posted_at)}** · {_one_line(u.status)} · {self.name(u.posted_by)}"
+            out += _item(head, _block(u.summary))
+        return out
+
+    def follow_ups(self) -> list[str]:
+        out = ["## Follow-ups", ""]
+        rows = sorted(
+            self.f.follow_ups,
+            key=lambda f: (_micros(f.created_at), f.id or 0, f.text, f.owner or ""),
+        )
+        if not rows:
+            return [*out, "None recorded."]
+        for f in rows:
+            owner = f"(owner: {self.name(f.owner)})" if f.owner else "(no owner yet)"
+            lines = _block(f.text) or ["*(no text)*"]
+            lines[-1] += f" {owner}"
+            out.append(f"- [ ] {lines[0]}")
+            out += ["  " + line if line else "" for line in lines[1:]]
+        return out
+
+    def participants(self) -> list[str]:
+        counts: Counter[str] = Counter()
+        for top in self.transcript:
+            for m in (top, *top.replies):
+                if m.shown:
+                    counts[str(m.msg.get("user"))] += 1
+        people = set(counts)
+        people.add(self.inc.declared_by)
+        for entry in self.timeline:
+            people.add(entry.actor or "")
+            if entry.kind == "message":
+                people.add(str((entry.data or {}).get("user") or ""))
+        people.update(u.posted_by for u in self.updates)
+        people.update(f.created_by for f in self.f.follow_ups)
+        for a in self.f.assignments:
+            people.update((a.user_id, a.assigned_by))
+        people -= {"", self.f.bot_user_id}
+        out = ["## Participants", ""]
+        for uid in sorted(people, key=lambda u: (self.raw_name(u).casefold(), self.raw_name(u), u)):
+            n = counts[uid]
+            out.append(f"- {self.name(uid)} — {n} message{'' if n == 1 else 's'}")
+        return out
+
+
+def render(facts: PostmortemFacts) -> str:
+    """The postmortem draft as Markdown; a pure function of ``facts``."""
+    return _Renderer(facts).render()
