@@ -143,6 +143,11 @@ class BotApp:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def busy(self) -> int:
+        """Listener and background work in flight (tests wait for it to settle)."""
+        current = asyncio.current_task()
+        return sum(1 for t in asyncio.all_tasks() if t is not current and _is_ours(t))
+
     async def stop(self, *, grace: float = 10.0) -> None:
         """Stop taking requests, let work in flight finish (up to `grace` s), close."""
         if self._stopped:

@@ -264,6 +264,8 @@ class Incidents:
                 raise
             return Declared(existing, created=False)
         log.info("declared %s (%s)", incident.ref, sev.name)
+        for hook in self.on_change:
+            await hook(incident)
         return Declared(incident, created=True)
 
     def reminder_interval(self, severity: str) -> timedelta:
@@ -623,6 +625,7 @@ class Incidents:
                     actor,
                     f"<@{user_id}> is the {role.label}{handover}",
                     {"role": role.name, "from": previous, "to": user_id},
+                    at=now,
                 )
             )
         await self._invite(inc, {user_id})
@@ -688,6 +691,7 @@ class Incidents:
                     actor,
                     summary,
                     {"status": status, "from": old_status, "update_id": update.id},
+                    at=now,
                 )
             )
         text, body = blocks.status_update(inc, update, self.settings)
@@ -709,7 +713,11 @@ class Incidents:
             inc.status = Status.resolved.value
             inc.resolved_at = now
             inc.next_update_due = None
-            s.add(self._entry(inc, "resolved", actor, summary or "Resolved", {"summary": summary}))
+            s.add(
+                self._entry(
+                    inc, "resolved", actor, summary or "Resolved", {"summary": summary}, at=now
+                )
+            )
         inc = await self._after_change(incident_id)
         text, body = blocks.resolved_message(inc, actor, summary, self.settings)
         await self.post(inc, text, body)
@@ -725,7 +733,7 @@ class Incidents:
             inc.status = Status.investigating.value
             inc.resolved_at = None
             inc.next_update_due = now + self.reminder_interval(inc.severity)
-            s.add(self._entry(inc, "reopened", actor, "Reopened"))
+            s.add(self._entry(inc, "reopened", actor, "Reopened", at=now))
         inc = await self._after_change(incident_id)
         text = f":repeat: <@{actor}> reopened {inc.ref}. Status: investigating."
         await self.post(inc, text)
@@ -746,6 +754,7 @@ class Incidents:
                     actor,
                     f"Snoozed the update reminder for {minutes} min",
                     {"minutes": minutes},
+                    at=now,
                     source_key=key,
                 ),
             )
@@ -776,6 +785,7 @@ class Incidents:
                     None,
                     "Reminder: no status update",
                     {"due": due.isoformat(), "last_update": _iso(inc.last_update_at)},
+                    at=now,
                     source_key=f"reminder:{due.isoformat()}",
                 )
             )

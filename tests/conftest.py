@@ -136,6 +136,28 @@ class Bot:
         assert incident.id is not None
         return list(await self.store.timeline(incident.id))
 
+    async def settled(self, timeout: float = 10) -> None:
+        """Wait until no listener work is in flight: every operation has finished."""
+        await until(lambda: self.app.busy() == 0, timeout=timeout, message="bot idle")
+
+    async def ask(self, text: str, *, user: str, channel: str) -> list[dict[str, Any]]:
+        """Run a slash command to completion; what the person was told (ack first)."""
+        before = len(self.fake.responses)
+        reply = await self.slack.command(text, user=user, channel=channel)
+        assert reply.status == 200, reply
+        await self.settled()
+        told: list[dict[str, Any]] = []
+        if reply.text:
+            told.append(reply.json if reply.json is not None else {"text": reply.text})
+        return told + [r.body for r in self.fake.responses[before:]]
+
+    def private_to(self, user: str) -> list[str]:
+        """What the bot told one person privately: ephemerals, then DMs."""
+        said = [e.get("text", "") for e in self.fake.ephemerals if e.get("user") == user]
+        if self.fake.dm_channel(user) is not None:
+            said += [m.get("text", "") for m in self.fake.messages(user, include_system=False)]
+        return said
+
     async def wait_provisioned(self, number: int = 1, timeout: float = 10) -> Incident:
         async def ready() -> Incident | None:
             for inc in await self.incidents():
@@ -168,9 +190,17 @@ async def start_bot(fake: FakeSlack, database_url: str) -> AsyncIterator[StartBo
     """Start a bot (several, for restarts or multiple processes) on the same database."""
     running: list[Bot] = []
 
-    async def start(clock: Callable[[], datetime] | None = None, **overrides: Any) -> Bot:
+    async def start(
+        clock: Callable[[], datetime] | None = None,
+        reminder_sync_seconds: float = 30.0,
+        **overrides: Any,
+    ) -> Bot:
         settings = settings_for(fake, database_url, **overrides)
-        app = BotApp(settings, **({"clock": clock} if clock else {}))
+        app = BotApp(
+            settings,
+            reminder_sync_seconds=reminder_sync_seconds,
+            **({"clock": clock} if clock else {}),
+        )
         await app.start(host="127.0.0.1", port=0)
         url = f"http://127.0.0.1:{app.port}/slack/events"
         sender = SlackSender(url, SIGNING_SECRET, fake)

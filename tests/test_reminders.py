@@ -1,0 +1,181 @@
+"""Reminders: on time, to the right person, restarted by updates, durable across restarts,
+and sent exactly once by several processes sharing a database.
+
+Intervals are fractions of a second (REMINDER_INTERVAL_MINUTES accepts decimals), so
+these tests wait for seconds, never minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.conftest import ALICE, BOB, CAROL, GENERAL, Bot, StartBot, until
+from tests.test_card import element, entries
+
+INTERVAL_S = 0.6
+FAST = {"reminder_interval_minutes": INTERVAL_S / 60, "reminder_sync_seconds": 0.2}
+
+
+def reminders_in(bot: Bot, channel: str) -> list[dict[str, Any]]:
+    return [
+        m
+        for m in bot.fake.messages(channel, include_system=False)
+        if "needs a status update" in m.get("text", "")
+    ]
+
+
+def posted_at(message: dict[str, Any]) -> datetime:
+    return datetime.fromtimestamp(float(message["ts"]), UTC)
+
+
+async def start_fast(start_bot: StartBot, **overrides: Any) -> Bot:
+    settings = {**FAST, **overrides}
+    sync = settings.pop("reminder_sync_seconds")
+    return await start_bot(reminder_sync_seconds=sync, **settings)
+
+
+async def declare(bot: Bot, text: str = "declare sev2 Checkout latency") -> Any:
+    await bot.slack.command(text, user=ALICE, channel=GENERAL)
+    return await bot.wait_provisioned(1)
+
+
+async def test_reminder_on_time_mentions_the_right_person(start_bot: StartBot) -> None:
+    bot = await start_fast(start_bot)
+    inc = await declare(bot)
+    first = await until(lambda: reminders_in(bot, inc.channel_id), message="first reminder")
+    # Not before it was due; the declarer commands, so the declarer is reminded.
+    assert posted_at(first[0]) >= inc.next_update_due
+    assert posted_at(first[0]) - inc.next_update_due < timedelta(seconds=1.5)
+    assert f"<@{ALICE}>" in first[0]["text"]
+    assert element(first[0], "reminder_update") and element(first[0], "reminder_snooze:15")
+
+    # The comms lead takes over reminders once there is one.
+    await bot.slack.command("comms <@U0CAROL|carol>", user=ALICE, channel=inc.channel_id)
+    await until(lambda: len(reminders_in(bot, inc.channel_id)) >= 3, timeout=5)
+    assert f"<@{CAROL}>" in reminders_in(bot, inc.channel_id)[-1]["text"]
+    # Each reminder is on the timeline, once.
+    sent = await entries(bot, inc, "reminder")
+    assert len(sent) >= 2
+    assert len({e.data["due"] for e in sent}) == len(sent)
+
+
+async def test_an_update_restarts_the_interval(start_bot: StartBot) -> None:
+    bot = await start_fast(start_bot, reminder_interval_minutes=1.5 / 60)
+    inc = await declare(bot)
+    await asyncio.sleep(1.0)
+    await bot.slack.command("update Mitigating", user=ALICE, channel=inc.channel_id)
+    [update] = await until(lambda: entries(bot, inc, "update"))
+    reminder = await until(lambda: reminders_in(bot, inc.channel_id), timeout=5)
+    assert posted_at(reminder[0]) >= update.happened_at + timedelta(seconds=1.5)
+
+
+async def test_snooze_moves_the_reminder(start_bot: StartBot) -> None:
+    bot = await start_fast(start_bot)
+    inc = await declare(bot)
+    [reminder] = await until(lambda: reminders_in(bot, inc.channel_id))
+    for _ in range(2):  # a double click snoozes once
+        await bot.slack.block_action(
+            user=BOB,
+            channel=inc.channel_id,
+            message_ts=reminder["ts"],
+            action_id="reminder_snooze:15",
+        )
+    await bot.settled()
+    stored = (await bot.incidents())[0]
+    assert stored.next_update_due - datetime.now(UTC) > timedelta(minutes=14)
+    assert len(await entries(bot, inc, "snooze")) == 1
+    await asyncio.sleep(INTERVAL_S * 2)
+    assert len(reminders_in(bot, inc.channel_id)) == 1
+    assert any("in 15 min" in t for t in bot.private_to(BOB))
+
+
+async def test_reminder_button_opens_the_update_form(start_bot: StartBot) -> None:
+    bot = await start_fast(start_bot, reminder_interval_minutes=1 / 60)
+    inc = await declare(bot)
+    [reminder] = await until(lambda: reminders_in(bot, inc.channel_id))
+    await bot.slack.block_action(
+        user=ALICE, channel=inc.channel_id, message_ts=reminder["ts"], action_id="reminder_update"
+    )
+    view = await until(lambda: [v for v in bot.fake.views.values() if v["callback_id"] == "update"])
+    await bot.slack.submit_view(view[0]["id"], user=ALICE, inputs={"summary": "On it."})
+    await until(lambda: entries(bot, inc, "update"))
+
+
+async def test_severity_change_recomputes_the_due_time(start_bot: StartBot) -> None:
+    severities = (
+        '[{"name": "SEV1", "label": "Critical", "reminder_minutes": 0.01},'
+        ' {"name": "SEV2", "label": "Major"}]'
+    )
+    bot = await start_fast(start_bot, severities=severities, reminder_interval_minutes=10)
+    inc = await declare(bot, "declare sev2 Slow")
+    await asyncio.sleep(0.5)
+    assert reminders_in(bot, inc.channel_id) == []
+    await bot.slack.command("severity sev1", user=ALICE, channel=inc.channel_id)
+    # SEV1's 0.6 s cadence counts from the declaration, so it is already overdue.
+    await until(lambda: reminders_in(bot, inc.channel_id), timeout=3)
+
+
+async def test_resolve_stops_reminders(start_bot: StartBot) -> None:
+    bot = await start_fast(start_bot)
+    inc = await declare(bot)
+    await until(lambda: reminders_in(bot, inc.channel_id))
+    await bot.slack.command("resolve Fixed", user=ALICE, channel=inc.channel_id)
+    await bot.settled()
+    count = len(reminders_in(bot, inc.channel_id))
+    await asyncio.sleep(INTERVAL_S * 3)
+    assert len(reminders_in(bot, inc.channel_id)) == count
+    assert bot.app.reminders.next_run(inc.id) is None
+
+
+async def test_restart_in_the_middle_of_an_interval(start_bot: StartBot) -> None:
+    bot = await start_fast(start_bot, reminder_interval_minutes=2 / 60)
+    inc = await declare(bot)
+    await asyncio.sleep(0.5)
+    await bot.app.stop()
+    assert reminders_in(bot, inc.channel_id) == []
+
+    again = await start_fast(start_bot, reminder_interval_minutes=2 / 60)
+    first = await until(lambda: reminders_in(again, inc.channel_id), timeout=5)
+    assert posted_at(first[0]) >= inc.next_update_due
+    await asyncio.sleep(0.5)
+    assert len(reminders_in(again, inc.channel_id)) == 1
+
+
+async def test_reminder_due_while_stopped_is_sent_once_at_start_up(start_bot: StartBot) -> None:
+    bot = await start_fast(start_bot, reminder_interval_minutes=0.3 / 60)
+    inc = await declare(bot)
+    await bot.app.stop()
+    already = len(reminders_in(bot, inc.channel_id))
+    await asyncio.sleep(1.5)  # five intervals pass while nothing runs
+
+    await start_fast(start_bot, reminder_interval_minutes=1 / 60)
+    await until(lambda: len(reminders_in(bot, inc.channel_id)) > already, timeout=5)
+    await asyncio.sleep(0.4)
+    assert len(reminders_in(bot, inc.channel_id)) == already + 1
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_two_processes_send_each_reminder_once(start_bot: StartBot) -> None:
+    """Two bots on one PostgreSQL database, one restarted midway: every reminder once."""
+    a = await start_fast(start_bot)
+    b = await start_fast(start_bot)
+    inc = await declare(a)
+    await asyncio.sleep(INTERVAL_S * 2.5)
+    await b.app.stop()
+    await start_fast(start_bot)
+    await asyncio.sleep(INTERVAL_S * 3)
+
+    sent = reminders_in(a, inc.channel_id)
+    dues = [e.data["due"] for e in await entries(a, inc, "reminder")]
+    assert len(sent) >= 4
+    assert len(sent) == len(dues) == len(set(dues))
+    # Consecutive reminders are an interval apart: none doubled, none skipped.
+    times = [posted_at(m) for m in sent]
+    gaps = [(b_ - a_).total_seconds() for a_, b_ in itertools.pairwise(times)]
+    assert all(gap > INTERVAL_S * 0.8 for gap in gaps), gaps
+    assert all(gap < INTERVAL_S * 2.5 for gap in gaps), gaps
