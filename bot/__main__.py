@@ -71,13 +71,55 @@ async def serve(settings: Settings) -> int:
     return 0
 
 
+async def print_postmortem(ref: str) -> int:
+    """Print the latest stored postmortem draft of an incident to stdout."""
+    from pydantic import ValidationError
+
+    from bot.settings import DatabaseSettings, describe
+    from bot.store import Store
+
+    match = re.fullmatch(r"(?i)(?:inc-?)?(\d+)", ref.strip())
+    if match is None:
+        print(f"incident-bot: {ref!r} is not an incident; use e.g. INC-42", file=sys.stderr)
+        return 2
+    try:
+        url = DatabaseSettings().database_url
+    except ValidationError as e:
+        for line in describe(e):
+            print(f"incident-bot: {line}", file=sys.stderr)
+        return 2
+    store = Store(url)
+    try:
+        await store.migrate()
+        incident = await store.incident_by_number(None, int(match[1]))
+        if incident is None:
+            print(f"incident-bot: there is no INC-{match[1]}", file=sys.stderr)
+            return 1
+        draft = await store.latest_postmortem(incident.id)  # type: ignore[arg-type]
+        if draft is None:
+            print(
+                f"incident-bot: {incident.ref} has no postmortem yet; "
+                "run /incident postmortem in its channel",
+                file=sys.stderr,
+            )
+            return 1
+        sys.stdout.write(draft.markdown)
+        return 0
+    finally:
+        await store.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="incident-bot", description="Slack incident-management bot."
     )
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("run", help="run the bot (the default)")
+    pm = sub.add_parser("postmortem", help="print an incident's latest postmortem draft")
+    pm.add_argument("incident", help="the incident, e.g. INC-42")
     args = parser.parse_args(argv)
+    if args.command == "postmortem":
+        return asyncio.run(print_postmortem(args.incident))
 
     try:
         settings = load_settings(http=None)

@@ -12,7 +12,7 @@ import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -21,11 +21,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.postmortem import PostmortemFacts, fetch_history, render, user_names
 from bot.settings import Role, Settings
 from bot.slack import blocks
 from bot.slack.text import channel_name, literal, one_line, with_suffix
 from bot.store import (
+    FollowUp,
     Incident,
+    Postmortem,
     RoleAssignment,
     Status,
     StatusUpdate,
@@ -87,6 +90,7 @@ class Incidents:
         self.client = client
         self.clock = clock
         self.bot_user_id: str | None = None
+        self.bot_id: str | None = None
         self.team_id: str | None = None
         self._locks: dict[int, asyncio.Lock] = {}
         self._render_locks: dict[int, asyncio.Lock] = {}
@@ -99,6 +103,7 @@ class Incidents:
         """Learn who the bot is, once, instead of on the first request."""
         auth = await self.client.auth_test()
         self.bot_user_id = auth.get("user_id")
+        self.bot_id = auth.get("bot_id")
         self.team_id = auth.get("team_id")
 
     def _lock(self, incident_id: int) -> asyncio.Lock:
@@ -806,3 +811,204 @@ class Incidents:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+class Capture:
+    """Timeline capture and the postmortem draft, on top of the incident operations."""
+
+    def __init__(self, ops: Incidents):
+        self.ops = ops
+        self._names: dict[str, str] = {}
+        self._compiling: dict[int, asyncio.Lock] = {}
+
+    async def _fetch_message(self, channel: str, ts: str) -> dict[str, Any] | None:
+        # One call finds a message whether it is top-level or a thread reply: replies
+        # of the thread that holds `ts`, bounded to exactly that ts.
+        try:
+            resp = await self.ops.client.conversations_replies(
+                channel=channel, ts=ts, oldest=ts, latest=ts, inclusive=True, limit=2
+            )
+        except SlackApiError as e:
+            if slack_error(e) in ("thread_not_found", "message_not_found"):
+                return None
+            raise
+        return next((m for m in resp.get("messages", []) if m.get("ts") == ts), None)
+
+    async def add_message(
+        self,
+        incident: Incident,
+        *,
+        ts: str,
+        actor: str,
+        message: dict[str, Any] | None = None,
+    ) -> Changed:
+        """Put a channel message on the timeline at its own time; once per message."""
+        assert incident.channel_id
+        if message is None:
+            message = await self._fetch_message(incident.channel_id, ts)
+        if message is None:
+            raise BadInput("That message is gone, so it cannot go on the timeline.")
+        author = message.get("user") or message.get("bot_id")
+        at = datetime.fromtimestamp(float(ts), UTC)
+        text = message.get("text") or ", ".join(
+            f.get("name", "file") for f in message.get("files", [])
+        )
+        async with self.ops.store.session() as s:
+            added = await self.ops.store.add_entry(
+                s,
+                self.ops._entry(
+                    incident,
+                    "message",
+                    actor,
+                    text[:40000],
+                    {"ts": ts, "user": author},
+                    at=at,
+                    source_key=f"msg:{ts}",
+                ),
+            )
+        if not added:
+            return Changed(
+                incident, False, f"That message is already on {incident.ref}'s timeline."
+            )
+        return Changed(incident, True, f"Added to {incident.ref}'s timeline.")
+
+    async def add_note(self, incident: Incident, text: str, actor: str, key: str) -> Changed:
+        text = text.strip()
+        if not text:
+            raise BadInput("Write the note: `/incident note Failover started on db-2`.")
+        if len(text) > SUMMARY_MAX:
+            raise BadInput(f"Keep a note to {SUMMARY_MAX:,} characters.")
+        async with self.ops.store.session() as s:
+            added = await self.ops.store.add_entry(
+                s, self.ops._entry(incident, "note", actor, text, source_key=key)
+            )
+        if added:
+            await self.ops.post(
+                incident, f":memo: <@{actor}> added to the timeline: {literal(one_line(text, 500))}"
+            )
+        return Changed(incident, added, f"Noted on {incident.ref}'s timeline.")
+
+    async def add_follow_up(
+        self, incident: Incident, text: str, owner: str | None, actor: str, key: str
+    ) -> Changed:
+        text = text.strip()
+        if not text:
+            raise BadInput(
+                "Describe the follow-up: `/incident action Add an alert on queue depth @bob`."
+            )
+        if len(text) > SUMMARY_MAX:
+            raise BadInput(f"Keep a follow-up to {SUMMARY_MAX:,} characters.")
+        now = self.ops.clock()
+        async with self.ops.store.session() as s:
+            existing = (
+                await s.execute(
+                    select(FollowUp)
+                    .where(FollowUp.incident_id == incident.id)  # type: ignore[arg-type]
+                    .where(FollowUp.source_key == key)  # type: ignore[arg-type]
+                )
+            ).scalar_one_or_none()
+            if existing is not None:
+                return Changed(incident, False, "That follow-up is recorded already.")
+            s.add(
+                FollowUp(
+                    incident_id=incident.id,  # type: ignore[arg-type]
+                    text=text,
+                    owner=owner,
+                    created_by=actor,
+                    created_at=now,
+                    source_key=key,
+                )
+            )
+            s.add(
+                self.ops._entry(
+                    incident, "follow_up", actor, text, {"owner": owner}, at=now, source_key=key
+                )
+            )
+        owner_text = f" (owner: <@{owner}>)" if owner else ""
+        await self.ops.post(
+            incident,
+            f":clipboard: Follow-up recorded by <@{actor}>: "
+            f"{literal(one_line(text, 500))}{owner_text}",
+        )
+        return Changed(incident, True, f"Follow-up recorded on {incident.ref}.")
+
+    async def facts(self, incident_id: int) -> PostmortemFacts:
+        ops = self.ops
+        incident = await ops.store.incident(incident_id)
+        assert incident is not None and incident.channel_id
+        messages = await fetch_history(ops.client, incident.channel_id)
+        async with ops.store.sessions() as s:
+            assignments = await ops.store.all_of(s, RoleAssignment, incident_id)
+            updates = await ops.store.all_of(s, StatusUpdate, incident_id)
+            follow_ups = await ops.store.all_of(s, FollowUp, incident_id)
+        timeline = await ops.store.timeline(incident_id)
+        people: set[str] = {incident.declared_by}
+        texts: list[str] = []
+        for msg in messages:
+            for m in [msg, *msg.get("replies", [])]:
+                people.add(m.get("user") or "")
+                texts.append(m.get("text") or "")
+        for entry in timeline:
+            people.update([entry.actor or "", str((entry.data or {}).get("user") or "")])
+            texts.append(entry.text)
+        people.update(a.user_id for a in assignments)
+        people.update(u.posted_by for u in updates)
+        people.update(f.owner or "" for f in follow_ups)
+        people.update(re.findall(r"<@([UW][A-Z0-9]+)", "\n".join(texts)))
+        people.discard("")
+        names = await user_names(ops.client, people, self._names)
+        return PostmortemFacts(
+            incident=incident,
+            severities=ops.settings.severities,
+            roles_config=ops.settings.roles,
+            assignments=assignments,
+            timeline=timeline,
+            updates=updates,
+            follow_ups=follow_ups,
+            messages=messages,
+            names=names,
+            channels={incident.channel_id: incident.channel_name or incident.channel_id},
+            bot_user_id=ops.bot_user_id or "",
+            bot_id=ops.bot_id,
+        )
+
+    async def compile_postmortem(self, incident_id: int, actor: str) -> Changed:
+        """Compile the draft from the channel and the timeline, keep it, post it as a file."""
+        async with self._compiling.setdefault(incident_id, asyncio.Lock()):
+            incident = await self.ops.store.incident(incident_id)
+            assert incident is not None
+            if not incident.channel_id:
+                raise BadInput(f"{incident.ref} has no channel yet; try again in a moment.")
+            markdown = render(await self.facts(incident_id))
+            latest = await self.ops.store.latest_postmortem(incident_id)
+            if latest is not None and latest.markdown == markdown and latest.file_id:
+                # Nothing happened since the last draft (or a double click): no new copy.
+                return Changed(
+                    incident,
+                    False,
+                    f"{incident.ref}'s draft is unchanged since version {latest.version}.",
+                )
+            version = (latest.version if latest else 0) + 1
+            saved = await self.ops.store.save_postmortem(
+                Postmortem(
+                    incident_id=incident_id,
+                    version=version,
+                    markdown=markdown,
+                    created_by=actor,
+                    created_at=self.ops.clock(),
+                )
+            )
+            resp = await self.ops.client.files_upload_v2(
+                channel=incident.channel_id,
+                content=markdown,
+                filename=f"{incident.ref}-postmortem-v{version}.md",
+                title=f"{incident.ref} postmortem draft (version {version})",
+                initial_comment=(
+                    f":page_facing_up: <@{actor}> compiled the postmortem draft for {incident.ref} "
+                    f"(version {version}): the channel and its timeline, with prompts for what "
+                    "only people can write. Edit it, then share it."
+                ),
+            )
+            file = resp.get("file") or (resp.get("files") or [{}])[0]
+            await self.ops.store.set_postmortem_file(saved.id, file.get("id"))  # type: ignore[arg-type]
+            return Changed(incident, True, f"Posted version {version} of the draft.")

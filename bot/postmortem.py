@@ -104,6 +104,7 @@ KIND_ORDER = {
             "message",
             "follow_up",
             "reminder",
+            "snooze",
             "resolved",
             "reopened",
         ]
@@ -315,9 +316,14 @@ def _one_line(text: str) -> str:
     return markdown_escape(" ".join(text.split()))
 
 
+def _lines(text: str) -> str:
+    # Markdown ends a line at \r too; one kind of break lets every line be indented.
+    return text.replace("\r\n", "\n").replace("\r", "\n").strip("\n")
+
+
 def _block(text: str) -> list[str]:
     """Escaped multi-line user text; trailing blank lines dropped so items stay tight."""
-    lines = markdown_escape(text.strip("\n")).split("\n")
+    lines = markdown_escape(_lines(text)).split("\n")
     return [line.rstrip() for line in lines] if any(lines) else []
 
 
@@ -435,7 +441,7 @@ class _Renderer:
     def entry_text(self, text: str) -> list[str]:
         """Stored entry text: escaped, with Slack user mentions shown as names."""
         # Mentions become placeholders that escaping leaves alone, then names.
-        text = text.strip("\n").replace(_PLACEHOLDER, "\ufffd")
+        text = _lines(text).replace(_PLACEHOLDER, "\ufffd")
         users: list[str] = []
 
         def hold(match: re.Match[str]) -> str:
@@ -497,6 +503,20 @@ class _Renderer:
         description = _block(self.inc.description)
         if description:
             out += [*description, ""]
+        resolution = next(
+            (
+                e
+                for e in reversed(self.timeline)
+                if e.kind == "resolved" and (e.data or {}).get("summary")
+            ),
+            None,
+        )
+        if resolution is not None and self.inc.resolved_at is not None:
+            out.append(
+                f"**Resolution** ({_when(resolution.happened_at)}, "
+                f"by {self.name(resolution.actor or '')}):"
+            )
+            out += [*_block(str((resolution.data or {})["summary"])), ""]
         if self.updates:
             last = self.updates[-1]
             out.append(
@@ -527,7 +547,10 @@ class _Renderer:
     def impact(self) -> list[str]:
         reached = self.severities_reached()
         known = [s for s in reached if s in self.severity_rank]
-        worst = min(known, key=self.severity_rank.__getitem__) if known else reached[0]
+        if known:
+            worst = min(known, key=self.severity_rank.__getitem__)
+        else:
+            worst = reached[0] if reached else self.inc.severity
         resolved = self.inc.resolved_at
         if resolved is None or self.inc.is_open:
             length = "still open"
@@ -711,7 +734,7 @@ class _Renderer:
             if entry.actor and entry.actor != author:
                 head += f" (pinned by {self.name(entry.actor)})"
             return _item(head, self.slack_text(entry.text))
-        head = f"{when} · *{_one_line(entry.kind)}*"
+        head = f"{when} · *{_one_line(entry.kind.replace('_', '-'))}*"
         if entry.actor:
             head += f" · {self.name(entry.actor)}"
         return _item(head, self.entry_text(entry.text))

@@ -58,16 +58,28 @@ BUILTIN_ROLES = [
 ]
 
 
-class Settings(BaseSettings):
+class DatabaseSettings(BaseSettings):
+    """Just the database, for commands that only read what the bot stored."""
+
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
     )
 
+    database_url: str = "sqlite:///incident-bot.db"
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, v: str) -> str:
+        if not re.match(r"^(sqlite|postgres|postgresql)(\+\w+)?://", v):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return v
+
+
+class Settings(DatabaseSettings):
     slack_bot_token: SecretStr
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
-    database_url: str = "sqlite:///incident-bot.db"
     port: int = Field(default=3000, ge=1, le=65535)
     incident_channel_prefix: str = Field(default="inc", min_length=1, max_length=20)
     announcements_channel: str | None = None
@@ -79,6 +91,8 @@ class Settings(BaseSettings):
     default_severity: str | None = None
     # JSON list of {"name", "label", "description"}: roles besides commander and comms.
     extra_roles: Annotated[list[Role], NoDecode] = Field(default_factory=list)
+    # A reaction with this emoji puts a message on the incident's timeline.
+    timeline_emoji: str = Field(default="pushpin", pattern=r"^:?[a-z0-9_+'-]+:?$")
     log_level: str = Field(default="INFO", pattern=r"^(?i:debug|info|warning|error|critical)$")
 
     @field_validator("slack_bot_token")
@@ -97,6 +111,11 @@ class Settings(BaseSettings):
             raise ValueError("must be an app-level token starting with xapp-")
         return v
 
+    @field_validator("timeline_emoji")
+    @classmethod
+    def _emoji(cls, v: str) -> str:
+        return v.strip(":")
+
     @field_validator("slack_signing_secret")
     @classmethod
     def _signing_secret(cls, v: SecretStr | None) -> SecretStr | None:
@@ -109,13 +128,6 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL such as https://slack.com/api/")
         # slack_sdk joins method names onto the base URL, so it must end with '/'.
         return v if v.endswith("/") else v + "/"
-
-    @field_validator("database_url")
-    @classmethod
-    def _database_url(cls, v: str) -> str:
-        if not re.match(r"^(sqlite|postgres|postgresql)(\+\w+)?://", v):
-            raise ValueError("must be a sqlite:/// or postgresql:// URL")
-        return v
 
     @field_validator("announcements_channel")
     @classmethod
@@ -189,6 +201,7 @@ HINTS = {
     "severities": 'a JSON list such as [{"name": "SEV1", "label": "Critical"}]',
     "default_severity": "one of the severity names",
     "extra_roles": 'a JSON list such as [{"name": "scribe", "label": "Scribe"}]',
+    "timeline_emoji": "an emoji name such as pushpin",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
 }
 

@@ -363,6 +363,30 @@ class Store:
             )
             return (await session.execute(stmt)).scalars().first()
 
+    async def all_of(self, session: AsyncSession, table: Any, incident_id: int) -> list[Any]:
+        stmt = select(table).where(table.incident_id == incident_id).order_by(table.id)
+        return list((await session.execute(stmt)).scalars().all())
+
+    async def latest_postmortem(self, incident_id: int) -> Postmortem | None:
+        async with self.sessions() as session:
+            stmt = (
+                select(Postmortem)
+                .where(Postmortem.incident_id == incident_id)  # type: ignore[arg-type]
+                .order_by(Postmortem.version.desc())  # type: ignore[attr-defined]
+            )
+            return (await session.execute(stmt)).scalars().first()
+
+    async def save_postmortem(self, draft: Postmortem) -> Postmortem:
+        async with self.session() as session:
+            session.add(draft)
+        return draft
+
+    async def set_postmortem_file(self, postmortem_id: int, file_id: str | None) -> None:
+        async with self.session() as session:
+            await session.execute(
+                update(Postmortem).where(Postmortem.id == postmortem_id).values(file_id=file_id)  # type: ignore[arg-type]
+            )
+
     # --- roles -----------------------------------------------------------------
 
     async def roles(self, incident_id: int) -> dict[str, str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from bot.slack import blocks
 from bot.slack.listeners import COMMAND
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +52,8 @@ def test_manifest_subscribes_to_every_event_and_shortcut_handled() -> None:
     events = set(re.findall(r"@app\.event\(\s*\"([a-z_.]+)\"", SOURCE))
     subscribed = set(MANIFEST["settings"].get("event_subscriptions", {}).get("bot_events", []))
     assert events <= subscribed
-    shortcuts = set(re.findall(r"@app\.(?:message_)?shortcut\(\s*([A-Za-z_.]+)", SOURCE))
+    names = re.findall(r"@app\.(?:message_)?shortcut\(\s*blocks\.([A-Z_]+)", SOURCE)
+    shortcuts = {getattr(blocks, name) for name in names}
     declared = {s["callback_id"] for s in MANIFEST["features"].get("shortcuts", [])}
-    assert len(shortcuts) == len(declared)
+    assert shortcuts == declared == {"add_to_timeline"}
     assert MANIFEST["settings"]["interactivity"]["is_enabled"] is True

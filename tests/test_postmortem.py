@@ -67,6 +67,22 @@ def section(md: str, title: str) -> str:
     return match[1]
 
 
+def outside_code(md: str) -> list[str]:
+    """The lines of ``md`` that are not inside fenced code blocks."""
+    out: list[str] = []
+    fence = ""
+    for line in md.splitlines():
+        stripped = line.strip()
+        if fence:
+            if stripped.startswith(fence) and not stripped.strip("`"):
+                fence = ""
+        elif stripped.startswith("```"):
+            fence = stripped[: len(stripped) - len(stripped.lstrip("`"))]
+        else:
+            out.append(line)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Fetching history
 
@@ -484,7 +500,7 @@ def test_sections_come_in_order_with_the_five_prompts() -> None:
 
 def test_user_text_never_becomes_markup() -> None:
     md = render(story_facts())
-    headings = [line for line in md.splitlines() if re.match(r"\s*#", line)]
+    headings = [line for line in outside_code(md) if re.match(r"\s*#", line)]
     assert headings == [md.splitlines()[0], *(f"## {s}" for s in SECTIONS)]
     assert md.splitlines()[0] == (
         "# INC-42: Checkout down &lt;!channel&gt; \\# heading \\[x\\](http\\://evil) "
@@ -493,9 +509,10 @@ def test_user_text_never_becomes_markup() -> None:
     assert "<script" not in md and "<!channel>" not in md and "<!here>" not in md
     assert "](http://evil)" not in md and "http://evil" not in md.replace("http\\://evil", "")
     # Only the links people posted in Slack become links.
-    links = re.findall(r"\]\(([^)]*)\)|<(https?:[^>]*)>", md)
+    links = re.findall(r"(?<!\\)\]\(([^)]*)\)|<(https?:[^>]*)>", md)
     assert links == [("", "https://status.example.com")]
-    assert "- \\[x\\] done?" not in md and "\\- \\[x\\] done?" in md
+    # A note's own list line stays text inside its timeline item.
+    assert "  \\- \\[x\\] done?" in md.splitlines()
     # Code is kept as code, inside the message's list item.
     assert "  ```\n  SELECT 1;\n  # not a heading\n  ```" in md
 
@@ -570,7 +587,7 @@ def test_severity_roles_updates_and_follow_ups() -> None:
     people = section(md, "Participants").strip().splitlines()
     assert people == [
         "- Alice Archer — 4 messages",
-        "- Bob Baker — 6 messages",
+        "- Bob Baker — 5 messages",
         "- Carol Chen — 3 messages",
     ]
 
@@ -605,7 +622,7 @@ def test_timeline_shows_each_message_once_in_order() -> None:
     # Entries and messages interleave by time; entries first on a tie.
     assert lines.index(
         "- **2024-05-01 12:00:00 UTC** · *declared* · Alice Archer: Declared INC-42 at SEV3: "
-        "Checkout down &lt;!channel&gt; \\# heading \\[x\\](http\\://evil) "
+        "&lt;!channel&gt; \\# heading \\[x\\](http\\://evil) "
         "&lt;script&gt;alert(1)&lt;/script&gt;"
     ) < lines.index(
         "- **2024-05-01 12:00:00 UTC** · *role* · Alice Archer: @Alice Archer is Incident Commander"

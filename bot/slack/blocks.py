@@ -98,6 +98,8 @@ CARD_ROLE = "card_role:"  # + role name
 CARD_UPDATE = "card_update"
 CARD_RESOLVE = "card_resolve"
 CARD_REOPEN = "card_reopen"
+CARD_POSTMORTEM = "card_postmortem"
+TIMELINE_SHORTCUT = "add_to_timeline"
 REMINDER_UPDATE = "reminder_update"
 REMINDER_SNOOZE = "reminder_snooze:"  # + minutes
 SNOOZE_CHOICES = (("15 min", 15), ("30 min", 30), ("1 h", 60))
@@ -189,6 +191,7 @@ def incident_card(
             ]
         else:
             buttons = [ButtonElement(action_id=CARD_REOPEN, text="Reopen", value=str(inc.id))]
+        buttons.append(postmortem_button(inc))
         blocks.append(ActionsBlock(block_id="card_actions", elements=buttons))
     context = f"Declared by {user(inc.declared_by)}"
     if inc.private:
@@ -215,6 +218,10 @@ def status_update(
     ]
 
 
+def postmortem_button(inc: Incident) -> ButtonElement:
+    return ButtonElement(action_id=CARD_POSTMORTEM, text="Postmortem", value=str(inc.id))
+
+
 def resolved_message(
     inc: Incident, actor: str, summary: str, settings: Settings
 ) -> tuple[str, list[Block]]:
@@ -223,7 +230,17 @@ def resolved_message(
     if summary:
         body += f"\n{literal(summary[:2800])}"
         text += f": {literal(one_line(summary, 300))}"
-    return text, [SectionBlock(text=MarkdownTextObject(text=body))]
+    return text, [
+        SectionBlock(text=MarkdownTextObject(text=body)),
+        ActionsBlock(block_id="resolved_actions", elements=[postmortem_button(inc)]),
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text="*Postmortem* compiles the channel and its timeline into a draft."
+                )
+            ]
+        ),
+    ]
 
 
 def reminder(inc: Incident, mention: str, since: str) -> tuple[str, list[Block]]:
@@ -468,8 +485,11 @@ HELP_LINES = [
     ("/incident role <role> @user", "assign another role"),
     ("/incident update [text]", "post a status update; no text opens a form"),
     ("/incident status", "this incident's current state, privately"),
+    ("/incident note <text>", "add an entry to the timeline"),
+    ("/incident action <text> [@owner]", "record a follow-up"),
     ("/incident resolve [summary]", "resolve; stops reminders"),
     ("/incident reopen", "reopen a resolved incident"),
+    ("/incident postmortem", "compile the postmortem draft and post it here"),
     ("/incident list", "open incidents, with links to their channels"),
     ("/incident help", "this help"),
 ]
@@ -483,7 +503,15 @@ def help_blocks(settings: Settings, intro: str | None = None) -> tuple[str, list
         blocks.append(SectionBlock(text=MarkdownTextObject(text=intro)))
     blocks += [
         SectionBlock(text=MarkdownTextObject(text=f"*Incident bot*\n{lines}")),
-        ContextBlock(elements=[MarkdownTextObject(text=f"Severities: {levels}")]),
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text=f"Severities: {levels}. React with :{settings.timeline_emoji}: or use "
+                    "the message shortcut *Add to incident timeline* to put a message on the "
+                    "timeline."
+                )
+            ]
+        ),
     ]
     text = (intro + "\n" if intro else "") + lines
     return text, blocks

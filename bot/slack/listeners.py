@@ -17,9 +17,16 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block
 
-from bot.incidents import BadInput, Changed, Incidents, SlackFailure, slack_error
+from bot.incidents import BadInput, Capture, Changed, Incidents, SlackFailure, slack_error
 from bot.slack import blocks
-from bot.slack.text import literal, one_line, slack_to_plain, split_command
+from bot.slack.text import (
+    literal,
+    one_line,
+    parse_user_name,
+    parse_user_ref,
+    slack_to_plain,
+    split_command,
+)
 from bot.store import Incident
 
 log = logging.getLogger(__name__)
@@ -42,6 +49,7 @@ def sorry(action: str, e: Exception) -> str:
 
 def register(app: AsyncApp, ops: Incidents) -> None:
     settings = ops.settings
+    capture = Capture(ops)
 
     async def guarded(action: str, reply: Reply, work: Callable[[], Awaitable[None]]) -> None:
         """Run work after the ack; whatever fails, the person hears about it privately."""
@@ -253,6 +261,68 @@ def register(app: AsyncApp, ops: Incidents) -> None:
         if not done.changed:
             await reply(done.message, None)
 
+    @subcommand("note")
+    async def note_cmd(inc: Incident, rest: str, body: dict[str, Any], reply: Reply) -> None:
+        done = await capture.add_note(
+            inc, slack_to_plain(rest), body["user_id"], key=f"command:{body['trigger_id']}"
+        )
+        await reply(done.message, None)
+
+    @subcommand("action", "followup", "follow-up")
+    async def action_cmd(inc: Incident, rest: str, body: dict[str, Any], reply: Reply) -> None:
+        words = rest.split()
+        owner = None
+        # A trailing mention names the owner: `/incident action Add alerting @bob`.
+        if words and (parse_user_ref(words[-1]) or parse_user_name(words[-1])):
+            owner = await ops.find_user(words[-1], body["user_id"])
+            rest = rest.rstrip()[: -len(words[-1])]
+        done = await capture.add_follow_up(
+            inc, slack_to_plain(rest), owner, body["user_id"], key=f"command:{body['trigger_id']}"
+        )
+        await reply(done.message, None)
+
+    @subcommand("postmortem", "pm")
+    async def postmortem_cmd(inc: Incident, rest: str, body: dict[str, Any], reply: Reply) -> None:
+        await reply(f":hourglass_flowing_sand: Compiling {inc.ref}'s postmortem draft…", None)
+        done = await capture.compile_postmortem(inc.id, body["user_id"])  # type: ignore[arg-type]
+        await reply(done.message, None)
+
+    # --- timeline capture ----------------------------------------------------------------
+
+    @app.event("reaction_added")
+    async def reaction_added(event: dict[str, Any]) -> None:
+        item = event.get("item") or {}
+        if event.get("reaction") != settings.timeline_emoji or item.get("type") != "message":
+            return
+        incident = await ops.store.incident_by_channel(item.get("channel", ""))
+        if incident is None:
+            return  # a pin somewhere else is none of the bot's business
+        try:
+            await capture.add_message(incident, ts=item["ts"], actor=event["user"])
+        except (BadInput, SlackApiError) as e:
+            log.info("could not add a message to %s: %s", incident.ref, e)
+
+    @app.shortcut(blocks.TIMELINE_SHORTCUT)
+    async def timeline_shortcut(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        channel = (body.get("channel") or {}).get("id")
+        user_id = body["user"]["id"]
+        reply = dm_or_ephemeral(channel, user_id)
+
+        async def work() -> None:
+            incident = await ops.store.incident_by_channel(channel) if channel else None
+            if incident is None:
+                raise BadInput(
+                    "*Add to incident timeline* works on messages in an incident's channel."
+                )
+            message = body.get("message") or {}
+            done = await capture.add_message(
+                incident, ts=message.get("ts") or body["message_ts"], actor=user_id, message=message
+            )
+            await reply(done.message, None)
+
+        await guarded("add the message to the timeline", reply, work)
+
     # --- the card's controls and the reminder's buttons ------------------------------------
 
     async def incident_for_action(body: dict[str, Any]) -> Incident:
@@ -361,6 +431,18 @@ def register(app: AsyncApp, ops: Incidents) -> None:
             await reply(done.message, None)
 
         await guarded("snooze the reminder", reply, work)
+
+    @app.action(blocks.CARD_POSTMORTEM)
+    async def postmortem_clicked(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        reply = action_reply(body)
+
+        async def work() -> None:
+            inc = await incident_for_action(body)
+            done = await capture.compile_postmortem(inc.id, body["user"]["id"])  # type: ignore[arg-type]
+            await quietly(done, reply)
+
+        await guarded("compile the postmortem", reply, work)
 
     # --- the update and resolve modals --------------------------------------------------------
 
