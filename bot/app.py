@@ -47,13 +47,21 @@ class BotApp:
     """The running bot. `start()` and `stop()` bracket its life; tests use it in-process."""
 
     def __init__(
-        self, settings: Settings, *, clock: Clock = utcnow, reminder_sync_seconds: float = 30.0
+        self,
+        settings: Settings,
+        *,
+        clock: Clock = utcnow,
+        reminder_sync_seconds: float = 30.0,
+        lease_seconds: float = 30.0,
     ):
         self.settings = settings
         self.client = make_client(settings)
         self.store = Store(settings.database_url)
-        self.ops = Incidents(settings, self.store, self.client, clock=clock)
+        self.ops = Incidents(
+            settings, self.store, self.client, clock=clock, lease_seconds=lease_seconds
+        )
         self.reminders = Reminders(self.ops, sync_seconds=reminder_sync_seconds)
+        self._lease_seconds = lease_seconds
         self._bot_id: str | None = None
         secret = settings.slack_signing_secret
         self.bolt = AsyncApp(
@@ -135,8 +143,17 @@ class BotApp:
             self.port = sockets[0].getsockname()[1] if sockets else port
             log.info("serving Slack requests on port %s at %s", self.port, EVENTS_PATH)
         await self.reminders.start()
-        # Finish declarations that a crash or a Slack outage left half-done.
-        self._background(self.ops.resume_unprovisioned())
+        # Finish what a crash or a Slack outage left half-done, now and from time to
+        # time (a process that died mid-way holds its lease only briefly).
+        self._background(self.ops.repair())
+        self.reminders.scheduler.add_job(
+            self.ops.repair,
+            "interval",
+            seconds=max(self._lease_seconds / 2, 1.0),
+            id="repair",
+            coalesce=True,
+            max_instances=1,
+        )
 
     def _background(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

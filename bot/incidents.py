@@ -84,8 +84,12 @@ class Incidents:
         client: AsyncWebClient,
         *,
         clock: Clock = utcnow,
+        lease_seconds: float = 30.0,
     ):
         self.settings = settings
+        # How long a process may work on a declaration (or an update) before another
+        # one takes over; renewed after every Slack step.
+        self.lease = timedelta(seconds=lease_seconds)
         self.store = store
         self.client = client
         self.clock = clock
@@ -285,10 +289,11 @@ class Incidents:
         async with self._lock(incident_id):
             state = await self.state(incident_id)
             inc = state.incident
-            if inc.provisioned:
-                return inc
+            if inc.provisioned or not await self._renew_lease(incident_id):
+                return inc  # done, or another process is doing it right now
             if not inc.channel_id:
                 await self._create_channel(inc)
+                await self._renew_lease(incident_id)
                 state = await self.state(incident_id)
                 inc = state.incident
             # After the channel exists these steps are independent; running them together
@@ -304,9 +309,13 @@ class Incidents:
             for result in results:
                 if isinstance(result, BaseException):
                     raise result
-            await self.store.save_fields(incident_id, provisioned=True)
+            await self.store.save_fields(incident_id, provisioned=True, provision_lease_until=None)
             inc.provisioned = True
             return inc
+
+    async def _renew_lease(self, incident_id: int) -> bool:
+        now = self.clock()
+        return await self.store.lease_provisioning(incident_id, now, now + self.lease)
 
     async def _create_channel(self, inc: Incident) -> None:
         base = channel_name(self.settings.incident_channel_prefix, inc.number, inc.title)
@@ -396,8 +405,28 @@ class Incidents:
         inc.announcement_ts = resp["ts"]
         await self.store.save_fields(inc.id, announcement_ts=inc.announcement_ts)
 
+    async def repair(self) -> None:
+        """Finish what a crash or a Slack outage left half-done: declarations whose Slack
+        side is incomplete, and status updates stored but never posted."""
+        await self.resume_unprovisioned()
+        for update in await self.store.unposted_updates(self.clock() - self.lease):
+            if not await self.store.claim_update_post(update.id):  # type: ignore[arg-type]
+                continue
+            inc = await self.store.incident(update.incident_id)
+            if inc is None or not inc.channel_id:
+                continue
+            text, body = blocks.status_update(inc, update, self.settings)
+            try:
+                ts = await self.post(inc, text, body)
+                await self._post_to_announcement_thread(inc, text)
+            except Exception as e:
+                await self.store.save_update_ts(update.id, None)  # type: ignore[arg-type]
+                log.warning("could not repost an update of %s: %s", inc.ref, slack_error(e))
+                continue
+            await self.store.save_update_ts(update.id, ts)  # type: ignore[arg-type]
+            log.info("posted an update of %s that a restart had interrupted", inc.ref)
+
     async def resume_unprovisioned(self) -> None:
-        """At start-up: finish declarations a crash or a Slack outage left half-done."""
         for inc in await self.store.unprovisioned():
             try:
                 await self.provision(inc.id)  # type: ignore[arg-type]
@@ -700,9 +729,14 @@ class Incidents:
                 )
             )
         text, body = blocks.status_update(inc, update, self.settings)
-        ts = await self.post(inc, text, body)
-        await self.store.save_update_ts(update.id, ts)  # type: ignore[arg-type]
-        await self._post_to_announcement_thread(inc, text)
+        if await self.store.claim_update_post(update.id):  # type: ignore[arg-type]
+            try:
+                ts = await self.post(inc, text, body)
+            except Exception:
+                await self.store.save_update_ts(update.id, None)  # type: ignore[arg-type]
+                raise
+            await self.store.save_update_ts(update.id, ts)  # type: ignore[arg-type]
+            await self._post_to_announcement_thread(inc, text)
         inc = await self._after_change(incident_id)
         return Changed(inc, True, f"Update posted to {inc.ref}.")
 

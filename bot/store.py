@@ -78,6 +78,8 @@ class Incident(SQLModel, table=True):
     announcement_ts: str | None = Field(default=None, max_length=32)
     # Set once every Slack step of the declaration is done; until then, it is resumed.
     provisioned: bool = False
+    # Whoever holds this lease is doing the Slack steps; it expires if that process dies.
+    provision_lease_until: datetime | None = _dt(nullable=True)
     last_update_at: datetime | None = _dt(nullable=True)
     next_update_due: datetime | None = _dt(nullable=True)
     resolved_at: datetime | None = _dt(nullable=True)
@@ -341,6 +343,42 @@ class Store:
             stmt = select(Incident).where(Incident.provisioned == False)  # type: ignore[arg-type]  # noqa: E712
             return (await session.execute(stmt)).scalars().all()
 
+    async def lease_provisioning(self, incident_id: int, now: datetime, until: datetime) -> bool:
+        """Take (or renew) the right to provision; False while another process holds it."""
+        async with self.session() as session:
+            result = await session.execute(
+                update(Incident)
+                .where(Incident.id == incident_id)  # type: ignore[arg-type]
+                .where(Incident.provisioned == False)  # type: ignore[arg-type]  # noqa: E712
+                .where(
+                    (Incident.provision_lease_until == None)  # type: ignore[arg-type]  # noqa: E711
+                    | (Incident.provision_lease_until < now)  # type: ignore[arg-type,operator]
+                )
+                .values(provision_lease_until=until)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def unposted_updates(self, older_than: datetime) -> Sequence[StatusUpdate]:
+        async with self.sessions() as session:
+            stmt = (
+                select(StatusUpdate)
+                .where(StatusUpdate.message_ts == None)  # type: ignore[arg-type]  # noqa: E711
+                .where(StatusUpdate.posted_at < older_than)  # type: ignore[arg-type]
+                .order_by(StatusUpdate.id)  # type: ignore[arg-type]
+            )
+            return (await session.execute(stmt)).scalars().all()
+
+    async def claim_update_post(self, update_id: int) -> bool:
+        """Mark an unposted update as being posted; True for exactly one caller."""
+        async with self.session() as session:
+            result = await session.execute(
+                update(StatusUpdate)
+                .where(StatusUpdate.id == update_id)  # type: ignore[arg-type]
+                .where(StatusUpdate.message_ts == None)  # type: ignore[arg-type]  # noqa: E711
+                .values(message_ts="posting")
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
     async def save_fields(self, incident_id: int, **values: Any) -> None:
         """Record a Slack step's result at once, so a retry resumes after it."""
         async with self.session() as session:
@@ -348,7 +386,7 @@ class Store:
                 update(Incident).where(Incident.id == incident_id).values(**values)  # type: ignore[arg-type]
             )
 
-    async def save_update_ts(self, update_id: int, ts: str) -> None:
+    async def save_update_ts(self, update_id: int, ts: str | None) -> None:
         async with self.session() as session:
             await session.execute(
                 update(StatusUpdate).where(StatusUpdate.id == update_id).values(message_ts=ts)  # type: ignore[arg-type]

@@ -30,7 +30,8 @@ async def test_typed_update_posts_stores_and_refreshes(start_bot: StartBot) -> N
         user=ALICE,
         channel=inc.channel_id,
     )
-    [entry] = await until(lambda: entries(bot, inc, "update"))
+    await bot.settled()
+    [entry] = await entries(bot, inc, "update")
     assert entry.text == "Rolled back the deploy & watching @bob"
     assert entry.data["status"] == "investigating"
 
