@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.postmortem import PostmortemFacts, fetch_history, render, user_names
 from bot.settings import Role, Settings
 from bot.slack import blocks
-from bot.slack.text import channel_name, literal, one_line, with_suffix
+from bot.slack.text import channel_name, clean, literal, one_line, with_suffix
 from bot.store import (
     FollowUp,
     Incident,
@@ -884,8 +884,9 @@ class Capture:
             raise BadInput("That message is gone, so it cannot go on the timeline.")
         author = message.get("user") or message.get("bot_id")
         at = datetime.fromtimestamp(float(ts), UTC)
-        text = message.get("text") or ", ".join(
-            f.get("name", "file") for f in message.get("files", [])
+        text = clean(
+            message.get("text")
+            or ", ".join(f.get("name", "file") for f in message.get("files", []))
         )
         async with self.ops.store.session() as s:
             added = await self.ops.store.add_entry(

@@ -193,12 +193,14 @@ async def start_bot(fake: FakeSlack, database_url: str) -> AsyncIterator[StartBo
     async def start(
         clock: Callable[[], datetime] | None = None,
         reminder_sync_seconds: float = 30.0,
+        lease_seconds: float = 30.0,
         **overrides: Any,
     ) -> Bot:
         settings = settings_for(fake, database_url, **overrides)
         app = BotApp(
             settings,
             reminder_sync_seconds=reminder_sync_seconds,
+            lease_seconds=lease_seconds,
             **({"clock": clock} if clock else {}),
         )
         await app.start(host="127.0.0.1", port=0)

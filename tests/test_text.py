@@ -542,3 +542,9 @@ def test_slack_to_plain_reads_command_text_as_typed() -> None:
         "see the doc (https://x.io/a) or https://y.io"
     )
     assert slack_to_plain("<@U123>") == "@U123"
+
+
+def test_clean_drops_control_characters_but_keeps_lines() -> None:
+    from bot.slack.text import clean
+
+    assert clean("a\x00b\x07c\r\nd\te\x7f") == "abc\nd\te"

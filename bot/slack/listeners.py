@@ -20,6 +20,7 @@ from slack_sdk.models.blocks import Block
 from bot.incidents import BadInput, Capture, Changed, Incidents, SlackFailure, slack_error
 from bot.slack import blocks
 from bot.slack.text import (
+    clean,
     literal,
     one_line,
     parse_user_name,
@@ -108,7 +109,7 @@ def register(app: AsyncApp, ops: Incidents) -> None:
     async def incident_command(
         ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: Any
     ) -> None:
-        sub, rest = split_command(body.get("text") or "")
+        sub, rest = split_command(clean(body.get("text") or ""))
         user_id: str = body["user_id"]
         team_id: str = body.get("team_id") or context.team_id
         reply = responder(respond)
@@ -459,7 +460,7 @@ def register(app: AsyncApp, ops: Incidents) -> None:
     @app.view(blocks.UPDATE_VIEW)
     async def update_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
         view = body["view"]
-        summary = view_value(view, blocks.UPDATE_SUMMARY).get("value") or ""
+        summary = clean(view_value(view, blocks.UPDATE_SUMMARY).get("value") or "")
         status = (view_value(view, blocks.UPDATE_STATUS).get("selected_option") or {}).get("value")
         if not summary.strip():
             await ack(
@@ -491,7 +492,7 @@ def register(app: AsyncApp, ops: Incidents) -> None:
     @app.view(blocks.RESOLVE_VIEW)
     async def resolve_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
         view = body["view"]
-        summary = view_value(view, blocks.RESOLVE_SUMMARY).get("value") or ""
+        summary = clean(view_value(view, blocks.RESOLVE_SUMMARY).get("value") or "")
         await ack()
         incident_id = view_incident(view)
         user_id = body["user"]["id"]
@@ -517,9 +518,9 @@ def register(app: AsyncApp, ops: Incidents) -> None:
         def value(field: tuple[str, str]) -> dict[str, Any]:
             return values.get(field[0], {}).get(field[1], {}) or {}
 
-        title = value(blocks.DECLARE_TITLE).get("value") or ""
+        title = clean(value(blocks.DECLARE_TITLE).get("value") or "")
         severity = (value(blocks.DECLARE_SEVERITY).get("selected_option") or {}).get("value")
-        description = value(blocks.DECLARE_DESCRIPTION).get("value") or ""
+        description = clean(value(blocks.DECLARE_DESCRIPTION).get("value") or "")
         commander = value(blocks.DECLARE_COMMANDER).get("selected_user") or user_id
         private = any(
             o.get("value") == "private"

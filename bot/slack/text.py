@@ -643,3 +643,12 @@ def slack_to_plain(text: str) -> str:
     bot stores what people read, and escapes it again wherever it posts it.
     """
     return unescape(_COMMAND_TOKEN.sub(_plain_token, text))
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean(text: str) -> str:
+    """People's text without control characters (NUL breaks PostgreSQL; none of them
+    are visible), keeping tabs and line breaks."""
+    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
