@@ -351,99 +351,72 @@ def register(app: AsyncApp, ops: Incidents) -> None:
         if not done.changed and done.message:
             await reply(done.message, None)
 
-    @app.action(blocks.CARD_SEVERITY)
-    async def severity_picked(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await ack()
-        reply = action_reply(body)
+    ButtonWork = Callable[[dict[str, Any], Incident, Reply], Awaitable[None]]
 
-        async def work() -> None:
-            inc = await incident_for_action(body)
-            picked = body["actions"][0]["selected_option"]["value"]
-            await quietly(await ops.set_severity(inc.id, picked, body["user"]["id"]), reply)  # type: ignore[arg-type]
+    def button(*action_ids: str | re.Pattern[str], what: str) -> Callable[[ButtonWork], ButtonWork]:
+        """A card or reminder control: ack at once, find its incident, do `work`, and tell
+        the person privately if it fails."""
 
-        await guarded("change the severity", reply, work)
+        def register_(work: ButtonWork) -> ButtonWork:
+            async def clicked(ack: AsyncAck, body: dict[str, Any]) -> None:
+                await ack()
+                reply = action_reply(body)
 
-    @app.action(re.compile(rf"^{re.escape(blocks.CARD_ROLE)}"))
-    async def role_picked(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await ack()
-        reply = action_reply(body)
+                async def run() -> None:
+                    await work(body, await incident_for_action(body), reply)
 
-        async def work() -> None:
-            inc = await incident_for_action(body)
-            action = body["actions"][0]
-            role = action["action_id"][len(blocks.CARD_ROLE) :]
-            user = action.get("selected_user")
-            if not user:
-                return  # the picker was cleared; a role is never left empty this way
-            await quietly(await ops.assign_role(inc.id, role, user, body["user"]["id"]), reply)  # type: ignore[arg-type]
+                await guarded(what, reply, run)
 
-        await guarded("assign the role", reply, work)
+            for action_id in action_ids:
+                app.action(action_id)(clicked)
+            return work
 
-    @app.action(blocks.CARD_UPDATE)
-    @app.action(blocks.REMINDER_UPDATE)
-    async def update_clicked(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await ack()
-        reply = action_reply(body)
+        return register_
 
-        async def work() -> None:
-            inc = await incident_for_action(body)
-            if not inc.is_open:
-                raise BadInput(f"{inc.ref} is resolved. `/incident reopen` it first.")
-            await open_view(body, blocks.update_modal(inc, settings), reply)
+    def clicker(body: dict[str, Any]) -> str:
+        return str(body["user"]["id"])
 
-        await guarded("open the update form", reply, work)
+    @button(blocks.CARD_SEVERITY, what="change the severity")
+    async def severity_picked(body: dict[str, Any], inc: Incident, reply: Reply) -> None:
+        picked = body["actions"][0]["selected_option"]["value"]
+        await quietly(await ops.set_severity(inc.id, picked, clicker(body)), reply)  # type: ignore[arg-type]
 
-    @app.action(blocks.CARD_RESOLVE)
-    async def resolve_clicked(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await ack()
-        reply = action_reply(body)
+    @button(re.compile(rf"^{re.escape(blocks.CARD_ROLE)}"), what="assign the role")
+    async def role_picked(body: dict[str, Any], inc: Incident, reply: Reply) -> None:
+        action = body["actions"][0]
+        role = action["action_id"][len(blocks.CARD_ROLE) :]
+        user = action.get("selected_user")
+        if not user:
+            return  # the picker was cleared; a role is never left empty this way
+        await quietly(await ops.assign_role(inc.id, role, user, clicker(body)), reply)  # type: ignore[arg-type]
 
-        async def work() -> None:
-            inc = await incident_for_action(body)
-            if not inc.is_open:
-                raise BadInput(f"{inc.ref} is already resolved.")
-            await open_view(body, blocks.resolve_modal(inc), reply)
+    @button(blocks.CARD_UPDATE, blocks.REMINDER_UPDATE, what="open the update form")
+    async def update_clicked(body: dict[str, Any], inc: Incident, reply: Reply) -> None:
+        if not inc.is_open:
+            raise BadInput(f"{inc.ref} is resolved. `/incident reopen` it first.")
+        await open_view(body, blocks.update_modal(inc, settings), reply)
 
-        await guarded("open the resolve form", reply, work)
+    @button(blocks.CARD_RESOLVE, what="open the resolve form")
+    async def resolve_clicked(body: dict[str, Any], inc: Incident, reply: Reply) -> None:
+        if not inc.is_open:
+            raise BadInput(f"{inc.ref} is already resolved.")
+        await open_view(body, blocks.resolve_modal(inc), reply)
 
-    @app.action(blocks.CARD_REOPEN)
-    async def reopen_clicked(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await ack()
-        reply = action_reply(body)
+    @button(blocks.CARD_REOPEN, what="reopen the incident")
+    async def reopen_clicked(body: dict[str, Any], inc: Incident, reply: Reply) -> None:
+        await quietly(await ops.reopen(inc.id, clicker(body)), reply)  # type: ignore[arg-type]
 
-        async def work() -> None:
-            inc = await incident_for_action(body)
-            await quietly(await ops.reopen(inc.id, body["user"]["id"]), reply)  # type: ignore[arg-type]
+    @button(re.compile(rf"^{re.escape(blocks.REMINDER_SNOOZE)}\d+$"), what="snooze the reminder")
+    async def snooze_clicked(body: dict[str, Any], inc: Incident, reply: Reply) -> None:
+        minutes = int(body["actions"][0]["action_id"][len(blocks.REMINDER_SNOOZE) :])
+        # One snooze per reminder message, however often it is clicked.
+        reminder_ts = (body.get("container") or {}).get("message_ts") or "?"
+        done = await ops.snooze(inc.id, minutes, clicker(body), key=f"snooze:{reminder_ts}")  # type: ignore[arg-type]
+        await reply(done.message, None)
 
-        await guarded("reopen the incident", reply, work)
-
-    @app.action(re.compile(rf"^{re.escape(blocks.REMINDER_SNOOZE)}\d+$"))
-    async def snooze_clicked(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await ack()
-        reply = action_reply(body)
-
-        async def work() -> None:
-            inc = await incident_for_action(body)
-            minutes = int(body["actions"][0]["action_id"][len(blocks.REMINDER_SNOOZE) :])
-            reminder_ts = (body.get("container") or {}).get("message_ts") or "?"
-            done = await ops.snooze(
-                inc.id, minutes, body["user"]["id"], key=f"snooze:{reminder_ts}"
-            )  # type: ignore[arg-type]
-            await reply(done.message, None)
-
-        await guarded("snooze the reminder", reply, work)
-
-    @app.action(blocks.CARD_POSTMORTEM)
-    async def postmortem_clicked(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await ack()
-        reply = action_reply(body)
-
-        async def work() -> None:
-            inc = await incident_for_action(body)
-            done = await capture.compile_postmortem(inc.id, body["user"]["id"])  # type: ignore[arg-type]
-            await quietly(done, reply)
-
-        await guarded("compile the postmortem", reply, work)
+    @button(blocks.CARD_POSTMORTEM, what="compile the postmortem")
+    async def postmortem_clicked(body: dict[str, Any], inc: Incident, reply: Reply) -> None:
+        await quietly(await capture.compile_postmortem(inc.id, clicker(body)), reply)  # type: ignore[arg-type]
 
     # --- the update and resolve modals --------------------------------------------------------
 
