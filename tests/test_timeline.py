@@ -103,6 +103,23 @@ async def test_notes_and_follow_ups(bot: Bot) -> None:
     ]
 
 
+async def test_follow_up_from_the_card(bot: Bot) -> None:
+    inc = await declared(bot)
+    await bot.slack.block_action(
+        user=BOB, channel=inc.channel_id, message_ts=inc.card_ts, action_id="card_follow_up"
+    )
+    view = await until(
+        lambda: [v for v in bot.fake.views.values() if v["callback_id"] == "follow_up"]
+    )
+    inputs = {"text": "Alert on queue depth", "owner": CAROL}
+    await asyncio.gather(  # a double submit records one follow-up
+        *[bot.slack.submit_view(view[0]["id"], user=BOB, inputs=inputs) for _ in range(2)]
+    )
+    await bot.settled()
+    [entry] = await entries(bot, inc, "follow_up")
+    assert (entry.text, entry.actor, entry.data["owner"]) == ("Alert on queue depth", BOB, CAROL)
+
+
 async def test_postmortem_outside_a_channel_and_for_a_quiet_incident(bot: Bot) -> None:
     [told] = await bot.ask("postmortem", user=ALICE, channel=GENERAL)
     assert "no open incident" in told["text"]

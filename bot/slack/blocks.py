@@ -99,6 +99,10 @@ CARD_UPDATE = "card_update"
 CARD_RESOLVE = "card_resolve"
 CARD_REOPEN = "card_reopen"
 CARD_POSTMORTEM = "card_postmortem"
+CARD_FOLLOW_UP = "card_follow_up"
+FOLLOW_UP_VIEW = "follow_up"
+FOLLOW_UP_TEXT = ("text", "text")
+FOLLOW_UP_OWNER = ("owner", "owner")
 TIMELINE_SHORTCUT = "add_to_timeline"
 REMINDER_UPDATE = "reminder_update"
 REMINDER_SNOOZE = "reminder_snooze:"  # + minutes
@@ -188,6 +192,7 @@ def incident_card(
                     action_id=CARD_UPDATE, text="Post update", value=str(inc.id), style="primary"
                 ),
                 ButtonElement(action_id=CARD_RESOLVE, text="Resolve", value=str(inc.id)),
+                ButtonElement(action_id=CARD_FOLLOW_UP, text="Add follow-up", value=str(inc.id)),
             ]
         else:
             buttons = [ButtonElement(action_id=CARD_REOPEN, text="Reopen", value=str(inc.id))]
@@ -343,6 +348,32 @@ def update_modal(inc: Incident, settings: Settings) -> View:
                 element=PlainTextInputElement(
                     action_id=UPDATE_SUMMARY[1], multiline=True, max_length=3000
                 ),
+            ),
+        ],
+    )
+
+
+def follow_up_modal(inc: Incident) -> View:
+    return View(
+        type="modal",
+        callback_id=FOLLOW_UP_VIEW,
+        title="Add a follow-up",
+        submit="Add",
+        close="Cancel",
+        private_metadata=json.dumps({"incident": inc.id}),
+        blocks=[
+            InputBlock(
+                block_id=FOLLOW_UP_TEXT[0],
+                label="What should be done after the incident?",
+                element=PlainTextInputElement(
+                    action_id=FOLLOW_UP_TEXT[1], multiline=True, max_length=3000
+                ),
+            ),
+            InputBlock(
+                block_id=FOLLOW_UP_OWNER[0],
+                label="Owner",
+                optional=True,
+                element=UserSelectElement(action_id=FOLLOW_UP_OWNER[1]),
             ),
         ],
     )

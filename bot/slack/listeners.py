@@ -414,6 +414,10 @@ def register(app: AsyncApp, ops: Incidents) -> None:
         done = await ops.snooze(inc.id, minutes, clicker(body), key=f"snooze:{reminder_ts}")  # type: ignore[arg-type]
         await reply(done.message, None)
 
+    @button(blocks.CARD_FOLLOW_UP, what="open the follow-up form")
+    async def follow_up_clicked(body: dict[str, Any], inc: Incident, reply: Reply) -> None:
+        await open_view(body, blocks.follow_up_modal(inc), reply)
+
     @button(blocks.CARD_POSTMORTEM, what="compile the postmortem")
     async def postmortem_clicked(body: dict[str, Any], inc: Incident, reply: Reply) -> None:
         await quietly(await capture.compile_postmortem(inc.id, clicker(body)), reply)  # type: ignore[arg-type]
@@ -461,6 +465,28 @@ def register(app: AsyncApp, ops: Incidents) -> None:
                 await reply_(f":warning: {e}", None)
 
         await guarded("post the update", dm_or_ephemeral(None, user_id), work)
+
+    @app.view(blocks.FOLLOW_UP_VIEW)
+    async def follow_up_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
+        view = body["view"]
+        text = clean(view_value(view, blocks.FOLLOW_UP_TEXT).get("value") or "")
+        owner = view_value(view, blocks.FOLLOW_UP_OWNER).get("selected_user")
+        if not text.strip():
+            await ack(response_action="errors", errors={blocks.FOLLOW_UP_TEXT[0]: "Describe it."})
+            return
+        await ack()
+        incident_id = view_incident(view)
+        user_id = body["user"]["id"]
+
+        async def work() -> None:
+            incident = await ops.store.incident(incident_id) if incident_id else None
+            if incident is None:
+                raise BadInput("That form no longer matches an incident.")
+            if owner:
+                await ops.check_person(owner, "The owner")
+            await capture.add_follow_up(incident, text, owner, user_id, key=f"view:{view['id']}")
+
+        await guarded("record the follow-up", dm_or_ephemeral(None, user_id), work)
 
     @app.view(blocks.RESOLVE_VIEW)
     async def resolve_submitted(ack: AsyncAck, body: dict[str, Any]) -> None:
