@@ -170,7 +170,7 @@ class BotApp:
         if self._stopped:
             return
         self._stopped = True
-        await self.reminders.stop()
+        await self.reminders.stop(grace)
         if self._socket is not None:
             with contextlib.suppress(Exception):
                 await self._socket.disconnect_async()

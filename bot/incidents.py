@@ -34,6 +34,7 @@ from bot.store import (
     StatusUpdate,
     Store,
     TimelineEntry,
+    claim_expired,
     utcnow,
 )
 
@@ -330,6 +331,12 @@ class Incidents:
                         f"{inc.ref} is recorded, but Slack would not create its channel "
                         f"(`{slack_error(e)}`)."
                     ) from e
+                own = await self._own_unused_channel(name)
+                if own is not None:
+                    # Slack created it but the answer was lost (a crash or a dropped
+                    # connection): take it instead of making a second channel.
+                    resp = {"channel": own}
+                    break
                 # A random suffix after many tries: a declaration never fails on naming.
                 name = with_suffix(base, attempt if attempt < 50 else secrets.randbelow(10**6))
         else:
@@ -341,6 +348,26 @@ class Incidents:
             channel_id=inc.channel_id,
             channel_name=inc.channel_name,
         )
+
+    async def _own_unused_channel(self, name: str) -> dict[str, Any] | None:
+        """A channel of that name the bot created and no incident uses, if any."""
+        cursor = None
+        while True:
+            resp = await self.client.conversations_list(
+                types="public_channel,private_channel",
+                exclude_archived=True,
+                limit=1000,
+                cursor=cursor,
+            )
+            for channel in resp.get("channels", []):
+                if channel.get("name") == name:
+                    if channel.get("creator") != self.bot_user_id:
+                        return None
+                    taken = await self.store.incident_by_channel(channel["id"])
+                    return channel if taken is None else None
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
 
     async def _invite(self, inc: Incident, users: set[str]) -> None:
         users.discard(self.bot_user_id or "")
@@ -409,8 +436,23 @@ class Incidents:
         """Finish what a crash or a Slack outage left half-done: declarations whose Slack
         side is incomplete, and status updates stored but never posted."""
         await self.resume_unprovisioned()
-        for update in await self.store.unposted_updates(self.clock() - self.lease):
-            if not await self.store.claim_update_post(update.id):  # type: ignore[arg-type]
+        now = self.clock()
+        for inc in await self.store.stuck_reminders(now - self.lease):
+            # Claimed by a process that died before posting it: send it once now.
+            assert inc.reminder_sending_since is not None
+            if inc.is_open and await self.store.reclaim_reminder(
+                inc.id,  # type: ignore[arg-type]
+                inc.reminder_sending_since,
+                now,
+            ):
+                try:
+                    await self.send_reminder(inc)
+                except Exception as e:
+                    log.warning("could not resend a reminder of %s: %s", inc.ref, slack_error(e))
+        for update in await self.store.unposted_updates(now - self.lease):
+            if not claim_expired(update.message_ts, now - self.lease):
+                continue  # someone is posting it right now
+            if not await self.store.claim_update_post(update.id, now, update.message_ts):  # type: ignore[arg-type]
                 continue
             inc = await self.store.incident(update.incident_id)
             if inc is None or not inc.channel_id:
@@ -425,6 +467,7 @@ class Incidents:
                 continue
             await self.store.save_update_ts(update.id, ts)  # type: ignore[arg-type]
             log.info("posted an update of %s that a restart had interrupted", inc.ref)
+            await self.refresh(inc.id)  # type: ignore[arg-type]
 
     async def resume_unprovisioned(self) -> None:
         for inc in await self.store.unprovisioned():
@@ -729,7 +772,7 @@ class Incidents:
                 )
             )
         text, body = blocks.status_update(inc, update, self.settings)
-        if await self.store.claim_update_post(update.id):  # type: ignore[arg-type]
+        if await self.store.claim_update_post(update.id, now):  # type: ignore[arg-type]
             try:
                 ts = await self.post(inc, text, body)
             except Exception:
@@ -817,6 +860,7 @@ class Incidents:
             if not inc.is_open or inc.next_update_due != due or due > now:
                 return None
             inc.next_update_due = now + self.reminder_interval(inc.severity)
+            inc.reminder_sending_since = now
             s.add(
                 self._entry(
                     inc,
@@ -840,6 +884,7 @@ class Incidents:
         )
         text, body = blocks.reminder(inc, mention, since)
         await self.post(inc, text, body)
+        await self.store.save_fields(inc.id, reminder_sending_since=None)  # type: ignore[arg-type]
         await self._after_change(inc.id)  # type: ignore[arg-type]
 
 
@@ -1023,16 +1068,19 @@ class Capture:
                     False,
                     f"{incident.ref}'s draft is unchanged since version {latest.version}.",
                 )
-            version = (latest.version if latest else 0) + 1
-            saved = await self.ops.store.save_postmortem(
-                Postmortem(
-                    incident_id=incident_id,
-                    version=version,
-                    markdown=markdown,
-                    created_by=actor,
-                    created_at=self.ops.clock(),
+            if latest is not None and latest.markdown == markdown:
+                saved = latest  # stored, but the upload was interrupted: share it now
+            else:
+                saved = await self.ops.store.save_postmortem(
+                    Postmortem(
+                        incident_id=incident_id,
+                        version=(latest.version if latest else 0) + 1,
+                        markdown=markdown,
+                        created_by=actor,
+                        created_at=self.ops.clock(),
+                    )
                 )
-            )
+            version = saved.version
             resp = await self.ops.client.files_upload_v2(
                 channel=incident.channel_id,
                 content=markdown,

@@ -7,6 +7,7 @@ compare-and-set on the row), so restarts and several processes never send one tw
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ class Reminders:
         self.ops = ops
         self.sync_seconds = sync_seconds
         self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self._inflight: set[asyncio.Task[None]] = set()
         ops.on_change.append(self.schedule)
 
     async def start(self) -> None:
@@ -44,9 +46,14 @@ class Reminders:
             replace_existing=True,
         )
 
-    async def stop(self) -> None:
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+    async def stop(self, grace: float = 10.0) -> None:
+        """Start nothing new, let reminders being sent finish, then stop."""
+        if not self.scheduler.running:
+            return
+        self.scheduler.pause()
+        if self._inflight:
+            await asyncio.wait(list(self._inflight), timeout=grace)
+        self.scheduler.shutdown(wait=False)
 
     async def sync(self) -> None:
         try:
@@ -84,6 +91,10 @@ class Reminders:
         )
 
     async def fire(self, incident_id: int, due: datetime) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)  # type: ignore[arg-type]
+            task.add_done_callback(self._inflight.discard)  # type: ignore[arg-type]
         try:
             claimed = await self.ops.claim_reminder(incident_id, due)
             if claimed is None:

@@ -80,6 +80,8 @@ class Incident(SQLModel, table=True):
     provisioned: bool = False
     # Whoever holds this lease is doing the Slack steps; it expires if that process dies.
     provision_lease_until: datetime | None = _dt(nullable=True)
+    # Set while a claimed reminder is being posted; a crash leaves it set for repair.
+    reminder_sending_since: datetime | None = _dt(nullable=True)
     last_update_at: datetime | None = _dt(nullable=True)
     next_update_due: datetime | None = _dt(nullable=True)
     resolved_at: datetime | None = _dt(nullable=True)
@@ -358,24 +360,53 @@ class Store:
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def stuck_reminders(self, older_than: datetime) -> Sequence[Incident]:
+        async with self.sessions() as session:
+            stmt = select(Incident).where(
+                Incident.reminder_sending_since < older_than  # type: ignore[arg-type,operator]
+            )
+            return (await session.execute(stmt)).scalars().all()
+
+    async def reclaim_reminder(self, incident_id: int, expected: datetime, now: datetime) -> bool:
+        async with self.session() as session:
+            result = await session.execute(
+                update(Incident)
+                .where(Incident.id == incident_id)  # type: ignore[arg-type]
+                .where(Incident.reminder_sending_since == expected)  # type: ignore[arg-type]
+                .values(reminder_sending_since=now)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
     async def unposted_updates(self, older_than: datetime) -> Sequence[StatusUpdate]:
+        """Updates never posted, or whose posting process has been silent too long."""
         async with self.sessions() as session:
             stmt = (
                 select(StatusUpdate)
-                .where(StatusUpdate.message_ts == None)  # type: ignore[arg-type]  # noqa: E711
+                .where(
+                    (StatusUpdate.message_ts == None)  # type: ignore[arg-type]  # noqa: E711
+                    | StatusUpdate.message_ts.startswith(POSTING)  # type: ignore[union-attr]
+                )
                 .where(StatusUpdate.posted_at < older_than)  # type: ignore[arg-type]
                 .order_by(StatusUpdate.id)  # type: ignore[arg-type]
             )
             return (await session.execute(stmt)).scalars().all()
 
-    async def claim_update_post(self, update_id: int) -> bool:
-        """Mark an unposted update as being posted; True for exactly one caller."""
+    async def claim_update_post(
+        self, update_id: int, now: datetime, expected: str | None = None
+    ) -> bool:
+        """Mark an update as being posted (compare-and-set on `expected`); True for
+        exactly one caller. The mark carries its time so a dead poster's claim expires."""
         async with self.session() as session:
+            current = (
+                StatusUpdate.message_ts == None  # type: ignore[arg-type]  # noqa: E711
+                if expected is None
+                else StatusUpdate.message_ts == expected  # type: ignore[arg-type]
+            )
             result = await session.execute(
                 update(StatusUpdate)
                 .where(StatusUpdate.id == update_id)  # type: ignore[arg-type]
-                .where(StatusUpdate.message_ts == None)  # type: ignore[arg-type]  # noqa: E711
-                .values(message_ts="posting")
+                .where(current)
+                .values(message_ts=f"{POSTING}{int(now.timestamp())}")
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -466,6 +497,21 @@ class Store:
                 .order_by(TimelineEntry.happened_at, TimelineEntry.id)  # type: ignore[arg-type]
             )
             return (await session.execute(stmt)).scalars().all()
+
+
+# message_ts of a status update while some process is posting it: "posting:<epoch>".
+POSTING = "posting:"
+
+
+def claim_expired(mark: str | None, older_than: datetime) -> bool:
+    if mark is None:
+        return True
+    if not mark.startswith(POSTING):
+        return False
+    try:
+        return int(mark[len(POSTING) :]) < older_than.timestamp()
+    except ValueError:
+        return True
 
 
 def utcnow() -> datetime:

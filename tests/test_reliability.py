@@ -168,6 +168,43 @@ async def test_half_finished_declaration_is_completed_not_duplicated(start_bot: 
     assert bot.fake.pins(inc.channel_id) == [inc.card_ts]
 
 
+async def test_a_reminder_whose_post_failed_is_sent_once_later(start_bot: StartBot) -> None:
+    bot = await start_bot(
+        lease_seconds=1, reminder_interval_minutes=2 / 60, reminder_sync_seconds=0.3
+    )
+    inc = await declared(bot)
+    bot.fake.fail("chat.postMessage", status=500, times=8)  # the reminder's post, retries too
+    await until(lambda: entries(bot, inc, "reminder"), timeout=5, message="reminder claimed")
+    await until(lambda: bot.fake.calls_to("chat.postMessage")[-1].status == 500, timeout=5)
+    bot.fake.clear_faults()
+
+    def reminders() -> list[dict[str, Any]]:
+        said = bot.fake.messages(inc.channel_id, include_system=False)
+        return [m for m in said if "needs a status update" in m["text"]]
+
+    await until(reminders, timeout=10, message="the reminder, sent by the repair job")
+    await bot.app.stop()
+    assert len(reminders()) == len(await entries(bot, inc, "reminder"))
+
+
+async def test_a_channel_created_but_never_confirmed_is_adopted(bot: Bot) -> None:
+    # Slack made the channel, but the answer never reached the bot (a crash or a lost
+    # connection): the retry finds name_taken and takes its own channel.
+    orphan = bot.fake.add_channel("inc-1-lost-answer", members=["UBOT"])
+    orphan.creator = "UBOT"
+    await bot.ask("declare sev2 Lost answer", user=ALICE, channel=GENERAL)
+    inc = await bot.wait_provisioned(1)
+    assert inc.channel_id == orphan.id
+    assert [c.name for c in bot.fake.channels.values() if c.name.startswith("inc-1")] == [
+        "inc-1-lost-answer"
+    ]
+    # Someone else's channel of that name is never taken.
+    bot.fake.add_channel("inc-2-not-ours", members=[BOB])
+    await bot.ask("declare sev2 Not ours", user=ALICE, channel=GENERAL)
+    second = await bot.wait_provisioned(2)
+    assert second.channel_name == "inc-2-not-ours-2"
+
+
 async def test_an_action_that_still_fails_tells_the_person(bot: Bot) -> None:
     inc = await declared(bot)
     bot.fake.fail("chat.postMessage", error="restricted_action", times=5)
