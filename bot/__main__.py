@@ -45,9 +45,7 @@ def setup_logging(settings: Settings | None, level: str = "INFO") -> None:
 
 
 async def serve(settings: Settings) -> int:
-    from slack_sdk.errors import SlackApiError
-
-    from bot.app import BotApp
+    from bot.app import BotApp, StartupError
 
     app = BotApp(settings)
     stop = asyncio.Event()
@@ -56,9 +54,8 @@ async def serve(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         await app.start()
-    except SlackApiError as e:
-        error = e.response.get("error", "unknown_error")
-        print(f"incident-bot: Slack refused SLACK_BOT_TOKEN ({error})", file=sys.stderr)
+    except StartupError as e:
+        print(f"incident-bot: {e}", file=sys.stderr)
         await app.stop(grace=0)
         return 2
     except OSError as e:

@@ -11,12 +11,14 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.incidents import Clock, Incidents
 from bot.reminders import Reminders
@@ -41,6 +43,10 @@ def make_client(settings: Settings, *, with_token: bool = True) -> AsyncWebClien
             AsyncServerErrorRetryHandler(max_retry_count=3),
         ],
     )
+
+
+class StartupError(Exception):
+    """Start-up cannot go on; the message is one line for the person running the bot."""
 
 
 class BotApp:
@@ -118,10 +124,18 @@ class BotApp:
 
     async def prepare(self) -> None:
         """Migrate the database and learn who the bot is."""
-        await self.store.migrate()
-        await self.ops.connect()
-        auth = await self.client.auth_test()
-        self._bot_id = auth.get("bot_id")
+        try:
+            await self.store.migrate()
+        except (OSError, SQLAlchemyError) as e:
+            raise StartupError(f"cannot use DATABASE_URL: {type(e).__name__}") from e
+        try:
+            await self.ops.connect()
+        except SlackApiError as e:
+            error = e.response.get("error", "unknown_error")
+            raise StartupError(f"Slack refused SLACK_BOT_TOKEN ({error})") from e
+        except OSError as e:
+            raise StartupError(f"cannot reach Slack at SLACK_API_URL ({e.strerror or e})") from e
+        self._bot_id = self.ops.bot_id
 
     async def start(self, *, host: str = "0.0.0.0", port: int | None = None) -> None:  # noqa: S104
         await self.prepare()
@@ -131,7 +145,11 @@ class BotApp:
             token = self.settings.slack_app_token
             assert token is not None
             self._socket = AsyncSocketModeHandler(self.bolt, token.get_secret_value())
-            await self._socket.connect_async()
+            try:
+                await self._socket.connect_async()
+            except SlackApiError as e:
+                error = e.response.get("error", "unknown_error")
+                raise StartupError(f"Slack refused SLACK_APP_TOKEN ({error})") from e
             log.info("connected to Slack with Socket Mode")
         else:
             self._runner = web.AppRunner(self.web_app(), access_log=None)

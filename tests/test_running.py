@@ -97,6 +97,22 @@ def test_bad_settings_stop_start_up_with_one_line(
     assert BOT_TOKEN not in result.stderr + result.stdout
 
 
+async def test_a_token_slack_refuses_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    async with FakeSlack(bot_token="xoxb-the-right-one") as fake:
+        env = {
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": fake.api_url,
+            "PORT": str(free_port()),
+        }
+        result = await asyncio.to_thread(run_bot, env, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "incident-bot: Slack refused SLACK_BOT_TOKEN (invalid_auth)"
+    )
+    assert BOT_TOKEN not in result.stderr and "Traceback" not in result.stderr
+
+
 def test_settings_come_from_dotenv(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(f"SLACK_BOT_TOKEN={BOT_TOKEN}\nPORT=not-a-port\n")
     result = run_bot({"SLACK_SIGNING_SECRET": "s"}, tmp_path)
