@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -35,12 +35,14 @@ from bot.store import (
     Store,
     TimelineEntry,
     claim_expired,
+    posting_mark,
     utcnow,
 )
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 SEVERITY_LIKE = re.compile(r"^sev\d+$", re.IGNORECASE)
 
 
@@ -290,33 +292,82 @@ class Incidents:
         async with self._lock(incident_id):
             state = await self.state(incident_id)
             inc = state.incident
-            if inc.provisioned or not await self._renew_lease(incident_id):
-                return inc  # done, or another process is doing it right now
-            if not inc.channel_id:
-                await self._create_channel(inc)
-                await self._renew_lease(incident_id)
-                state = await self.state(incident_id)
-                inc = state.incident
-            # After the channel exists these steps are independent; running them together
-            # keeps a declaration's critical path at create -> post card -> pin.
-            steps: list[Awaitable[None]] = [
-                self._invite(inc, {inc.declared_by, *state.roles.values()}),
-                self._set_topic(state),
-                self._post_card(state),
-            ]
-            if self.settings.announcements_channel and not inc.private:
-                steps.append(self._announce(state))
-            results = await asyncio.gather(*steps, return_exceptions=True)
-            for result in results:
-                if isinstance(result, BaseException):
-                    raise result
-            await self.store.save_fields(incident_id, provisioned=True, provision_lease_until=None)
-            inc.provisioned = True
-            return inc
+            if inc.provisioned:
+                return inc
+            now = self.clock()
+            until = now + self.lease
+            if not await self.store.lease_provisioning(incident_id, now, until):
+                return inc  # another process is doing it right now
 
-    async def _renew_lease(self, incident_id: int) -> bool:
-        now = self.clock()
-        return await self.store.lease_provisioning(incident_id, now, now + self.lease)
+            async def renew(held: datetime) -> datetime | None:
+                new = self.clock() + self.lease
+                ok = await self.store.renew_provision_lease(incident_id, held, new)
+                return new if ok else None
+
+            return await self._keeping(renew, until, self._provision(state))
+
+    async def _provision(self, state: blocks.IncidentState) -> Incident:
+        inc = state.incident
+        incident_id = inc.id
+        assert incident_id is not None
+        if not inc.channel_id:
+            await self._create_channel(inc)
+            state = await self.state(incident_id)
+            inc = state.incident
+        # After the channel exists these steps are independent; running them together
+        # keeps a declaration's critical path at create -> post card -> pin.
+        steps: list[Awaitable[None]] = [
+            self._invite(inc, {inc.declared_by, *state.roles.values()}),
+            self._set_topic(state),
+            self._post_card(state),
+        ]
+        if self.settings.announcements_channel and not inc.private:
+            steps.append(self._announce(state))
+        results = await asyncio.gather(*steps, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        await self.store.save_fields(incident_id, provisioned=True, provision_lease_until=None)
+        inc.provisioned = True
+        return inc
+
+    async def _keeping(
+        self, renew: Callable[[Any], Awaitable[Any]], token: Any, work: Awaitable[T]
+    ) -> T:
+        """Run `work` while renewing a claim every third of the lease, so a slow Slack call
+        (retries, rate limits) never lets another process take the same work over."""
+
+        async def beat() -> None:
+            held = token
+            while held is not None:
+                await asyncio.sleep(self.lease.total_seconds() / 3)
+                held = await renew(held)
+
+        heart = asyncio.create_task(beat())
+        try:
+            return await work
+        finally:
+            heart.cancel()
+
+    async def _post_update_message(self, inc: Incident, update: StatusUpdate, mark: str) -> str:
+        """Post a claimed update, keeping the claim alive while Slack answers."""
+        assert update.id is not None
+        update_id = update.id
+
+        async def renew(held: str) -> str | None:
+            now = self.clock()
+            ok = await self.store.claim_update_post(update_id, now, held)
+            return posting_mark(now) if ok else None
+
+        text, body = blocks.status_update(inc, update, self.settings)
+        try:
+            ts = await self._keeping(renew, mark, self.post(inc, text, body))
+        except Exception:
+            await self.store.save_update_ts(update_id, None)  # a repair posts it later
+            raise
+        await self.store.save_update_ts(update_id, ts)
+        await self._post_to_announcement_thread(inc, text)
+        return ts
 
     async def _create_channel(self, inc: Incident) -> None:
         base = channel_name(self.settings.incident_channel_prefix, inc.number, inc.title)
@@ -438,17 +489,7 @@ class Incidents:
         await self.resume_unprovisioned()
         now = self.clock()
         for inc in await self.store.stuck_reminders(now - self.lease):
-            # Claimed by a process that died before posting it: send it once now.
-            assert inc.reminder_sending_since is not None
-            if inc.is_open and await self.store.reclaim_reminder(
-                inc.id,  # type: ignore[arg-type]
-                inc.reminder_sending_since,
-                now,
-            ):
-                try:
-                    await self.send_reminder(inc)
-                except Exception as e:
-                    log.warning("could not resend a reminder of %s: %s", inc.ref, slack_error(e))
+            await self.settle_stuck_reminder(inc, resend=True)
         for update in await self.store.unposted_updates(now - self.lease):
             if not claim_expired(update.message_ts, now - self.lease):
                 continue  # someone is posting it right now
@@ -457,15 +498,19 @@ class Incidents:
             inc = await self.store.incident(update.incident_id)
             if inc is None or not inc.channel_id:
                 continue
-            text, body = blocks.status_update(inc, update, self.settings)
             try:
-                ts = await self.post(inc, text, body)
-                await self._post_to_announcement_thread(inc, text)
+                text, _ = blocks.status_update(inc, update, self.settings)
+                posted = await self._already_posted(
+                    inc, update.posted_at - self.lease, text[:120], set()
+                )
+                if posted is not None:
+                    await self.store.save_update_ts(update.id, posted)  # type: ignore[arg-type]
+                    await self.refresh(inc.id)  # type: ignore[arg-type]
+                    continue
+                await self._post_update_message(inc, update, posting_mark(now))
             except Exception as e:
-                await self.store.save_update_ts(update.id, None)  # type: ignore[arg-type]
                 log.warning("could not repost an update of %s: %s", inc.ref, slack_error(e))
                 continue
-            await self.store.save_update_ts(update.id, ts)  # type: ignore[arg-type]
             log.info("posted an update of %s that a restart had interrupted", inc.ref)
             await self.refresh(inc.id)  # type: ignore[arg-type]
 
@@ -771,15 +816,8 @@ class Incidents:
                     at=now,
                 )
             )
-        text, body = blocks.status_update(inc, update, self.settings)
         if await self.store.claim_update_post(update.id, now):  # type: ignore[arg-type]
-            try:
-                ts = await self.post(inc, text, body)
-            except Exception:
-                await self.store.save_update_ts(update.id, None)  # type: ignore[arg-type]
-                raise
-            await self.store.save_update_ts(update.id, ts)  # type: ignore[arg-type]
-            await self._post_to_announcement_thread(inc, text)
+            await self._post_update_message(inc, update, posting_mark(now))
         inc = await self._after_change(incident_id)
         return Changed(inc, True, f"Update posted to {inc.ref}.")
 
@@ -860,21 +898,76 @@ class Incidents:
             if not inc.is_open or inc.next_update_due != due or due > now:
                 return None
             inc.next_update_due = now + self.reminder_interval(inc.severity)
+            # Marks the reminder as being sent; the timeline entry is written once it is
+            # posted, so the timeline never shows a reminder nobody saw.
             inc.reminder_sending_since = now
-            s.add(
+        return inc
+
+    async def _already_posted(
+        self, inc: Incident, since: datetime, marker: str, known: set[str]
+    ) -> str | None:
+        """The ts of a message of ours containing `marker`, posted after `since` and not
+        yet recorded: a post whose process died before it could note that it was sent."""
+        assert inc.channel_id
+        resp = await self.client.conversations_history(
+            channel=inc.channel_id, oldest=f"{since.timestamp():.6f}", limit=100
+        )
+        for message in resp.get("messages", []):
+            mine = message.get("user") == self.bot_user_id or (
+                self.bot_id is not None and message.get("bot_id") == self.bot_id
+            )
+            if mine and marker in message.get("text", "") and message["ts"] not in known:
+                return str(message["ts"])
+        return None
+
+    async def _record_reminder(self, inc: Incident, due: datetime, ts: str) -> None:
+        incident_id = inc.id
+        assert incident_id is not None
+        async with self.store.session() as s:
+            await self.store.add_entry(
+                s,
                 self._entry(
                     inc,
                     "reminder",
                     None,
                     "Reminder: no status update",
-                    {"due": due.isoformat(), "last_update": _iso(inc.last_update_at)},
-                    at=now,
-                    source_key=f"reminder:{due.isoformat()}",
-                )
+                    {"due": due.isoformat(), "last_update": _iso(inc.last_update_at), "ts": ts},
+                    at=datetime.fromtimestamp(float(ts), UTC),
+                    source_key=f"reminder:{ts}",
+                ),
             )
-        return inc
+            locked = await self._locked(s, incident_id)
+            locked.reminder_sending_since = None
 
-    async def send_reminder(self, inc: Incident) -> None:
+    async def settle_stuck_reminder(self, inc: Incident, *, resend: bool) -> None:
+        """A reminder claimed by a process that died (or failed) before noting it sent:
+        record it if it was posted; otherwise send it (`resend`), or let the reminder being
+        claimed now take its place."""
+        held = inc.reminder_sending_since
+        now = self.clock()
+        if held is None or not inc.is_open:
+            return
+        if not await self.store.reclaim_reminder(inc.id, held, now):  # type: ignore[arg-type]
+            return  # someone else is settling it
+        inc.reminder_sending_since = now
+        try:
+            known = {
+                str((e.data or {}).get("ts"))
+                for e in await self.store.timeline(inc.id)  # type: ignore[arg-type]
+                if e.kind == "reminder"
+            }
+            marker = f"{inc.ref} needs a status update"
+            posted = await self._already_posted(inc, held - self.lease, marker, known)
+            if posted is not None:
+                await self._record_reminder(inc, held, posted)
+            elif resend:
+                await self.send_reminder(inc, held)
+            else:
+                await self.store.save_fields(inc.id, reminder_sending_since=None)  # type: ignore[arg-type]
+        except Exception as e:
+            log.warning("could not settle a reminder of %s: %s", inc.ref, slack_error(e))
+
+    async def send_reminder(self, inc: Incident, due: datetime | None) -> None:
         roles = await self.store.roles(inc.id)  # type: ignore[arg-type]
         mention = roles.get("comms") or roles.get("commander") or inc.declared_by
         since = (
@@ -883,9 +976,16 @@ class Incidents:
             else "none since it was declared"
         )
         text, body = blocks.reminder(inc, mention, since)
-        await self.post(inc, text, body)
-        await self.store.save_fields(inc.id, reminder_sending_since=None)  # type: ignore[arg-type]
-        await self._after_change(inc.id)  # type: ignore[arg-type]
+        incident_id = inc.id
+        assert incident_id is not None
+
+        async def renew(held: datetime) -> datetime | None:
+            now = self.clock()
+            return now if await self.store.reclaim_reminder(incident_id, held, now) else None
+
+        ts = await self._keeping(renew, inc.reminder_sending_since, self.post(inc, text, body))
+        await self._record_reminder(inc, due or inc.reminder_sending_since or self.clock(), ts)
+        await self._after_change(incident_id)
 
 
 def _iso(value: datetime | None) -> str | None:

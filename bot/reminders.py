@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -96,6 +96,23 @@ class Reminders:
             self._inflight.add(task)  # type: ignore[arg-type]
             task.add_done_callback(self._inflight.discard)  # type: ignore[arg-type]
         try:
+            current = await self.ops.store.incident(incident_id)
+            marker = current.reminder_sending_since if current is not None else None
+            if current is not None and marker is not None:
+                if marker > self.ops.clock() - self.ops.lease:
+                    # The previous reminder is still being sent (or its sender just died):
+                    # look again once that can be told apart, instead of overlapping it.
+                    self.scheduler.add_job(
+                        self.fire,
+                        "date",
+                        run_date=marker + self.ops.lease + timedelta(milliseconds=50),
+                        args=(incident_id, due),
+                        id=self.job_id(incident_id),
+                        replace_existing=True,
+                        misfire_grace_time=None,
+                    )
+                    return
+                await self.ops.settle_stuck_reminder(current, resend=False)
             claimed = await self.ops.claim_reminder(incident_id, due)
             if claimed is None:
                 # Someone posted an update, snoozed, or another process sent it.
@@ -103,7 +120,7 @@ class Reminders:
                 if current is not None:
                     await self.schedule(current)
                 return
-            await self.ops.send_reminder(claimed)
+            await self.ops.send_reminder(claimed, due)
         except Exception as e:
             log.warning("reminder for incident %s failed: %s", incident_id, slack_error(e))
 

@@ -360,6 +360,19 @@ class Store:
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def renew_provision_lease(
+        self, incident_id: int, held: datetime, until: datetime
+    ) -> bool:
+        """Extend a lease this process holds (compare-and-set on the value it wrote)."""
+        async with self.session() as session:
+            result = await session.execute(
+                update(Incident)
+                .where(Incident.id == incident_id)  # type: ignore[arg-type]
+                .where(Incident.provision_lease_until == held)  # type: ignore[arg-type]
+                .values(provision_lease_until=until)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
     async def stuck_reminders(self, older_than: datetime) -> Sequence[Incident]:
         async with self.sessions() as session:
             stmt = select(Incident).where(
@@ -406,7 +419,7 @@ class Store:
                 update(StatusUpdate)
                 .where(StatusUpdate.id == update_id)  # type: ignore[arg-type]
                 .where(current)
-                .values(message_ts=f"{POSTING}{int(now.timestamp())}")
+                .values(message_ts=posting_mark(now))
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -501,6 +514,10 @@ class Store:
 
 # message_ts of a status update while some process is posting it: "posting:<epoch>".
 POSTING = "posting:"
+
+
+def posting_mark(now: datetime) -> str:
+    return f"{POSTING}{int(now.timestamp())}"
 
 
 def claim_expired(mark: str | None, older_than: datetime) -> bool:

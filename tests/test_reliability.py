@@ -138,14 +138,17 @@ async def test_rate_limits_and_server_errors_slow_things_down_but_lose_nothing(
 
 async def test_slack_down_during_a_declaration_is_told_then_repaired(start_bot: StartBot) -> None:
     bot = await start_bot(lease_seconds=1)
-    bot.fake.fail("conversations.create", status=500, times=20)
-    [_, told] = await bot.ask("declare sev1 Slack outage too", user=ALICE, channel=GENERAL)
-    assert "INC-1 is recorded" in told["text"] and "would not create its channel" in told["text"]
-    [inc] = await bot.incidents()
-    assert inc.channel_id is None and not inc.provisioned
-
-    bot.fake.clear_faults()
-    inc = await bot.wait_provisioned(1, timeout=15)  # the repair job finishes it
+    # Down for one whole attempt: the first call and all three of slack_sdk's retries.
+    bot.fake.fail("conversations.create", status=500, times=4)
+    await bot.slack.command("declare sev1 Slack outage too", user=ALICE, channel=GENERAL)
+    told = await until(
+        lambda: [r.body["text"] for r in bot.fake.responses if "is recorded" in r.body["text"]],
+        timeout=20,
+        message="the person told",
+    )
+    assert "INC-1 is recorded" in told[0] and "would not create its channel" in told[0]
+    inc = await bot.wait_provisioned(1, timeout=20)  # the repair job finishes it
+    assert [c.status for c in bot.fake.calls_to("conversations.create")] == [500] * 4 + [200]
     assert inc.channel_name == "inc-1-slack-outage-too"
     assert bot.fake.pins(inc.channel_id) == [inc.card_ts]
     assert len([c for c in bot.fake.channels.values() if c.name.startswith("inc-1")]) == 1
@@ -153,12 +156,10 @@ async def test_slack_down_during_a_declaration_is_told_then_repaired(start_bot: 
 
 async def test_half_finished_declaration_is_completed_not_duplicated(start_bot: StartBot) -> None:
     bot = await start_bot(lease_seconds=1)
-    bot.fake.fail("pins.add", status=500, times=20)
-    await bot.ask("declare sev2 Pins broken", user=ALICE, channel=GENERAL)
-    [inc] = await bot.incidents()
-    assert inc.card_ts and not inc.provisioned
-    bot.fake.clear_faults()
-    inc = await bot.wait_provisioned(1, timeout=15)
+    bot.fake.fail("pins.add", error="internal_error", times=1)  # not retried by slack_sdk
+    await bot.slack.command("declare sev2 Pins broken", user=ALICE, channel=GENERAL)
+    inc = await bot.wait_provisioned(1, timeout=20)
+    assert [c.ok for c in bot.fake.calls_to("pins.add")] == [False, True]
     cards = [
         m
         for m in bot.fake.messages(inc.channel_id, include_system=False)
@@ -173,16 +174,21 @@ async def test_a_reminder_whose_post_failed_is_sent_once_later(start_bot: StartB
         lease_seconds=1, reminder_interval_minutes=2 / 60, reminder_sync_seconds=0.3
     )
     inc = await declared(bot)
-    bot.fake.fail("chat.postMessage", status=500, times=8)  # the reminder's post, retries too
-    await until(lambda: entries(bot, inc, "reminder"), timeout=5, message="reminder claimed")
-    await until(lambda: bot.fake.calls_to("chat.postMessage")[-1].status == 500, timeout=5)
-    bot.fake.clear_faults()
+    # The reminder's post fails, slack_sdk's three retries too: claimed, not sent.
+    bot.fake.fail("chat.postMessage", status=500, times=4)
+    await until(lambda: entries(bot, inc, "reminder"), timeout=10, message="reminder claimed")
 
     def reminders() -> list[dict[str, Any]]:
         said = bot.fake.messages(inc.channel_id, include_system=False)
         return [m for m in said if "needs a status update" in m["text"]]
 
-    await until(reminders, timeout=10, message="the reminder, sent by the repair job")
+    async def every_claim_sent_once() -> bool:
+        stored = (await bot.incidents())[0]
+        claimed = await entries(bot, inc, "reminder")
+        return stored.reminder_sending_since is None and len(reminders()) == len(claimed) > 0
+
+    await until(every_claim_sent_once, timeout=20, message="the failed reminder sent later")
+    assert any(c.status == 500 for c in bot.fake.calls_to("chat.postMessage"))
     await bot.app.stop()
     assert len(reminders()) == len(await entries(bot, inc, "reminder"))
 

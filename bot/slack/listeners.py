@@ -87,6 +87,11 @@ def register(app: AsyncApp, ops: Incidents) -> None:
     async def announce_declared(reply: Reply, incident_id: int) -> None:
         inc = await ops.provision(incident_id)
         lock = " (private)" if inc.private else ""
+        if not inc.channel_id:
+            await reply(
+                f":rotating_light: *{inc.ref}*{lock} declared; its channel is being set up.", None
+            )
+            return
         await reply(
             f":rotating_light: *{inc.ref}*{lock} declared: <#{inc.channel_id}>. "
             "You are in the channel; the incident card is pinned there.",
