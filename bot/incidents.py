@@ -434,9 +434,11 @@ class Incidents:
     async def _set_topic(self, state: blocks.IncidentState) -> None:
         inc = state.incident
         assert inc.channel_id
-        await self.client.conversations_setTopic(
-            channel=inc.channel_id, topic=blocks.topic(state, self.settings)
-        )
+        topic = blocks.topic(state, self.settings)
+        if topic == inc.topic:
+            return
+        await self.client.conversations_setTopic(channel=inc.channel_id, topic=topic)
+        await self.store.save_fields(inc.id, topic=topic)  # type: ignore[arg-type]
 
     async def _post_card(self, state: blocks.IncidentState) -> None:
         inc = state.incident
@@ -1159,7 +1161,8 @@ class Capture:
             assert incident is not None
             if not incident.channel_id:
                 raise BadInput(f"{incident.ref} has no channel yet; try again in a moment.")
-            markdown = render(await self.facts(incident_id))
+            # Rendering a long channel takes CPU time; a worker thread keeps acks prompt.
+            markdown = await asyncio.to_thread(render, await self.facts(incident_id))
             latest = await self.ops.store.latest_postmortem(incident_id)
             if latest is not None and latest.markdown == markdown and latest.file_id:
                 # Nothing happened since the last draft (or a double click): no new copy.

@@ -80,6 +80,9 @@ class Incident(SQLModel, table=True):
     provisioned: bool = False
     # Whoever holds this lease is doing the Slack steps; it expires if that process dies.
     provision_lease_until: datetime | None = _dt(nullable=True)
+    # The topic as last set: Slack announces every topic change in the channel, so an
+    # unchanged one is not set again.
+    topic: str | None = Field(default=None, max_length=250)
     # Set while a claimed reminder is being posted; a crash leaves it set for repair.
     reminder_sending_since: datetime | None = _dt(nullable=True)
     last_update_at: datetime | None = _dt(nullable=True)

@@ -256,3 +256,15 @@ async def test_double_click_gives_one_change(bot: Bot) -> None:
 
 async def _timeline_kinds(bot: Bot, inc: Any, kind: str, n: int) -> bool:
     return len(await entries(bot, inc, kind)) >= n
+
+
+async def test_an_unchanged_topic_is_not_set_again(bot: Bot) -> None:
+    # Slack posts "set the channel topic" in the channel for every change.
+    inc = await declared(bot)
+    await bot.ask("comms <@U0CAROL|carol>", user=ALICE, channel=inc.channel_id)
+    await bot.ask("update Looking", user=ALICE, channel=inc.channel_id)
+    assert len(bot.fake.calls_to("conversations.setTopic")) == 1
+    await bot.ask("severity sev1", user=ALICE, channel=inc.channel_id)
+    assert len(bot.fake.calls_to("conversations.setTopic")) == 2
+    topics = [m for m in bot.fake.messages(inc.channel_id) if m.get("subtype") == "channel_topic"]
+    assert len(topics) == 2
