@@ -1,0 +1,1 @@
+"""Benchmarks: the real bot over HTTP against the fake Slack. Run `python -m bench.run`."""

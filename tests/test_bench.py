@@ -1,0 +1,66 @@
+"""The benchmark suite runs end to end at tiny sizes and reports a row for every figure.
+
+Only that it finishes and what it reports are checked; how fast anything is depends on the
+machine, so no figure is compared with a number here.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "").strip()
+
+# (figure, words its measure contains); the last two figures give one row per database.
+EXPECTED = [
+    ("1. Ack overhead", "`/incident help` ack"),
+    ("1. Ack overhead", "`/incident declare <title>` ack"),
+    ("2. Declare critical path", "card pinned"),
+    ("2. Declare critical path", "Web API calls per declaration"),
+    ("3. Postmortem compile", "fetch_history + render"),
+    ("3. Postmortem compile", "Web API calls"),
+    ("4. Reminders at scale", "reminder lateness", "(SQLite)"),
+    ("4. Reminders at scale", "peak memory", "(SQLite;"),
+    ("4. Reminders at scale", "reminder lateness", "(PostgreSQL)"),
+    ("4. Reminders at scale", "peak memory", "(PostgreSQL;"),
+    ("5. Throughput", "declarations per second", "(SQLite)"),
+    ("5. Throughput", "declarations per second", "(PostgreSQL)"),
+]
+
+
+def table_rows(text: str) -> list[list[str]]:
+    rows = []
+    for line in text.splitlines():
+        if line.startswith("| ") and not line.startswith(("| Figure", "| ---")):
+            rows.append([cell.strip() for cell in line.strip().strip("|").split(" | ")])
+    return rows
+
+
+def test_quick_run_reports_every_figure(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    command = [sys.executable, "-m", "bench.run", "--quick", "--out", str(results)]
+    command += ["--postgres", POSTGRES_URL] if POSTGRES_URL else ["--no-postgres"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    rows = table_rows(done.stdout)
+    for figure, *words in EXPECTED:
+        found = [r for r in rows if r[0] == figure and all(w in r[1] for w in words)]
+        assert len(found) == 1, (figure, words, rows)
+        result = found[0][2]
+        if "(PostgreSQL" in found[0][1] and not POSTGRES_URL:
+            assert result == "skipped", found
+        else:
+            assert result and result != "skipped" and not result.startswith("failed"), found
+    assert len(rows) == len(EXPECTED), rows
+
+    # The machine is described, and the same table is written to the results file.
+    for label in ("CPU:", "Cores:", "Memory:", "Python:", "OS:", "slack-bolt", "slack-sdk"):
+        assert label in done.stdout, label
+    written = results.read_text(encoding="utf-8")
+    assert "| Figure | Measure | Result | Notes |" in written
+    assert table_rows(written) == rows
+    assert "(tiny sizes" in written
