@@ -112,6 +112,7 @@ async def test_card_controls_change_severity_and_roles(start_bot: StartBot) -> N
         selected_user=BOB,
     )
     await until(lambda: f"<@{BOB}>" in bot.fake.channels[inc.channel_id].topic["value"])
+    await bot.settled()  # the handover message is posted after the re-render
     roles = [e.data for e in await entries(bot, inc, "role")]
     assert roles == [
         {"role": "comms", "from": None, "to": CAROL},
@@ -139,6 +140,7 @@ async def test_commands_change_severity_and_roles(bot: Bot) -> None:
     await until(lambda: _timeline_kinds(bot, inc, "role", 2))
     await bot.slack.command("comms @alice", user=CAROL, channel=ch)  # unescaped @name
     await until(lambda: _timeline_kinds(bot, inc, "role", 3))
+    await bot.settled()
     assert (await bot.store.roles(inc.id)) == {"commander": BOB, "comms": ALICE}
     assert {BOB, CAROL, ALICE} <= set(bot.fake.channels[ch].members)
     shown = texts_of(card_of(bot, inc)["blocks"])
@@ -246,6 +248,7 @@ async def test_double_click_gives_one_change(bot: Bot) -> None:
     await asyncio.gather(*clicks)
     await until(lambda: _timeline_kinds(bot, inc, "role", 1))
     await until(lambda: _timeline_kinds(bot, inc, "severity", 1))
+    await bot.settled()
     await asyncio.sleep(0.3)
     assert len(await entries(bot, inc, "severity")) == 1
     assert len(await entries(bot, inc, "role")) == 1

@@ -68,6 +68,7 @@ async def test_update_modal_from_the_card_sets_status(bot: Bot) -> None:
         view["id"], user=BOB, inputs={"status": "monitoring", "summary": "Fix deployed; watching."}
     )
     await until(lambda: "Monitoring" in bot.fake.channels[inc.channel_id].topic["value"])
+    await bot.settled()
     assert "Monitoring" in texts_of(card_of(bot, inc)["blocks"])
     [entry] = await entries(bot, inc, "update")
     assert (entry.actor, entry.data["status"], entry.data["from"]) == (
@@ -129,6 +130,7 @@ async def test_resolve_from_the_card_with_confirmation(start_bot: StartBot) -> N
     await until(lambda: _count(bot, inc, "resolved", 1))
     await bot.slack.submit_view(second["id"], user=BOB, inputs={"summary": "Done."})
     note = await until(lambda: bot.private_to(BOB))
+    await bot.settled()
     assert "already resolved" in note[0]
     assert len(await entries(bot, inc, "resolved")) == 1
 
