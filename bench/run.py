@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -125,19 +126,36 @@ def load() -> str:
 
 
 def revision() -> str:
-    """The code measured: the commit, marked when the working tree differs from it."""
-    try:
-        done = subprocess.run(
-            ["git", "describe", "--always", "--dirty=+local changes", "--abbrev=10"],  # noqa: S607
+    """The commit measured, marked when the bot or the fake Slack differ from it."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(  # noqa: S603 - fixed arguments
+            ["git", *args],  # noqa: S607 - git from PATH, like a developer runs it
             cwd=ROOT,
             capture_output=True,
             text=True,
             check=True,
             timeout=10,
         )
+        return done.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short=10", "HEAD")
+        changed = git("status", "--porcelain", "--", "bot", "tests/fakeslack")
     except (OSError, subprocess.SubprocessError):
         return "unknown (not a git checkout)"
-    return done.stdout.strip().replace("+", " + ", 1)
+    return commit + (" + uncommitted changes to bot/ or tests/fakeslack/" if changed else "")
+
+
+def code_fingerprint() -> str:
+    """A hash of the code the figures exercise: the bot, the fake Slack, the benchmarks."""
+    digest = hashlib.sha256()
+    files = [*(ROOT / "bot").rglob("*.py"), *(ROOT / "tests" / "fakeslack").rglob("*.py")]
+    files += (ROOT / "bench").glob("*.py")
+    for path in sorted(files):
+        digest.update(str(path.relative_to(ROOT)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def run_figure(name: str, sizes_json: str, db: Database) -> tuple[Outcome, float]:
@@ -235,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             postgres_skip = f"PostgreSQL at {shown} is unreachable ({problem})"
             postgres_note = f"{postgres_skip}: its figures are skipped."
+    code_at_start = code_fingerprint()
     machine = machine_lines(postgres)
 
     quick = " (--quick)" if args.quick else ""
@@ -265,11 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[{i}/{len(jobs)}] {title} done in {elapsed:.1f} s", flush=True)
         outcomes.append((title, outcome, elapsed))
     total = time.monotonic() - started
-    measured = dict(machine)["Revision"]
-    now = revision()
-    if now != measured:
+    if code_fingerprint() != code_at_start:
         # Someone changed the code while the figures ran: they do not describe one version.
-        warning = f"the code changed during the run ({measured} → {now}); figures are mixed"
+        warning = "the bot's code changed during the run; the figures describe two versions"
         print(f"WARNING: {warning}", flush=True)
         machine = [*machine, ("Warning", warning)]
 

@@ -9,6 +9,7 @@ import re
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from bot.settings import Settings, SettingsError, load_settings
 
@@ -44,10 +45,11 @@ def setup_logging(settings: Settings | None, level: str = "INFO") -> None:
     root.setLevel(level.upper())
 
 
-async def serve(settings: Settings) -> int:
+async def serve(settings: Settings, **options: Any) -> int:
+    """Run until SIGTERM or Ctrl-C; `options` go to BotApp (tests shorten its periods)."""
     from bot.app import BotApp, StartupError
 
-    app = BotApp(settings)
+    app = BotApp(settings, **options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -24,7 +24,7 @@ from typing import IO, TYPE_CHECKING
 
 import aiohttp
 
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import SettingsError, load_settings
 
 if TYPE_CHECKING:
     from tests.fakeslack import FakeSlack, SlackSender
@@ -49,35 +49,8 @@ def seconds_from_env(name: str, default: float) -> float:
     return value
 
 
-async def serve(settings: Settings, *, lease_seconds: float, sync_seconds: float) -> int:
-    """`bot.__main__.serve` with short leases: run until SIGTERM or SIGINT, then stop."""
-    from slack_sdk.errors import SlackApiError
-
-    from bot.app import BotApp
-
-    app = BotApp(settings, lease_seconds=lease_seconds, reminder_sync_seconds=sync_seconds)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await app.start()
-    except SlackApiError as e:
-        error = e.response.get("error", "unknown_error")
-        print(f"incident-bot: Slack refused SLACK_BOT_TOKEN ({error})", file=sys.stderr)
-        await app.stop(grace=0)
-        return 2
-    except OSError as e:
-        print(f"incident-bot: cannot start: {e.strerror or e}", file=sys.stderr)
-        await app.stop(grace=0)
-        return 2
-    await stop.wait()
-    await app.stop()
-    return 0
-
-
 def main() -> int:
-    from bot.__main__ import setup_logging
+    from bot.__main__ import serve, setup_logging
 
     try:
         settings = load_settings(http=None)
@@ -93,7 +66,7 @@ def main() -> int:
         print(f"incident-bot: {e}", file=sys.stderr)
         return 2
     try:
-        return asyncio.run(serve(settings, lease_seconds=lease, sync_seconds=sync))
+        return asyncio.run(serve(settings, lease_seconds=lease, reminder_sync_seconds=sync))
     except KeyboardInterrupt:
         return 130
 
