@@ -210,10 +210,7 @@ def make_engine(url: str) -> AsyncEngine:
     if target.get_backend_name() == "sqlite":
         if target.database and target.database != ":memory:":
             Path(target.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        # A burst (many declarations or reminders at once) queues for a connection
-        # rather than failing after the default 30 s: a failure there would tell
-        # someone their declaration failed when it was stored.
-        engine = create_async_engine(target, connect_args={"timeout": 30}, pool_timeout=POOL_WAIT)
+        engine = create_async_engine(target, connect_args={"timeout": 30})
 
         # SQLite's default deferred transactions fail with "database is locked" when two
         # writers upgrade their read locks at once; taking the write lock at BEGIN makes
@@ -232,13 +229,10 @@ def make_engine(url: str) -> AsyncEngine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_async_engine(
-        target, pool_pre_ping=True, pool_size=10, max_overflow=10, pool_timeout=POOL_WAIT
-    )
+    return create_async_engine(target, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-POOL_WAIT = 600  # seconds an operation may wait for a database connection in a burst
 
 
 def _upgrade(conn: Connection) -> None:
