@@ -44,10 +44,12 @@ from bench.harness import (
     settings_for,
     wait_until,
 )
-from bot.app import EVENTS_PATH
-from bot.incidents import Capture
-from bot.postmortem import PAGE_LIMIT, fetch_history, render
+from bot.app import EVENTS_PATH, BotApp
+from bot.postmortem.compile import Postmortems
+from bot.postmortem.history import PAGE_LIMIT, fetch_history
+from bot.postmortem.render import render
 from bot.slack import blocks
+from bot.slack.directory import Directory
 from bot.store import Incident, RoleAssignment, Store, TimelineEntry
 from tests.fakeslack import FakeSlack, SlackSender
 
@@ -126,6 +128,19 @@ def bare_bolt(fake: FakeSlack) -> web.Application:
     app = web.Application()
     app.router.add_post(EVENTS_PATH, events)
     return app
+
+
+def cold_postmortems(app: BotApp) -> Postmortems:
+    """The bot's postmortem compiler with an empty directory of names."""
+    directory = Directory(app.client)
+    directory.bot_user_id, directory.bot_id = app.directory.bot_user_id, app.directory.bot_id
+    return Postmortems(
+        app.settings,
+        app.store,
+        app.surfaces,
+        directory,
+        lambda channel: fetch_history(app.client, channel),
+    )
 
 
 async def send_commands(
@@ -480,7 +495,7 @@ async def plain_fetch(
 
 
 async def postmortem_compile(sizes: Sizes, db: Database) -> Outcome:
-    from bot.postmortem import REPLIES_CONCURRENCY
+    from bot.postmortem.history import REPLIES_CONCURRENCY
 
     out = Outcome()
     figure = "3. Postmortem compile"
@@ -523,9 +538,9 @@ async def postmortem_compile(sizes: Sizes, db: Database) -> Outcome:
             assert got == (sizes.messages, replies + len(replies_of)), got
 
             first = len(fake.calls)
-            capture = Capture(bot.app.ops)  # a cold cache of names, as on a fresh start
+            compiler = cold_postmortems(bot.app)  # no names known, as on a fresh start
             started = time.perf_counter()
-            facts = await capture.facts(incident_id)
+            facts = await compiler.facts(incident_id)
             fetched = time.perf_counter()
             markdown = render(facts)
             done = time.perf_counter()

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
+from sqlmodel import col
 
 from bot.app import EVENTS_PATH, BotApp
 from bot.settings import Settings
@@ -323,7 +324,7 @@ class RunningBot:
 
     async def provisioned(self) -> int:
         async with self.app.store.sessions() as s:
-            stmt = select(func.count()).select_from(Incident).where(Incident.provisioned)  # type: ignore[arg-type]
+            stmt = select(func.count()).select_from(Incident).where(col(Incident.provisioned))
             return int((await s.execute(stmt)).scalar_one())
 
     async def idle(self, within: float = 60) -> None:
@@ -336,7 +337,7 @@ class RunningBot:
 
 
 def scheduler_jobs() -> int:
-    """APScheduler job runs in flight (`BotApp.busy()` does not count them)."""
+    """APScheduler's own job-running tasks in flight (around what `BotApp.busy()` counts)."""
     running = 0
     for task in asyncio.all_tasks():
         code = getattr(task.get_coro(), "cr_code", None)

@@ -94,7 +94,7 @@ async def print_postmortem(ref: str) -> int:
         if incident is None:
             print(f"incident-bot: there is no INC-{match[1]}", file=sys.stderr)
             return 1
-        draft = await store.latest_postmortem(incident.id)  # type: ignore[arg-type]
+        draft = await store.latest_postmortem(incident.pk)
         if draft is None:
             print(
                 f"incident-bot: {incident.ref} has no postmortem yet; "
@@ -127,13 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"incident-bot: {line}", file=sys.stderr)
         return 2
     setup_logging(settings, settings.log_level)
-    if args.command in (None, "run"):
-        try:
-            return asyncio.run(serve(settings))
-        except KeyboardInterrupt:
-            return 130
-    parser.error(f"unknown command {args.command}")
-    return 2
+    try:
+        return asyncio.run(serve(settings))
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
-"""Builds the bot: Bolt app, Web API client, store and operations, wired together."""
+"""Builds the bot: Bolt app, Web API client, store, Slack gateways and operations, wired
+together, and runs it over HTTP or Socket Mode."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import logging
+from datetime import UTC, timedelta
 from typing import Any
 
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
@@ -20,11 +23,24 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.incidents import Clock, Incidents
+from bot.errors import log_failure
+from bot.incidents.declare import Declarations
+from bot.incidents.find import Finder
+from bot.incidents.repair import Repair
+from bot.incidents.response import Response
+from bot.incidents.timeline import Timeline
+from bot.postmortem.compile import Postmortems
+from bot.postmortem.history import fetch_history
 from bot.reminders import Reminders
 from bot.settings import Settings
 from bot.slack import listeners
-from bot.store import Store, utcnow
+from bot.slack.directory import Directory
+from bot.slack.listeners import Operations
+from bot.slack.replies import Replies
+from bot.slack.surfaces import Surfaces
+from bot.store import Claims, Store, utcnow
+from bot.store.claims import Clock
+from bot.work import InFlight
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +66,11 @@ class StartupError(Exception):
 
 
 class BotApp:
-    """The running bot. `start()` and `stop()` bracket its life; tests use it in-process."""
+    """The running bot. `start()` and `stop()` bracket its life; tests use it in-process.
+
+    The one place that builds and wires the parts: store, Slack gateways, operations,
+    reminders, repair and listeners.
+    """
 
     def __init__(
         self,
@@ -61,14 +81,53 @@ class BotApp:
         lease_seconds: float = 30.0,
     ):
         self.settings = settings
+        self.inflight = InFlight()
         self.client = make_client(settings)
         self.store = Store(settings.database_url)
-        self.ops = Incidents(
-            settings, self.store, self.client, clock=clock, lease_seconds=lease_seconds
+        # How long a process may work on a claimed piece of Slack work before another one
+        # takes over; renewed while the work runs.
+        self.claims = Claims(self.store, clock=clock, lease=timedelta(seconds=lease_seconds))
+        self.directory = Directory(self.client)
+        self.surfaces = Surfaces(settings, self.store, self.claims, self.client, self.directory)
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.reminders = Reminders(
+            settings,
+            self.store,
+            self.claims,
+            self.surfaces,
+            self.inflight,
+            scheduler=self.scheduler,
+            clock=clock,
+            sync_seconds=reminder_sync_seconds,
         )
-        self.reminders = Reminders(self.ops, sync_seconds=reminder_sync_seconds)
+        self.repair = Repair(settings, self.store, self.claims, self.surfaces, self.reminders)
+        self.ops = Operations(
+            settings=settings,
+            find=Finder(self.store, self.surfaces, self.directory),
+            declarations=Declarations(
+                settings, self.store, self.surfaces, on_change=self.reminders.schedule, clock=clock
+            ),
+            response=Response(
+                settings,
+                self.store,
+                self.claims,
+                self.surfaces,
+                self.directory,
+                on_change=self.reminders.schedule,
+                clock=clock,
+            ),
+            timeline=Timeline(self.store, self.surfaces, clock=clock),
+            postmortems=Postmortems(
+                settings,
+                self.store,
+                self.surfaces,
+                self.directory,
+                functools.partial(fetch_history, self.client),
+                clock=clock,
+            ),
+            replies=Replies(self.client),
+        )
         self._lease_seconds = lease_seconds
-        self._bot_id: str | None = None
         secret = settings.slack_signing_secret
         self.bolt = AsyncApp(
             # Bolt copies this client's settings into each request's client and gives it
@@ -81,10 +140,9 @@ class BotApp:
             # Listeners ack first and keep working after Slack has its answer.
             process_before_response=False,
         )
-        listeners.register(self.bolt, self.ops)
+        listeners.register(listeners.Listen(self.bolt, self.inflight), self.ops)
         self._runner: web.AppRunner | None = None
         self._socket: Any = None
-        self._tasks: set[asyncio.Future[Any]] = set()
         self._stopped = False
         self.port: int | None = None
 
@@ -94,10 +152,10 @@ class BotApp:
         async def authorize(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
             return AuthorizeResult(
                 enterprise_id=enterprise_id,
-                team_id=self.ops.team_id or team_id,
+                team_id=self.directory.team_id or team_id,
                 bot_token=self.settings.slack_bot_token.get_secret_value(),
-                bot_id=self._bot_id,
-                bot_user_id=self.ops.bot_user_id,
+                bot_id=self.directory.bot_id,
+                bot_user_id=self.directory.bot_user_id,
             )
 
         return authorize
@@ -129,13 +187,12 @@ class BotApp:
         except (OSError, SQLAlchemyError) as e:
             raise StartupError(f"cannot use DATABASE_URL: {type(e).__name__}") from e
         try:
-            await self.ops.connect()
+            await self.directory.connect()
         except SlackApiError as e:
             error = e.response.get("error", "unknown_error")
             raise StartupError(f"Slack refused SLACK_BOT_TOKEN ({error})") from e
         except OSError as e:
             raise StartupError(f"cannot reach Slack at SLACK_API_URL ({e.strerror or e})") from e
-        self._bot_id = self.ops.bot_id
 
     async def start(self, *, host: str = "0.0.0.0", port: int | None = None) -> None:  # noqa: S104
         await self.prepare()
@@ -160,12 +217,13 @@ class BotApp:
             sockets = getattr(server, "sockets", None) or []
             self.port = sockets[0].getsockname()[1] if sockets else port
             log.info("serving Slack requests on port %s at %s", self.port, EVENTS_PATH)
+        self.scheduler.start()
         await self.reminders.start()
         # Finish what a crash or a Slack outage left half-done, now and from time to
         # time (a process that died mid-way holds its lease only briefly).
-        self._background(self.ops.repair())
-        self.reminders.scheduler.add_job(
-            self.ops.repair,
+        self.inflight.spawn(self._repair())
+        self.scheduler.add_job(
+            self._repair,
             "interval",
             seconds=max(self._lease_seconds / 2, 1.0),
             id="repair",
@@ -173,44 +231,36 @@ class BotApp:
             max_instances=1,
         )
 
-    def _background(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def _repair(self) -> None:
+        async with self.inflight.track():
+            try:
+                await self.repair.run()
+            except Exception as e:
+                log_failure(log, "repair failed", e)
 
     def busy(self) -> int:
-        """Listener and background work in flight (tests wait for it to settle)."""
-        current = asyncio.current_task()
-        return sum(1 for t in asyncio.all_tasks() if t is not current and _is_ours(t))
+        """Listener runs, reminders, repairs and background work in flight (tests wait
+        for it to settle)."""
+        return self.inflight.count()
 
     async def stop(self, *, grace: float = 10.0) -> None:
         """Stop taking requests, let work in flight finish (up to `grace` s), close."""
         if self._stopped:
             return
         self._stopped = True
-        await self.reminders.stop(grace)
+        if self.scheduler.running:
+            self.scheduler.pause()  # start nothing new
         if self._socket is not None:
             with contextlib.suppress(Exception):
                 await self._socket.disconnect_async()
         if self._runner is not None:
             await self._runner.shutdown()
-        current = asyncio.current_task()
-        pending = [t for t in asyncio.all_tasks() if t is not current and _is_ours(t)]
-        if pending:
-            _, late = await asyncio.wait(pending, timeout=grace)
-            for task in late:
-                task.cancel()
+        await self.inflight.wait(grace)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         if self._runner is not None:
             await self._runner.cleanup()
         if self._socket is not None:
             with contextlib.suppress(Exception):
                 await self._socket.close_async()
         await self.store.close()
-
-
-def _is_ours(task: asyncio.Task[Any]) -> bool:
-    """Listener and background tasks (Bolt's and ours), not the test runner's or aiohttp's."""
-    code = getattr(task.get_coro(), "cr_code", None)
-    name = getattr(code, "co_qualname", "") or ""
-    module = getattr(code, "co_filename", "") or ""
-    return "slack_bolt" in module or "/bot/" in module or name.startswith("Incidents.")

@@ -1,13 +1,13 @@
-"""Status-update reminders: APScheduler jobs derived from each incident's stored due time.
+"""Status-update reminders: scheduled from each incident's stored due time, and sent.
 
-The database is the truth. A job only says "look at this incident around then"; the
-reminder is sent by whichever process first moves the stored due time forward (a
-compare-and-set on the row), so restarts and several processes never send one twice.
+The database is the truth. An APScheduler job only says "look at this incident around
+then"; the reminder is sent by whichever process first moves the stored due time forward
+(a compare-and-set on the row, `Claims.take_reminder`), so restarts and several processes
+never send one twice.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
@@ -15,22 +15,52 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.incidents import Incidents, slack_error
-from bot.store import Incident
+from bot.errors import log_failure
+from bot.incidents import rules
+from bot.settings import Settings
+from bot.slack import blocks
+from bot.slack.surfaces import Surfaces
+from bot.store import Claims, Incident, Store, utcnow
+from bot.store.claims import Clock
+from bot.work import InFlight
 
 log = logging.getLogger(__name__)
 
 
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def marker(inc: Incident) -> str:
+    """Text every reminder of `inc` contains, to find one whose sender died mid-way."""
+    return f"{inc.ref} needs a status update"
+
+
 class Reminders:
-    def __init__(self, ops: Incidents, *, sync_seconds: float = 30.0):
-        self.ops = ops
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        claims: Claims,
+        surfaces: Surfaces,
+        inflight: InFlight,
+        *,
+        scheduler: AsyncIOScheduler,
+        clock: Clock = utcnow,
+        sync_seconds: float = 30.0,
+    ):
+        self.settings = settings
+        self.store = store
+        self.claims = claims
+        self.surfaces = surfaces
+        self.inflight = inflight
+        self.scheduler = scheduler
+        self.clock = clock
         self.sync_seconds = sync_seconds
-        self.scheduler = AsyncIOScheduler(timezone=UTC)
-        self._inflight: set[asyncio.Task[None]] = set()
-        ops.on_change.append(self.schedule)
+
+    # --- scheduling --------------------------------------------------------------------
 
     async def start(self) -> None:
-        self.scheduler.start()
         # Rebuild every open incident's job; any that fell due while the bot was down
         # fires once now, not once per missed interval.
         await self.sync()
@@ -46,18 +76,9 @@ class Reminders:
             replace_existing=True,
         )
 
-    async def stop(self, grace: float = 10.0) -> None:
-        """Start nothing new, let reminders being sent finish, then stop."""
-        if not self.scheduler.running:
-            return
-        self.scheduler.pause()
-        if self._inflight:
-            await asyncio.wait(list(self._inflight), timeout=grace)
-        self.scheduler.shutdown(wait=False)
-
     async def sync(self) -> None:
         try:
-            for incident in await self.ops.store.reminder_due_times():
+            for incident in await self.store.reminder_due_times():
                 await self.schedule(incident)
         except Exception:
             log.exception("could not read reminder due times")
@@ -68,7 +89,7 @@ class Reminders:
 
     async def schedule(self, incident: Incident) -> None:
         """Make this process's job match the stored due time (or remove it)."""
-        job_id = self.job_id(incident.id)  # type: ignore[arg-type]
+        job_id = self.job_id(incident.pk)
         due = incident.next_update_due
         if not incident.is_open or due is None:
             with contextlib.suppress(JobLookupError):
@@ -77,12 +98,15 @@ class Reminders:
         job = self.scheduler.get_job(job_id)
         if job is not None and job.args == (incident.id, due):
             return
+        self._at(due, incident.pk, due)
+
+    def _at(self, when: datetime, incident_id: int, due: datetime) -> None:
         self.scheduler.add_job(
             self.fire,
             "date",
-            run_date=due,
-            args=(incident.id, due),
-            id=job_id,
+            run_date=when,
+            args=(incident_id, due),
+            id=self.job_id(incident_id),
             replace_existing=True,
             # Late is better than never: a reminder due while the loop was busy, or
             # the bot was down, still goes out (once).
@@ -90,40 +114,106 @@ class Reminders:
             coalesce=True,
         )
 
-    async def fire(self, incident_id: int, due: datetime) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._inflight.add(task)  # type: ignore[arg-type]
-            task.add_done_callback(self._inflight.discard)  # type: ignore[arg-type]
-        try:
-            current = await self.ops.store.incident(incident_id)
-            marker = current.reminder_sending_since if current is not None else None
-            if current is not None and marker is not None:
-                if marker > self.ops.clock() - self.ops.lease:
-                    # The previous reminder is still being sent (or its sender just died):
-                    # look again once that can be told apart, instead of overlapping it.
-                    self.scheduler.add_job(
-                        self.fire,
-                        "date",
-                        run_date=marker + self.ops.lease + timedelta(milliseconds=50),
-                        args=(incident_id, due),
-                        id=self.job_id(incident_id),
-                        replace_existing=True,
-                        misfire_grace_time=None,
-                    )
-                    return
-                await self.ops.settle_stuck_reminder(current, resend=False)
-            claimed = await self.ops.claim_reminder(incident_id, due)
-            if claimed is None:
-                # Someone posted an update, snoozed, or another process sent it.
-                current = await self.ops.store.incident(incident_id)
-                if current is not None:
-                    await self.schedule(current)
-                return
-            await self.ops.send_reminder(claimed, due)
-        except Exception as e:
-            log.warning("reminder for incident %s failed: %s", incident_id, slack_error(e))
-
     def next_run(self, incident_id: int) -> datetime | None:
         job = self.scheduler.get_job(self.job_id(incident_id))
         return job.next_run_time if job is not None else None
+
+    # --- sending -------------------------------------------------------------------------
+
+    async def fire(self, incident_id: int, due: datetime) -> None:
+        async with self.inflight.track():
+            try:
+                await self._fire(incident_id, due)
+            except Exception as e:
+                log_failure(log, f"reminder for incident {incident_id} failed", e)
+
+    async def _fire(self, incident_id: int, due: datetime) -> None:
+        current = await self.store.incident(incident_id)
+        sending = current.reminder_sending_since if current is not None else None
+        if current is not None and sending is not None:
+            if sending > self.clock() - self.claims.lease:
+                # The previous reminder is still being sent (or its sender just died):
+                # look again once that can be told apart, instead of overlapping it.
+                self._at(sending + self.claims.lease + timedelta(milliseconds=50), incident_id, due)
+                return
+            await self.settle(current, resend=False)
+        claimed = await self.claims.take_reminder(
+            incident_id, due, lambda severity: rules.reminder_interval(self.settings, severity)
+        )
+        if claimed is None:
+            # Someone posted an update, snoozed, or another process sent it.
+            current = await self.store.incident(incident_id)
+            if current is not None:
+                await self.schedule(current)
+            return
+        await self.send(claimed, due)
+
+    async def send(self, inc: Incident, due: datetime | None) -> None:
+        """Post the reminder this process has claimed, and record it."""
+        roles = await self.store.roles(inc.pk)
+        mention = roles.get("comms") or roles.get("commander") or inc.declared_by
+        since = (
+            blocks.when(inc.last_update_at, "{time} ({ago})")
+            if inc.last_update_at
+            else "none since it was declared"
+        )
+        text, body = blocks.reminder(inc, mention, since)
+        incident_id = inc.pk
+
+        async def renew(held: datetime) -> datetime | None:
+            return await self.claims.retake_reminder(incident_id, held)
+
+        held = inc.reminder_sending_since
+        assert held is not None
+        ts = await self.claims.keep_alive(renew, held, self.surfaces.post(inc, text, body))
+        await self._record(inc, due or held, ts)
+        await self.surfaces.refresh(incident_id)
+        incident = await self.store.incident(incident_id)
+        if incident is not None:
+            await self.schedule(incident)
+
+    async def _record(self, inc: Incident, due: datetime, ts: str) -> None:
+        async with self.store.session() as s:
+            await self.store.add_entry(
+                s,
+                rules.entry(
+                    inc,
+                    "reminder",
+                    None,
+                    "Reminder: no status update",
+                    {"due": due.isoformat(), "last_update": _iso(inc.last_update_at), "ts": ts},
+                    now=self.clock(),
+                    at=datetime.fromtimestamp(float(ts), UTC),
+                    source_key=f"reminder:{ts}",
+                ),
+            )
+            await self.claims.release_reminder(s, inc.pk)
+
+    async def settle(self, inc: Incident, *, resend: bool) -> None:
+        """A reminder claimed by a process that died (or failed) before noting it sent:
+        record it if it was posted; otherwise send it (`resend`), or let the reminder being
+        claimed now take its place."""
+        held = inc.reminder_sending_since
+        if held is None or not inc.is_open:
+            return
+        now = await self.claims.retake_reminder(inc.pk, held)
+        if now is None:
+            return  # someone else is settling it
+        inc.reminder_sending_since = now
+        try:
+            known = {
+                str((e.data or {}).get("ts"))
+                for e in await self.store.timeline(inc.pk)
+                if e.kind == "reminder"
+            }
+            posted = await self.surfaces.already_posted(
+                inc, held - self.claims.lease, marker(inc), known
+            )
+            if posted is not None:
+                await self._record(inc, held, posted)
+            elif resend:
+                await self.send(inc, held)
+            else:
+                await self.store.save_fields(inc.pk, reminder_sending_since=None)
+        except Exception as e:
+            log_failure(log, f"could not settle a reminder of {inc.ref}", e)

@@ -1,4 +1,5 @@
-"""Code style is part of the suite: ruff lints and checks formatting (config in pyproject)."""
+"""Code quality is part of the suite: ruff lints and checks formatting, mypy checks types
+(config in pyproject)."""
 
 from __future__ import annotations
 
@@ -26,4 +27,16 @@ def test_ruff_lint() -> None:
 
 def test_ruff_format() -> None:
     result = ruff("format", "--check")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy() -> None:
+    """The bot's code type-checks (strict; config in pyproject)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr

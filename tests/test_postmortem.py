@@ -14,9 +14,10 @@ import pytest
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.postmortem import PROMPT_MARKER, PostmortemFacts, duration, fetch_history, render
-from bot.postmortem import user_names as fetch_user_names
+from bot.postmortem.history import fetch_history
+from bot.postmortem.render import PROMPT_MARKER, PostmortemFacts, duration, render
 from bot.settings import BUILTIN_ROLES, DEFAULT_SEVERITIES
+from bot.slack.directory import Directory
 from bot.store import FollowUp, Incident, RoleAssignment, StatusUpdate, TimelineEntry
 from tests.conftest import ALICE, BOB, BOT_TOKEN, CAROL, GENERAL
 from tests.fakeslack import FakeSlack
@@ -217,11 +218,11 @@ async def test_fetch_history_of_a_quiet_channel_takes_one_call(fake: FakeSlack) 
 
 async def test_user_names_asks_once_per_unknown_user(fake: FakeSlack) -> None:
     fake.add_user("U0DISP", "dee", real_name="Dee Dee", display_name="dee-on-call")
-    client = client_for(fake)
-    cache = {CAROL: "Carol (cached)"}
+    directory = Directory(client_for(fake))
+    directory.remember({"id": CAROL, "profile": {"display_name": "Carol (cached)"}})
     ids = [ALICE, BOB, ALICE, CAROL, "U0GONE", "U0NOBODY", "U0DISP", "", BOB]
 
-    names = await fetch_user_names(client, ids, cache)
+    names = await directory.display_names(ids)
 
     assert names == {
         ALICE: "Alice Archer",
@@ -234,7 +235,7 @@ async def test_user_names_asks_once_per_unknown_user(fake: FakeSlack) -> None:
     asked = sorted(c.args["user"] for c in fake.calls_to("users.info"))
     assert asked == sorted([ALICE, BOB, "U0GONE", "U0NOBODY", "U0DISP"])
     # Everything is cached now: a second draft asks Slack nothing.
-    assert await fetch_user_names(client, ids, cache) == names
+    assert await directory.display_names(ids) == names
     assert len(fake.calls_to("users.info")) == 5
 
 

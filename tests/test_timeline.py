@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bot.postmortem import PROMPT_MARKER
+from bot.postmortem.render import PROMPT_MARKER
 from tests.conftest import ALICE, BOB, CAROL, GENERAL, Bot, until
 from tests.test_card import card_of, declared, element, entries
 

@@ -6,7 +6,6 @@ People's text goes through `literal`/`plain` so it is shown exactly as typed.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,34 +17,24 @@ from slack_sdk.models.blocks import (
     ContextBlock,
     DividerBlock,
     HeaderBlock,
-    InputBlock,
     MarkdownTextObject,
     Option,
-    PlainTextInputElement,
     PlainTextObject,
     SectionBlock,
     StaticSelectElement,
     UserSelectElement,
 )
-from slack_sdk.models.blocks.block_elements import CheckboxesElement
-from slack_sdk.models.views import View
 
+from bot.incidents.rules import TITLE_MAX
 from bot.settings import Role, Settings, Severity
 from bot.slack.text import literal, one_line
 from bot.store import Incident, Status, StatusUpdate
 
-OPEN_STATUSES = [s.value for s in Status if s is not Status.resolved]
-
-TITLE_MAX = 250
-DESCRIPTION_MAX = 3000
-
-# Callback and action ids: the contract between these surfaces and the listeners.
-DECLARE_VIEW = "declare"
-DECLARE_TITLE = ("title", "title")
-DECLARE_SEVERITY = ("severity", "severity")
-DECLARE_DESCRIPTION = ("description", "description")
-DECLARE_COMMANDER = ("commander", "commander")
-DECLARE_PRIVATE = ("private", "private")
+# People's text in a section, with room left for the line the bot puts above it.
+SECTION_BODY_MAX = SectionBlock.text_max_length - 200
+DESCRIPTION_SHOWN = SectionBlock.text_max_length - 100
+PLACEHOLDER_MAX = UserSelectElement.placeholder_max_length
+OPTION_DESCRIPTION_MAX = Option.label_max_length
 
 STATUS_EMOJI = {
     Status.investigating.value: ":mag:",
@@ -63,7 +52,7 @@ class IncidentState:
     roles: Mapping[str, str]  # role name -> user id
 
 
-def plain(text: str, limit: int = 3000) -> PlainTextObject:
+def plain(text: str, limit: int = SectionBlock.text_max_length) -> PlainTextObject:
     return PlainTextObject(text=one_line(text, limit) or " ", emoji=True)
 
 
@@ -87,7 +76,7 @@ def user(user_id: str | None) -> str:
 
 
 def severity_option(sev: Severity) -> Option:
-    description = one_line(sev.description, 75) if sev.description else None
+    description = one_line(sev.description, OPTION_DESCRIPTION_MAX) if sev.description else None
     return Option(value=sev.name, text=f"{sev.name} · {sev.label}", description=description)
 
 
@@ -100,18 +89,10 @@ CARD_RESOLVE = "card_resolve"
 CARD_REOPEN = "card_reopen"
 CARD_POSTMORTEM = "card_postmortem"
 CARD_FOLLOW_UP = "card_follow_up"
-FOLLOW_UP_VIEW = "follow_up"
-FOLLOW_UP_TEXT = ("text", "text")
-FOLLOW_UP_OWNER = ("owner", "owner")
 TIMELINE_SHORTCUT = "add_to_timeline"
 REMINDER_UPDATE = "reminder_update"
 REMINDER_SNOOZE = "reminder_snooze:"  # + minutes
 SNOOZE_CHOICES = (("15 min", 15), ("30 min", 30), ("1 h", 60))
-UPDATE_VIEW = "update"
-UPDATE_STATUS = ("status", "status")
-UPDATE_SUMMARY = ("summary", "summary")
-RESOLVE_VIEW = "resolve"
-RESOLVE_SUMMARY = ("summary", "summary")
 
 
 def card_text(state: IncidentState, settings: Settings) -> str:
@@ -150,9 +131,13 @@ def incident_card(
     """The pinned card: the incident at a glance, and its control panel while open."""
     inc = state.incident
     live = controls and inc.is_open
-    blocks: list[Block] = [HeaderBlock(text=plain(f"{inc.ref} · {inc.title}", 150))]
+    blocks: list[Block] = [
+        HeaderBlock(text=plain(f"{inc.ref} · {inc.title}", HeaderBlock.text_max_length))
+    ]
     if inc.description:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=literal(inc.description[:2900]))))
+        blocks.append(
+            SectionBlock(text=MarkdownTextObject(text=literal(inc.description[:DESCRIPTION_SHOWN])))
+        )
 
     sev = settings.severity(inc.severity)
     blocks.append(
@@ -177,7 +162,7 @@ def incident_card(
                 text=MarkdownTextObject(text=f"*{role.label}*\n{user(holder)}"),
                 accessory=UserSelectElement(
                     action_id=f"{CARD_ROLE}{role.name}",
-                    placeholder=f"Assign {role.label}"[:150],
+                    placeholder=f"Assign {role.label}"[:PLACEHOLDER_MAX],
                     initial_user=holder,
                 )
                 if live
@@ -211,7 +196,9 @@ def status_update(
     head = f":loudspeaker: *{inc.ref} status update* · {status_text(update.status)}"
     text = f"{inc.ref} update ({update.status}): {literal(one_line(update.summary, 300))}"
     return text, [
-        SectionBlock(text=MarkdownTextObject(text=f"{head}\n{literal(update.summary[:2800])}")),
+        SectionBlock(
+            text=MarkdownTextObject(text=f"{head}\n{literal(update.summary[:SECTION_BODY_MAX])}")
+        ),
         ContextBlock(
             elements=[
                 MarkdownTextObject(
@@ -233,7 +220,7 @@ def resolved_message(
     text = f":white_check_mark: {inc.ref} resolved by <@{actor}>"
     body = f":white_check_mark: *{inc.ref} resolved* by <@{actor}>"
     if summary:
-        body += f"\n{literal(summary[:2800])}"
+        body += f"\n{literal(summary[:SECTION_BODY_MAX])}"
         text += f": {literal(one_line(summary, 300))}"
     return text, [
         SectionBlock(text=MarkdownTextObject(text=body)),
@@ -275,7 +262,9 @@ def private_status(
         body.insert(
             -1,
             SectionBlock(
-                text=MarkdownTextObject(text=f"*Latest update*\n{literal(last_update[:2800])}")
+                text=MarkdownTextObject(
+                    text=f"*Latest update*\n{literal(last_update[:SECTION_BODY_MAX])}"
+                )
             ),
         )
     if state.incident.channel_id:
@@ -317,91 +306,11 @@ def role_picker(inc: Incident, role: Role) -> tuple[str, list[Block]]:
             block_id=f"{CARD_ROLE}{role.name}",
             text=MarkdownTextObject(text=text),
             accessory=UserSelectElement(
-                action_id=f"{CARD_ROLE}{role.name}", placeholder=f"Pick the {role.label}"[:150]
+                action_id=f"{CARD_ROLE}{role.name}",
+                placeholder=f"Pick the {role.label}"[:PLACEHOLDER_MAX],
             ),
         )
     ]
-
-
-def update_modal(inc: Incident, settings: Settings) -> View:
-    options = [Option(value=s, text=status_text(s)) for s in OPEN_STATUSES]
-    current = next((o for o in options if o.value == inc.status), options[0])
-    return View(
-        type="modal",
-        callback_id=UPDATE_VIEW,
-        title=f"Update {inc.ref}"[:24],
-        submit="Post update",
-        close="Cancel",
-        private_metadata=json.dumps({"incident": inc.id}),
-        blocks=[
-            InputBlock(
-                block_id=UPDATE_STATUS[0],
-                label="Status",
-                element=StaticSelectElement(
-                    action_id=UPDATE_STATUS[1], options=options, initial_option=current
-                ),
-            ),
-            InputBlock(
-                block_id=UPDATE_SUMMARY[0],
-                label="Summary",
-                hint="What changed, what is next, and when the next update comes.",
-                element=PlainTextInputElement(
-                    action_id=UPDATE_SUMMARY[1], multiline=True, max_length=3000
-                ),
-            ),
-        ],
-    )
-
-
-def follow_up_modal(inc: Incident) -> View:
-    return View(
-        type="modal",
-        callback_id=FOLLOW_UP_VIEW,
-        title="Add a follow-up",
-        submit="Add",
-        close="Cancel",
-        private_metadata=json.dumps({"incident": inc.id}),
-        blocks=[
-            InputBlock(
-                block_id=FOLLOW_UP_TEXT[0],
-                label="What should be done after the incident?",
-                element=PlainTextInputElement(
-                    action_id=FOLLOW_UP_TEXT[1], multiline=True, max_length=3000
-                ),
-            ),
-            InputBlock(
-                block_id=FOLLOW_UP_OWNER[0],
-                label="Owner",
-                optional=True,
-                element=UserSelectElement(action_id=FOLLOW_UP_OWNER[1]),
-            ),
-        ],
-    )
-
-
-def resolve_modal(inc: Incident) -> View:
-    return View(
-        type="modal",
-        callback_id=RESOLVE_VIEW,
-        title=f"Resolve {inc.ref}?"[:24],
-        submit="Resolve",
-        close="Cancel",
-        private_metadata=json.dumps({"incident": inc.id}),
-        blocks=[
-            SectionBlock(
-                text=MarkdownTextObject(
-                    text=f"Resolving *{inc.ref}* stops update reminders and records the time."
-                )
-            ),
-            InputBlock(
-                block_id=RESOLVE_SUMMARY[0],
-                label="How was it resolved?",
-                element=PlainTextInputElement(
-                    action_id=RESOLVE_SUMMARY[1], multiline=True, max_length=3000
-                ),
-            ),
-        ],
-    )
 
 
 def topic(state: IncidentState, settings: Settings) -> str:
@@ -437,71 +346,60 @@ def announcement(state: IncidentState, settings: Settings) -> tuple[str, list[Bl
     return text, blocks
 
 
-# --- modals ------------------------------------------------------------------------
+# --- messages in the incident channel -----------------------------------------------
 
 
-def declare_modal(
-    settings: Settings, *, user_id: str, origin_channel: str | None, title: str = ""
-) -> View:
-    default = settings.severity(settings.default_severity or "") or settings.severities[0]
-    options = [severity_option(s) for s in settings.severities]
-    private_option = Option(
-        value="private",
-        text="Private incident",
-        description="A private channel, left out of announcements and lists",
+def severity_changed(
+    inc: Incident, actor: str, old: str, new: Severity, settings: Settings, *, raised: bool
+) -> str:
+    if raised:
+        return (
+            f":rotating_light: <@{actor}> raised {inc.ref} from {old} to "
+            f"*{severity_text(settings, new.name)}*. {literal(new.description)}"
+        )
+    return f"<@{actor}> changed the severity from {old} to *{severity_text(settings, new.name)}*."
+
+
+def role_assigned(user_id: str, role: Role, actor: str, previous: str | None) -> str:
+    handover = f" (handed over from <@{previous}>)" if previous else ""
+    by = "" if actor == user_id else f", assigned by <@{actor}>"
+    return (
+        f":bust_in_silhouette: <@{user_id}> is now the *{role.label}*{handover}{by}. "
+        f"{literal(role.description)}"
     )
-    blocks: list[Block] = [
-        InputBlock(
-            block_id=DECLARE_TITLE[0],
-            label="Title",
-            hint="What is broken, in a few words. It names the channel.",
-            element=PlainTextInputElement(
-                action_id=DECLARE_TITLE[1],
-                initial_value=title[:TITLE_MAX] or None,
-                max_length=TITLE_MAX,
-                placeholder="Checkout latency above 5 s",
-            ),
-        ),
-        InputBlock(
-            block_id=DECLARE_SEVERITY[0],
-            label="Severity",
-            element=StaticSelectElement(
-                action_id=DECLARE_SEVERITY[1],
-                options=options,
-                initial_option=severity_option(default),
-            ),
-        ),
-        InputBlock(
-            block_id=DECLARE_DESCRIPTION[0],
-            label="Description",
-            optional=True,
-            element=PlainTextInputElement(
-                action_id=DECLARE_DESCRIPTION[1],
-                multiline=True,
-                max_length=DESCRIPTION_MAX,
-                placeholder="What do you see? Who is affected?",
-            ),
-        ),
-        InputBlock(
-            block_id=DECLARE_COMMANDER[0],
-            label="Incident Commander",
-            element=UserSelectElement(action_id=DECLARE_COMMANDER[1], initial_user=user_id),
-        ),
-        InputBlock(
-            block_id=DECLARE_PRIVATE[0],
-            label="Visibility",
-            optional=True,
-            element=CheckboxesElement(action_id=DECLARE_PRIVATE[1], options=[private_option]),
-        ),
-    ]
-    return View(
-        type="modal",
-        callback_id=DECLARE_VIEW,
-        title="Declare an incident",
-        submit="Declare",
-        close="Cancel",
-        private_metadata=json.dumps({"channel": origin_channel}),
-        blocks=blocks,
+
+
+def reopened(inc: Incident, actor: str) -> str:
+    return f":repeat: <@{actor}> reopened {inc.ref}. Status: investigating."
+
+
+def note_added(actor: str, text: str) -> str:
+    return f":memo: <@{actor}> added to the timeline: {literal(one_line(text, 500))}"
+
+
+def follow_up_recorded(actor: str, text: str, owner: str | None) -> str:
+    owner_text = f" (owner: <@{owner}>)" if owner else ""
+    return (
+        f":clipboard: Follow-up recorded by <@{actor}>: {literal(one_line(text, 500))}{owner_text}"
+    )
+
+
+def postmortem_comment(inc: Incident, actor: str, version: int) -> str:
+    return (
+        f":page_facing_up: <@{actor}> compiled the postmortem draft for {inc.ref} "
+        f"(version {version}): the channel and its timeline, with prompts for what "
+        "only people can write. Edit it, then share it."
+    )
+
+
+def declared_answer(inc: Incident) -> str:
+    """What the declarer is told once the incident's channel is ready (or not yet)."""
+    lock = " (private)" if inc.private else ""
+    if not inc.channel_id:
+        return f":rotating_light: *{inc.ref}*{lock} declared; its channel is being set up."
+    return (
+        f":rotating_light: *{inc.ref}*{lock} declared: <#{inc.channel_id}>. "
+        "You are in the channel; the incident card is pinned there."
     )
 
 

@@ -8,8 +8,8 @@ Create Date: 2026-11-23
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
+from sqlmodel.sql.sqltypes import AutoString
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -19,9 +19,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     with op.batch_alter_table("incident") as batch:
-        batch.add_column(
-            sa.Column("topic", sqlmodel.sql.sqltypes.AutoString(length=250), nullable=True)
-        )
+        batch.add_column(sa.Column("topic", AutoString(length=250), nullable=True))
 
 
 def downgrade() -> None:

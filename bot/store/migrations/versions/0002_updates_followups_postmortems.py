@@ -8,17 +8,17 @@ Create Date: 2026-11-23
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
+from sqlmodel.sql.sqltypes import AutoString
 
-from bot.store import UTCDateTime
+from bot.store.tables import UTCDateTime
 
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-S = sqlmodel.sql.sqltypes.AutoString
+S = AutoString
 
 
 def upgrade() -> None:

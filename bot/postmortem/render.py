@@ -1,41 +1,23 @@
-"""Postmortem drafts: collect the channel history, merge it with the stored timeline, render
-Markdown.
+"""The postmortem draft as Markdown: the channel history merged with the stored timeline.
 
-Fetching talks to Slack; rendering is a pure function of :class:`PostmortemFacts`, so the same
-stored incident and history always give the same bytes.
+Rendering is a pure function of :class:`PostmortemFacts`, so the same stored incident and
+history always give the same bytes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.settings import Role, Severity
 from bot.slack.text import markdown_escape, slack_to_markdown
 from bot.store import FollowUp, Incident, RoleAssignment, Status, StatusUpdate, TimelineEntry
 
-__all__ = [
-    "NOISE_SUBTYPES",
-    "PROMPT_MARKER",
-    "PostmortemFacts",
-    "fetch_history",
-    "render",
-    "user_names",
-]
-
-# Slack's maximum page size for conversations.history and conversations.replies.
-PAGE_LIMIT = 999
-# Enough to overlap the round trips of many threads without a burst that only earns 429s.
-REPLIES_CONCURRENCY = 4
-USERS_CONCURRENCY = 8
+__all__ = ["NOISE_SUBTYPES", "PROMPT_MARKER", "PostmortemFacts", "duration", "render", "ts_key"]
 
 # Channel housekeeping, not conversation.
 NOISE_SUBTYPES = frozenset(
@@ -118,110 +100,16 @@ _HELD = re.compile(r"\ue000(\d+)\ue000")
 
 
 # ---------------------------------------------------------------------------------------------
-# Fetching
+# Ordering
 
 
-def _ts_key(ts: Any) -> int:
+def ts_key(ts: Any) -> int:
     """Microseconds of a Slack ts; Slack's own ordering key."""
     seconds, _, fraction = str(ts).partition(".")
     try:
         return int(seconds) * 1_000_000 + int((fraction or "0").ljust(6, "0")[:6])
     except ValueError:
         return 0
-
-
-def _next_cursor(response: Any) -> str | None:
-    return (response.get("response_metadata") or {}).get("next_cursor") or None
-
-
-async def _replies(client: AsyncWebClient, channel_id: str, thread_ts: str) -> list[dict]:
-    replies: list[dict] = []
-    cursor: str | None = None
-    while True:
-        response = await client.conversations_replies(
-            channel=channel_id, ts=thread_ts, limit=PAGE_LIMIT, cursor=cursor
-        )
-        # The parent comes back as the first item of the first page.
-        replies.extend(m for m in response.get("messages") or [] if m.get("ts") != thread_ts)
-        cursor = _next_cursor(response)
-        if cursor is None:
-            break
-    replies.sort(key=lambda m: _ts_key(m.get("ts")))
-    return replies
-
-
-async def fetch_history(client: AsyncWebClient, channel_id: str) -> list[dict]:
-    """Every top-level message, oldest first, with thread replies as ``msg["replies"]``.
-
-    Uses the fewest calls Slack allows (full pages, no probing). Rate limits are left to the
-    client's retry handlers.
-    """
-    messages: list[dict] = []
-    seen: set[str] = set()
-    cursor: str | None = None
-    while True:
-        response = await client.conversations_history(
-            channel=channel_id, limit=PAGE_LIMIT, cursor=cursor
-        )
-        for msg in response.get("messages") or []:
-            if msg.get("ts") not in seen:
-                seen.add(msg.get("ts"))
-                messages.append(msg)
-        cursor = _next_cursor(response)
-        if cursor is None:
-            break
-    # Slack pages newest first.
-    messages.sort(key=lambda m: _ts_key(m.get("ts")))
-
-    limit = asyncio.Semaphore(REPLIES_CONCURRENCY)
-
-    async def attach(msg: dict) -> None:
-        async with limit:
-            msg["replies"] = await _replies(client, channel_id, msg["ts"])
-
-    threads = [m for m in messages if (m.get("reply_count") or 0) > 0]
-    # A TaskGroup cancels the other fetches as soon as one fails.
-    async with asyncio.TaskGroup() as group:
-        for msg in threads:
-            group.create_task(attach(msg))
-    return messages
-
-
-def _user_name(user: Mapping[str, Any]) -> str:
-    profile = user.get("profile") or {}
-    name = str(
-        profile.get("display_name") or profile.get("real_name") or user.get("name") or user["id"]
-    )
-    return f"{name} (deactivated)" if user.get("deleted") else name
-
-
-async def user_names(
-    client: AsyncWebClient, user_ids: Iterable[str], cache: dict[str, str] | None = None
-) -> dict[str, str]:
-    """Display names for ``user_ids``: one users.info per id not in ``cache`` (which is filled).
-
-    A user Slack does not know keeps its id as name.
-    """
-    cache = {} if cache is None else cache
-    wanted = sorted({uid for uid in user_ids if uid})
-    limit = asyncio.Semaphore(USERS_CONCURRENCY)
-
-    async def lookup(uid: str) -> None:
-        async with limit:
-            try:
-                response = await client.users_info(user=uid)
-            except SlackApiError as e:
-                if e.response.get("error") != "user_not_found":
-                    raise
-                cache[uid] = uid
-                return
-            cache[uid] = _user_name(response["user"])
-
-    async with asyncio.TaskGroup() as group:
-        for uid in wanted:
-            if uid not in cache:
-                group.create_task(lookup(uid))
-    return {uid: cache[uid] for uid in wanted}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -395,7 +283,7 @@ class _Renderer:
 
     def _transcript(self) -> list[_Message]:
         human = self._human
-        tops = sorted(self.f.messages, key=lambda m: (_ts_key(m.get("ts")), str(m.get("ts"))))
+        tops = sorted(self.f.messages, key=lambda m: (ts_key(m.get("ts")), str(m.get("ts"))))
         in_threads = {
             str(r.get("ts")) for m in tops for r in m.get("replies") or () if r.get("ts") != m["ts"]
         }
@@ -409,16 +297,16 @@ class _Renderer:
             seen.add(ts)
             replies: list[_Message] = []
             for reply in sorted(
-                msg.get("replies") or (), key=lambda r: (_ts_key(r.get("ts")), str(r.get("ts")))
+                msg.get("replies") or (), key=lambda r: (ts_key(r.get("ts")), str(r.get("ts")))
             ):
                 rts = str(reply.get("ts"))
                 if rts in seen or not human(reply):
                     continue
                 seen.add(rts)
-                replies.append(_Message(rts, _ts_key(rts), reply, (), True))
+                replies.append(_Message(rts, ts_key(rts), reply, (), True))
             shown = human(msg)
             if shown or replies:
-                out.append(_Message(ts, _ts_key(ts), msg, tuple(replies), shown))
+                out.append(_Message(ts, ts_key(ts), msg, tuple(replies), shown))
         return out
 
     def _human(self, msg: Mapping[str, Any]) -> bool:

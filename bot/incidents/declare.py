@@ -1,0 +1,123 @@
+"""Declaring an incident: one path for the typed command and the form."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from bot.errors import BadInput
+from bot.incidents import rules
+from bot.settings import Settings
+from bot.slack.surfaces import Surfaces
+from bot.store import Incident, RoleAssignment, Store, utcnow
+from bot.store.claims import Clock
+
+log = logging.getLogger(__name__)
+
+OnChange = Callable[[Incident], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """What a person asked for; `key` names the request so a retry declares once."""
+
+    team_id: str
+    actor: str
+    key: str
+    title: str
+    severity: str | None = None
+    description: str = ""
+    commander: str | None = None
+    private: bool = False
+    origin_channel: str | None = None
+
+
+class Declarations:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        surfaces: Surfaces,
+        *,
+        on_change: OnChange,
+        clock: Clock = utcnow,
+    ):
+        self.settings = settings
+        self.store = store
+        self.surfaces = surfaces
+        self.on_change = on_change
+        self.clock = clock
+
+    async def declare(self, request: Declaration) -> rules.Declared:
+        """Store the incident, then create its channel, card and announcement. A repeated
+        request answers with the incident it declared before (`created` False)."""
+        declared = await self.record(request)
+        if not declared.created:
+            return declared
+        incident = await self.surfaces.provision(declared.incident.pk)
+        return rules.Declared(incident, created=True)
+
+    async def record(self, request: Declaration) -> rules.Declared:
+        settings = self.settings
+        title = rules.check_title(request.title)
+        sev = settings.severity(request.severity or settings.default_severity or "")
+        if sev is None:
+            raise BadInput(rules.unknown_severity(settings, request.severity or ""))
+        description = rules.check_description(request.description)
+        commander = request.commander or request.actor
+        now = self.clock()
+        try:
+            async with self.store.session() as s:
+                existing = await self.store.incident_by_key(s, request.key)
+                if existing is not None:
+                    return rules.Declared(existing, created=False)
+                number = await self.store.next_number(s, request.team_id)
+                incident = Incident(
+                    team_id=request.team_id,
+                    number=number,
+                    title=title,
+                    description=description,
+                    severity=sev.name,
+                    private=request.private,
+                    declared_by=request.actor,
+                    declared_at=now,
+                    declare_key=request.key,
+                    origin_channel_id=request.origin_channel,
+                    next_update_due=now + rules.reminder_interval(settings, sev.name),
+                )
+                s.add(incident)
+                await s.flush()
+                s.add(
+                    RoleAssignment(
+                        incident_id=incident.pk,
+                        role="commander",
+                        user_id=commander,
+                        assigned_by=request.actor,
+                        assigned_at=now,
+                    )
+                )
+                await self.store.add_entry(
+                    s,
+                    rules.entry(
+                        incident,
+                        "declared",
+                        request.actor,
+                        f"Declared {incident.ref} at {sev.name}: {title}",
+                        {"severity": sev.name, "commander": commander},
+                        now=now,
+                        source_key="declared",
+                    ),
+                )
+        except IntegrityError:
+            # The same request raced itself (a double submit): the other one won.
+            async with self.store.session() as s:
+                existing = await self.store.incident_by_key(s, request.key)
+            if existing is None:
+                raise
+            return rules.Declared(existing, created=False)
+        log.info("declared %s (%s)", incident.ref, sev.name)
+        await self.on_change(incident)
+        return rules.Declared(incident, created=True)

@@ -1,0 +1,72 @@
+"""Finish what a crash or a Slack outage left half-done: declarations whose Slack side is
+incomplete, reminders claimed but never recorded, and status updates stored but never
+posted. Each piece is claimed first, and looked for in Slack before anything is resent."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.errors import log_failure
+from bot.reminders import Reminders
+from bot.settings import Settings
+from bot.slack import blocks
+from bot.slack.surfaces import Surfaces
+from bot.store import Claims, Store
+
+log = logging.getLogger(__name__)
+
+
+class Repair:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        claims: Claims,
+        surfaces: Surfaces,
+        reminders: Reminders,
+    ):
+        self.settings = settings
+        self.store = store
+        self.claims = claims
+        self.surfaces = surfaces
+        self.reminders = reminders
+
+    async def run(self) -> None:
+        await self.declarations()
+        now = self.claims.clock()
+        for inc in await self.store.stuck_reminders(now - self.claims.lease):
+            await self.reminders.settle(inc, resend=True)
+        await self.updates()
+
+    async def declarations(self) -> None:
+        for inc in await self.store.unprovisioned():
+            try:
+                await self.surfaces.provision(inc.pk)
+                log.info("completed the declaration of %s", inc.ref)
+            except Exception as e:
+                log_failure(log, f"could not complete the declaration of {inc.ref}", e)
+
+    async def updates(self) -> None:
+        now = self.claims.clock()
+        for update in await self.store.unposted_updates(now - self.claims.lease):
+            if not self.claims.update_is_free(update.message_ts):
+                continue  # someone is posting it right now
+            mark = await self.claims.take_update(update.pk, update.message_ts)
+            if mark is None:
+                continue
+            inc = await self.store.incident(update.incident_id)
+            if inc is None or not inc.channel_id:
+                continue
+            try:
+                text, _ = blocks.status_update(inc, update, self.settings)
+                posted = await self.surfaces.already_posted(
+                    inc, update.posted_at - self.claims.lease, text[:120], set()
+                )
+                if posted is not None:
+                    await self.store.save_update_ts(update.pk, posted)
+                else:
+                    await self.surfaces.post_update(inc, update, mark)
+                    log.info("posted an update of %s that a restart had interrupted", inc.ref)
+                await self.surfaces.refresh(inc.pk)
+            except Exception as e:
+                log_failure(log, f"could not repost an update of {inc.ref}", e)

@@ -1,0 +1,223 @@
+"""The verbs on a live incident: severity, roles, status updates, resolve, reopen, snooze.
+
+Each one validates, stores (with its timeline entry) in one transaction, then shows the
+stored state again and lets the reminder schedule follow it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.errors import BadInput
+from bot.incidents import rules
+from bot.incidents.declare import OnChange
+from bot.incidents.rules import Changed
+from bot.settings import Settings
+from bot.slack import blocks
+from bot.slack.directory import Directory
+from bot.slack.surfaces import Surfaces
+from bot.store import Claims, Incident, RoleAssignment, Status, StatusUpdate, Store, utcnow
+from bot.store.claims import Clock
+
+
+class Response:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        claims: Claims,
+        surfaces: Surfaces,
+        directory: Directory,
+        *,
+        on_change: OnChange,
+        clock: Clock = utcnow,
+    ):
+        self.settings = settings
+        self.store = store
+        self.claims = claims
+        self.surfaces = surfaces
+        self.directory = directory
+        self.on_change = on_change
+        self.clock = clock
+
+    async def _after_change(self, incident_id: int) -> Incident:
+        """Show the stored state again and let the reminder schedule follow it."""
+        await self.surfaces.refresh(incident_id)
+        incident = await self.store.incident(incident_id)
+        assert incident is not None
+        await self.on_change(incident)
+        return incident
+
+    def _interval(self, severity: str) -> timedelta:
+        return rules.reminder_interval(self.settings, severity)
+
+    async def set_severity(self, incident_id: int, severity: str, actor: str) -> Changed:
+        sev = self.settings.severity(severity)
+        if sev is None:
+            raise BadInput(rules.unknown_severity(self.settings, severity))
+        now = self.clock()
+        async with self.store.session() as s:
+            inc = await self.store.locked(s, incident_id)
+            rules.require_open(inc)
+            old = inc.severity
+            if old == sev.name:
+                return Changed(inc, False, f"{inc.ref} is already {sev.name}.")
+            inc.severity = sev.name
+            # The new level's cadence applies from the last update (or the declaration).
+            inc.next_update_due = (inc.last_update_at or inc.declared_at) + self._interval(sev.name)
+            s.add(
+                rules.entry(
+                    inc,
+                    "severity",
+                    actor,
+                    f"Severity {old} → {sev.name}",
+                    {"from": old, "to": sev.name},
+                    now=now,
+                )
+            )
+        inc = await self._after_change(incident_id)
+        raised = rules.rank(self.settings, sev.name) < rules.rank(self.settings, old)
+        text = blocks.severity_changed(inc, actor, old, sev, self.settings, raised=raised)
+        if raised:
+            await self.surfaces.announce(inc, text)
+        else:
+            await self.surfaces.post(inc, text)
+        return Changed(inc, True, f"{inc.ref} is now {sev.name}.")
+
+    async def assign_role(
+        self, incident_id: int, role_name: str, user_id: str, actor: str
+    ) -> Changed:
+        role = rules.role(self.settings, role_name)
+        await self.directory.check_person(user_id)
+        now = self.clock()
+        async with self.store.session() as s:
+            inc = await self.store.locked(s, incident_id)
+            rules.require_open(inc)
+            current = await self.store.current_holder(s, incident_id, role.name)
+            if current is not None and current.user_id == user_id:
+                return Changed(inc, False, f"<@{user_id}> is already the {role.label}.")
+            previous = current.user_id if current is not None else None
+            if current is not None:
+                current.ended_at = now
+            s.add(
+                RoleAssignment(
+                    incident_id=incident_id,
+                    role=role.name,
+                    user_id=user_id,
+                    assigned_by=actor,
+                    assigned_at=now,
+                )
+            )
+            handover = f" (handed over from <@{previous}>)" if previous else ""
+            s.add(
+                rules.entry(
+                    inc,
+                    "role",
+                    actor,
+                    f"<@{user_id}> is the {role.label}{handover}",
+                    {"role": role.name, "from": previous, "to": user_id},
+                    now=now,
+                )
+            )
+        await self.surfaces.invite(inc, {user_id})
+        inc = await self._after_change(incident_id)
+        await self.surfaces.post(inc, blocks.role_assigned(user_id, role, actor, previous))
+        return Changed(inc, True, f"<@{user_id}> is now the {role.label} of {inc.ref}.")
+
+    async def post_update(
+        self, incident_id: int, *, summary: str, actor: str, key: str, status: str | None = None
+    ) -> Changed:
+        summary = rules.check_update(summary, status)
+        now = self.clock()
+        async with self.store.session() as s:
+            inc = await self.store.locked(s, incident_id)
+            rules.require_open(inc)
+            if await self.store.update_by_key(s, incident_id, key) is not None:
+                return Changed(inc, False, "That update was posted already.")
+            old_status, status = inc.status, status or inc.status
+            update = StatusUpdate(
+                incident_id=incident_id,
+                status=status,
+                summary=summary,
+                posted_by=actor,
+                posted_at=now,
+                source_key=key,
+            )
+            s.add(update)
+            await s.flush()
+            inc.status = status
+            inc.last_update_at = now
+            inc.next_update_due = now + self._interval(inc.severity)
+            s.add(
+                rules.entry(
+                    inc,
+                    "update",
+                    actor,
+                    summary,
+                    {"status": status, "from": old_status, "update_id": update.id},
+                    now=now,
+                )
+            )
+        mark = await self.claims.take_update(update.pk)
+        if mark is not None:
+            await self.surfaces.post_update(inc, update, mark)
+        inc = await self._after_change(incident_id)
+        return Changed(inc, True, f"Update posted to {inc.ref}.")
+
+    async def resolve(self, incident_id: int, *, summary: str, actor: str) -> Changed:
+        summary = rules.check_resolution(summary)
+        now = self.clock()
+        async with self.store.session() as s:
+            inc = await self.store.locked(s, incident_id)
+            if not inc.is_open:
+                return Changed(inc, False, f"{inc.ref} is already resolved.")
+            inc.status = Status.resolved.value
+            inc.resolved_at = now
+            inc.next_update_due = None
+            s.add(
+                rules.entry(
+                    inc, "resolved", actor, summary or "Resolved", {"summary": summary}, now=now
+                )
+            )
+        inc = await self._after_change(incident_id)
+        text, body = blocks.resolved_message(inc, actor, summary, self.settings)
+        await self.surfaces.announce(inc, text, body)
+        return Changed(inc, True, f"{inc.ref} is resolved.")
+
+    async def reopen(self, incident_id: int, actor: str) -> Changed:
+        now = self.clock()
+        async with self.store.session() as s:
+            inc = await self.store.locked(s, incident_id)
+            if inc.is_open:
+                return Changed(inc, False, f"{inc.ref} is not resolved.")
+            inc.status = Status.investigating.value
+            inc.resolved_at = None
+            inc.next_update_due = now + self._interval(inc.severity)
+            s.add(rules.entry(inc, "reopened", actor, "Reopened", now=now))
+        inc = await self._after_change(incident_id)
+        await self.surfaces.announce(inc, blocks.reopened(inc, actor))
+        return Changed(inc, True, f"{inc.ref} is open again.")
+
+    async def snooze(self, incident_id: int, minutes: int, actor: str, key: str) -> Changed:
+        """Move the next update's due time; one snooze per reminder message."""
+        now = self.clock()
+        async with self.store.session() as s:
+            inc = await self.store.locked(s, incident_id)
+            rules.require_open(inc)
+            added = await self.store.add_entry(
+                s,
+                rules.entry(
+                    inc,
+                    "snooze",
+                    actor,
+                    f"Snoozed the update reminder for {minutes} min",
+                    {"minutes": minutes},
+                    now=now,
+                    source_key=key,
+                ),
+            )
+            if not added:
+                return Changed(inc, False, "That reminder was snoozed already.")
+            inc.next_update_due = now + timedelta(minutes=minutes)
+        inc = await self._after_change(incident_id)
+        return Changed(inc, True, f"Next update reminder for {inc.ref} in {minutes} min.")

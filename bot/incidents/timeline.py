@@ -1,0 +1,101 @@
+"""The timeline people add to: channel messages (pin reaction, message shortcut), notes and
+follow-ups. Each source is recorded once, however often it is sent."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.errors import BadInput
+from bot.incidents import rules
+from bot.incidents.rules import Changed
+from bot.slack import blocks
+from bot.slack.surfaces import Surfaces
+from bot.slack.text import clean
+from bot.store import FollowUp, Incident, Store, utcnow
+from bot.store.claims import Clock
+
+ENTRY_TEXT_MAX = 40000
+
+
+class Timeline:
+    def __init__(self, store: Store, surfaces: Surfaces, *, clock: Clock = utcnow):
+        self.store = store
+        self.surfaces = surfaces
+        self.clock = clock
+
+    async def add_message(
+        self,
+        incident: Incident,
+        *,
+        ts: str,
+        actor: str,
+        message: Mapping[str, Any] | None = None,
+    ) -> Changed:
+        """Put a channel message on the timeline at its own time; once per message."""
+        assert incident.channel_id
+        if message is None:
+            message = await self.surfaces.message(incident.channel_id, ts)
+        if message is None:
+            raise BadInput("That message is gone, so it cannot go on the timeline.")
+        author = message.get("user") or message.get("bot_id")
+        text = clean(
+            message.get("text")
+            or ", ".join(f.get("name", "file") for f in message.get("files", []))
+        )
+        async with self.store.session() as s:
+            added = await self.store.add_entry(
+                s,
+                rules.entry(
+                    incident,
+                    "message",
+                    actor,
+                    text[:ENTRY_TEXT_MAX],
+                    {"ts": ts, "user": author},
+                    now=self.clock(),
+                    at=datetime.fromtimestamp(float(ts), UTC),
+                    source_key=f"msg:{ts}",
+                ),
+            )
+        if not added:
+            return Changed(
+                incident, False, f"That message is already on {incident.ref}'s timeline."
+            )
+        return Changed(incident, True, f"Added to {incident.ref}'s timeline.")
+
+    async def add_note(self, incident: Incident, text: str, actor: str, key: str) -> Changed:
+        text = rules.check_note(text)
+        async with self.store.session() as s:
+            added = await self.store.add_entry(
+                s, rules.entry(incident, "note", actor, text, now=self.clock(), source_key=key)
+            )
+        if added:
+            await self.surfaces.post(incident, blocks.note_added(actor, text))
+        return Changed(incident, added, f"Noted on {incident.ref}'s timeline.")
+
+    async def add_follow_up(
+        self, incident: Incident, text: str, owner: str | None, actor: str, key: str
+    ) -> Changed:
+        text = rules.check_follow_up(text)
+        now = self.clock()
+        async with self.store.session() as s:
+            if await self.store.follow_up_by_key(s, incident.pk, key) is not None:
+                return Changed(incident, False, "That follow-up is recorded already.")
+            s.add(
+                FollowUp(
+                    incident_id=incident.pk,
+                    text=text,
+                    owner=owner,
+                    created_by=actor,
+                    created_at=now,
+                    source_key=key,
+                )
+            )
+            s.add(
+                rules.entry(
+                    incident, "follow_up", actor, text, {"owner": owner}, now=now, source_key=key
+                )
+            )
+        await self.surfaces.post(incident, blocks.follow_up_recorded(actor, text, owner))
+        return Changed(incident, True, f"Follow-up recorded on {incident.ref}.")

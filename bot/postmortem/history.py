@@ -1,0 +1,58 @@
+"""The incident channel's history, as the postmortem needs it: every message, every reply.
+
+Uses the fewest calls Slack allows (full pages, no probing); slack_sdk pages through the
+cursors and its retry handlers take care of rate limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.postmortem.render import ts_key
+
+# Slack's maximum page size for conversations.history and conversations.replies.
+PAGE_LIMIT = 999
+# Enough to overlap the round trips of many threads without a burst that only earns 429s.
+REPLIES_CONCURRENCY = 4
+
+Message = dict[str, Any]
+
+
+async def _replies(client: AsyncWebClient, channel_id: str, thread_ts: str) -> list[Message]:
+    replies: list[Message] = []
+    async for page in await client.conversations_replies(
+        channel=channel_id, ts=thread_ts, limit=PAGE_LIMIT
+    ):
+        # The parent comes back as the first item of the first page.
+        replies.extend(m for m in page.get("messages") or [] if m.get("ts") != thread_ts)
+    replies.sort(key=lambda m: ts_key(m.get("ts")))
+    return replies
+
+
+async def fetch_history(client: AsyncWebClient, channel_id: str) -> list[Message]:
+    """Every top-level message, oldest first, with thread replies as ``msg["replies"]``."""
+    messages: list[Message] = []
+    seen: set[str] = set()
+    async for page in await client.conversations_history(channel=channel_id, limit=PAGE_LIMIT):
+        for msg in page.get("messages") or []:
+            if msg.get("ts") not in seen:
+                seen.add(msg.get("ts"))
+                messages.append(msg)
+    # Slack pages newest first.
+    messages.sort(key=lambda m: ts_key(m.get("ts")))
+
+    limit = asyncio.Semaphore(REPLIES_CONCURRENCY)
+
+    async def attach(msg: Message) -> None:
+        async with limit:
+            msg["replies"] = await _replies(client, channel_id, msg["ts"])
+
+    threads = [m for m in messages if (m.get("reply_count") or 0) > 0]
+    # A TaskGroup cancels the other fetches as soon as one fails.
+    async with asyncio.TaskGroup() as group:
+        for msg in threads:
+            group.create_task(attach(msg))
+    return messages

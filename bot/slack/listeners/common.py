@@ -1,0 +1,135 @@
+"""What every listener shares: the operations it may call, registration that counts work in
+flight, and answers that always reach the person."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from slack_bolt.async_app import AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.models.blocks import Block
+
+from bot.errors import BadInput, SlackFailure, slack_error
+from bot.incidents.declare import Declaration, Declarations
+from bot.incidents.find import Finder
+from bot.incidents.response import Response
+from bot.incidents.rules import Changed
+from bot.incidents.timeline import Timeline
+from bot.postmortem.compile import Postmortems
+from bot.settings import Settings
+from bot.slack import blocks
+from bot.slack.replies import Replies
+from bot.work import InFlight
+
+log = logging.getLogger(__name__)
+
+COMMAND = "/incident"
+
+Reply = Callable[[str, list[Block] | None], Awaitable[None]]
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+Matcher = str | re.Pattern[str]
+
+
+@dataclass(frozen=True)
+class Operations:
+    """Everything a listener may call: the incident operations and the person's answers."""
+
+    settings: Settings
+    find: Finder
+    declarations: Declarations
+    response: Response
+    timeline: Timeline
+    postmortems: Postmortems
+    replies: Replies
+
+
+class Listen:
+    """Bolt's registration, with every listener counted as work in flight while it runs."""
+
+    def __init__(self, bolt: AsyncApp, inflight: InFlight):
+        self.bolt = bolt
+        self.inflight = inflight
+
+    def _on(self, register: Callable[[Callable[..., Any]], Any]) -> Callable[[F], F]:
+        def decorate(fn: F) -> F:
+            register(self.inflight.tracked(fn))
+            return fn
+
+        return decorate
+
+    def command(self, name: str) -> Callable[[F], F]:
+        return self._on(self.bolt.command(name))
+
+    def action(self, action_id: Matcher) -> Callable[[F], F]:
+        return self._on(self.bolt.action(action_id))
+
+    def view(self, callback_id: str) -> Callable[[F], F]:
+        return self._on(self.bolt.view(callback_id))
+
+    def event(self, event: str) -> Callable[[F], F]:
+        return self._on(self.bolt.event(event))
+
+    def shortcut(self, callback_id: str) -> Callable[[F], F]:
+        return self._on(self.bolt.shortcut(callback_id))
+
+
+def sorry(action: str, e: Exception) -> str:
+    if isinstance(e, BadInput | SlackFailure):
+        return f":warning: {e}"
+    if isinstance(e, SlackApiError):
+        return f":warning: Slack refused to {action} (`{slack_error(e)}`). Please try again."
+    return (
+        f":warning: Something went wrong while trying to {action}. "
+        "The details are in the bot's log; please try again."
+    )
+
+
+async def guarded(action: str, reply: Reply, work: Callable[[], Awaitable[None]]) -> None:
+    """Run work after the ack; whatever fails, the person hears about it privately."""
+    try:
+        await work()
+    except (BadInput, SlackFailure) as e:
+        await reply(sorry(action, e), None)
+    except Exception as e:
+        log.exception("failed to %s", action)
+        await reply(sorry(action, e), None)
+
+
+def responder(respond: AsyncRespond) -> Reply:
+    """Answer through the command's response URL, visible only to the person."""
+
+    async def reply(text: str, body: list[Block] | None = None) -> None:
+        await respond(text=text, blocks=body, response_type="ephemeral", replace_original=False)
+
+    return reply
+
+
+def privately(ops: Operations, channel: str | None, user: str) -> Reply:
+    """Answer privately where the person is; a DM when the bot cannot post there."""
+
+    async def reply(text: str, body: list[Block] | None = None) -> None:
+        await ops.replies.privately(channel, user, text, body)
+
+    return reply
+
+
+async def quietly(done: Changed, reply: Reply) -> None:
+    """Tell the person only when their action did nothing (a repeat, or no change)."""
+    if not done.changed and done.message:
+        await reply(done.message, None)
+
+
+async def open_form(ops: Operations, trigger_id: str, view: Any, reply: Reply) -> None:
+    if not await ops.replies.open_form(trigger_id, view):
+        await reply(":hourglass: Slack took too long to open the form. Please try again.", None)
+
+
+async def declare(ops: Operations, request: Declaration, reply: Reply) -> None:
+    """The one declare path of the command and the form: declare, then say where."""
+    declared = await ops.declarations.declare(request)
+    if declared.created:
+        await reply(blocks.declared_answer(declared.incident), None)

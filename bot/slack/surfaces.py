@@ -1,0 +1,314 @@
+"""The only writer of an incident's Slack surfaces: its channel, invitations, pinned card,
+topic, announcement, posts and uploads.
+
+Each surface is rendered from the stored incident under a per-incident lock, and each Slack
+step's result is stored at once, so a retry (another process, a repair, a restart) resumes
+after the last step that was done instead of doing it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Mapping
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.models.blocks import Block
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.errors import SlackFailure, slack_error
+from bot.settings import Settings
+from bot.slack import blocks
+from bot.slack.directory import Directory
+from bot.slack.text import channel_name, with_suffix
+from bot.store import Claims, Incident, StatusUpdate, Store
+
+log = logging.getLogger(__name__)
+
+
+async def _all(steps: list[Awaitable[None]]) -> None:
+    """Run independent Slack steps together; the first failure is raised after all ended."""
+    for result in await asyncio.gather(*steps, return_exceptions=True):
+        if isinstance(result, BaseException):
+            raise result
+
+
+class Surfaces:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        claims: Claims,
+        client: AsyncWebClient,
+        directory: Directory,
+    ):
+        self.settings = settings
+        self.store = store
+        self.claims = claims
+        self.client = client
+        self.directory = directory
+        self._provision_locks: dict[int, asyncio.Lock] = {}
+        self._render_locks: dict[int, asyncio.Lock] = {}
+
+    async def state(self, incident_id: int) -> blocks.IncidentState:
+        incident = await self.store.incident(incident_id)
+        if incident is None:
+            raise LookupError(f"no incident {incident_id}")
+        return blocks.IncidentState(incident, await self.store.roles(incident_id))
+
+    def _announces(self, inc: Incident) -> bool:
+        return bool(self.settings.announcements_channel) and not inc.private
+
+    # --- provisioning: the Slack side of a declaration ----------------------------------
+
+    async def provision(self, incident_id: int) -> Incident:
+        """Create what Slack shows for an incident; resumes where an earlier try stopped."""
+        async with self._provision_locks.setdefault(incident_id, asyncio.Lock()):
+            state = await self.state(incident_id)
+            if state.incident.provisioned:
+                return state.incident
+            held = await self.claims.take_provisioning(incident_id)
+            if held is None:
+                return state.incident  # another process is doing it right now
+
+            async def renew(until: datetime) -> datetime | None:
+                return await self.claims.renew_provisioning(incident_id, until)
+
+            return await self.claims.keep_alive(renew, held, self._provision(state))
+
+    async def _provision(self, state: blocks.IncidentState) -> Incident:
+        inc = state.incident
+        incident_id = inc.pk
+        if not inc.channel_id:
+            await self._create_channel(inc)
+            state = await self.state(incident_id)
+            inc = state.incident
+        # After the channel exists these steps are independent; running them together
+        # keeps a declaration's critical path at create -> post card -> pin.
+        steps: list[Awaitable[None]] = [
+            self.invite(inc, {inc.declared_by, *state.roles.values()}),
+            self._set_topic(state),
+            self._post_card(state),
+        ]
+        if self._announces(inc):
+            steps.append(self._announce(state))
+        await _all(steps)
+        await self.store.save_fields(incident_id, provisioned=True, provision_lease_until=None)
+        inc.provisioned = True
+        return inc
+
+    async def _create_channel(self, inc: Incident) -> None:
+        base = channel_name(self.settings.incident_channel_prefix, inc.number, inc.title)
+        name = base
+        channel: Mapping[str, Any] | None = None
+        for attempt in range(2, 60):
+            try:
+                resp = await self.client.conversations_create(name=name, is_private=inc.private)
+                channel = resp["channel"]
+                break
+            except SlackApiError as e:
+                if slack_error(e) != "name_taken":
+                    raise SlackFailure(
+                        f"{inc.ref} is recorded, but Slack would not create its channel "
+                        f"(`{slack_error(e)}`)."
+                    ) from e
+                channel = await self._own_unused_channel(name)
+                if channel is not None:
+                    # Slack created it but the answer was lost (a crash or a dropped
+                    # connection): take it instead of making a second channel.
+                    break
+                # A random suffix after many tries: a declaration never fails on naming.
+                name = with_suffix(base, attempt if attempt < 50 else secrets.randbelow(10**6))
+        if channel is None:
+            raise SlackFailure(f"{inc.ref} is recorded, but no free channel name was found.")
+        inc.channel_id, inc.channel_name = channel["id"], channel["name"]
+        await self.store.save_fields(
+            inc.pk, channel_id=inc.channel_id, channel_name=inc.channel_name
+        )
+
+    async def _own_unused_channel(self, name: str) -> Mapping[str, Any] | None:
+        """A channel of that name the bot created and no incident uses, if any."""
+        async for page in await self.client.conversations_list(
+            types="public_channel,private_channel", exclude_archived=True, limit=1000
+        ):
+            for channel in page.get("channels", []):
+                if channel.get("name") == name:
+                    if channel.get("creator") != self.directory.bot_user_id:
+                        return None
+                    taken = await self.store.incident_by_channel(channel["id"])
+                    return dict(channel) if taken is None else None
+        return None
+
+    async def invite(self, inc: Incident, users: set[str]) -> None:
+        users.discard(self.directory.bot_user_id or "")
+        if not users or not inc.channel_id:
+            return
+        try:
+            await self.client.conversations_invite(channel=inc.channel_id, users=sorted(users))
+        except SlackApiError as e:
+            if slack_error(e) != "already_in_channel":
+                # Not fatal: the incident works and people can join the channel themselves.
+                log.warning("could not invite people to %s: %s", inc.ref, slack_error(e))
+
+    # --- the card, the topic and the announcement -----------------------------------------
+
+    async def refresh(self, incident_id: int) -> None:
+        """Show the stored state again: card, topic and announcement."""
+        # One render at a time per incident, each from fresh state, so the last one
+        # shown is never older than the last change.
+        async with self._render_locks.setdefault(incident_id, asyncio.Lock()):
+            state = await self.state(incident_id)
+            inc = state.incident
+            if not inc.provisioned:
+                await self.provision(incident_id)
+                return
+            steps: list[Awaitable[None]] = [self._post_card(state), self._set_topic(state)]
+            if self._announces(inc):
+                steps.append(self._announce(state))
+            await _all(steps)
+
+    async def _set_topic(self, state: blocks.IncidentState) -> None:
+        inc = state.incident
+        assert inc.channel_id
+        topic = blocks.topic(state, self.settings)
+        if topic == inc.topic:
+            return
+        await self.client.conversations_setTopic(channel=inc.channel_id, topic=topic)
+        await self.store.save_fields(inc.pk, topic=topic)
+
+    async def _post_card(self, state: blocks.IncidentState) -> None:
+        inc = state.incident
+        assert inc.channel_id
+        text = blocks.card_text(state, self.settings)
+        card = blocks.incident_card(state, self.settings)
+        if inc.card_ts is None:
+            resp = await self.client.chat_postMessage(
+                channel=inc.channel_id, text=text, blocks=card, unfurl_links=False
+            )
+            inc.card_ts = resp["ts"]
+            await self.store.save_fields(inc.pk, card_ts=inc.card_ts)
+        else:
+            await self.client.chat_update(
+                channel=inc.channel_id, ts=inc.card_ts, text=text, blocks=card
+            )
+        if not inc.card_pinned:
+            try:
+                await self.client.pins_add(channel=inc.channel_id, timestamp=inc.card_ts)
+            except SlackApiError as e:
+                if slack_error(e) != "already_pinned":
+                    raise
+            inc.card_pinned = True
+            await self.store.save_fields(inc.pk, card_pinned=True)
+
+    async def _announce(self, state: blocks.IncidentState) -> None:
+        inc = state.incident
+        channel = self.settings.announcements_channel
+        assert channel
+        text, body = blocks.announcement(state, self.settings)
+        if inc.announcement_ts is not None:
+            await self.client.chat_update(
+                channel=channel, ts=inc.announcement_ts, text=text, blocks=body
+            )
+            return
+        try:
+            resp = await self.client.chat_postMessage(channel=channel, text=text, blocks=body)
+        except SlackApiError as e:
+            if slack_error(e) != "not_in_channel":
+                raise
+            # A public announcements channel the bot was never added to: join it once.
+            await self.client.conversations_join(channel=channel)
+            resp = await self.client.chat_postMessage(channel=channel, text=text, blocks=body)
+        inc.announcement_ts = resp["ts"]
+        await self.store.save_fields(inc.pk, announcement_ts=inc.announcement_ts)
+
+    # --- posts ---------------------------------------------------------------------------
+
+    async def post(self, inc: Incident, text: str, body: list[Block] | None = None) -> str:
+        """Post in the incident's channel; returns the message ts."""
+        assert inc.channel_id
+        resp = await self.client.chat_postMessage(
+            channel=inc.channel_id, text=text, blocks=body, unfurl_links=False
+        )
+        return str(resp["ts"])
+
+    async def post_to_announcement_thread(self, inc: Incident, text: str) -> None:
+        channel = self.settings.announcements_channel
+        if channel and inc.announcement_ts and not inc.private:
+            await self.client.chat_postMessage(
+                channel=channel, thread_ts=inc.announcement_ts, text=text, unfurl_links=False
+            )
+
+    async def announce(self, inc: Incident, text: str, body: list[Block] | None = None) -> str:
+        """Post in the channel and in the announcement's thread."""
+        ts = await self.post(inc, text, body)
+        await self.post_to_announcement_thread(inc, text)
+        return ts
+
+    async def post_update(self, inc: Incident, update: StatusUpdate, mark: str) -> str:
+        """Post a claimed status update, keeping the claim alive while Slack answers."""
+        update_id = update.pk
+
+        async def renew(held: str) -> str | None:
+            return await self.claims.take_update(update_id, held)
+
+        text, body = blocks.status_update(inc, update, self.settings)
+        try:
+            ts = await self.claims.keep_alive(renew, mark, self.post(inc, text, body))
+        except Exception:
+            await self.store.save_update_ts(update_id, None)  # a repair posts it later
+            raise
+        await self.store.save_update_ts(update_id, ts)
+        await self.post_to_announcement_thread(inc, text)
+        return ts
+
+    async def already_posted(
+        self, inc: Incident, since: datetime, marker: str, known: set[str]
+    ) -> str | None:
+        """The ts of a message of ours containing `marker`, posted after `since` and not
+        yet recorded: a post whose process died before it could note that it was sent."""
+        assert inc.channel_id
+        resp = await self.client.conversations_history(
+            channel=inc.channel_id, oldest=f"{since.timestamp():.6f}", limit=100
+        )
+        messages: list[dict[str, Any]] = resp.get("messages", [])
+        for message in messages:
+            if (
+                self.directory.is_mine(message)
+                and marker in message.get("text", "")
+                and message["ts"] not in known
+            ):
+                return str(message["ts"])
+        return None
+
+    async def message(self, channel: str, ts: str) -> Mapping[str, Any] | None:
+        """One message of a channel, top-level or a thread reply; None when it is gone."""
+        # One call finds a message whether it is top-level or a thread reply: replies
+        # of the thread that holds `ts`, bounded to exactly that ts.
+        try:
+            resp = await self.client.conversations_replies(
+                channel=channel, ts=ts, oldest=ts, latest=ts, inclusive=True, limit=2
+            )
+        except SlackApiError as e:
+            if slack_error(e) in ("thread_not_found", "message_not_found"):
+                return None
+            raise
+        messages: list[dict[str, Any]] = resp.get("messages", [])
+        return next((m for m in messages if m.get("ts") == ts), None)
+
+    async def upload(
+        self, inc: Incident, *, content: str, filename: str, title: str, comment: str
+    ) -> str | None:
+        """Share a file in the incident's channel; its file id."""
+        resp = await self.client.files_upload_v2(
+            channel=inc.channel_id,
+            content=content,
+            filename=filename,
+            title=title,
+            initial_comment=comment,
+        )
+        file: dict[str, Any] = resp.get("file") or (resp.get("files") or [{}])[0]
+        file_id = file.get("id")
+        return str(file_id) if file_id else None

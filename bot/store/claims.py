@@ -1,0 +1,184 @@
+"""Cross-process claims: which bot process does a piece of Slack work right now.
+
+Several processes may share one database. Each piece of Slack work that must happen once is
+claimed by a compare-and-set on a column, kept alive while Slack answers, and taken over by
+another process when its holder goes silent for longer than the lease.
+
+| claim            | column                         | taken by                           |
+|------------------|--------------------------------|------------------------------------|
+| provisioning     | incident.provision_lease_until | Surfaces.provision (declare,       |
+|                  | (a time)                       | refresh, repair)                   |
+| update posting   | status_update.message_ts       | Response.post_update; Repair for   |
+|                  | ("posting:<epoch>")            | updates never posted               |
+| reminder sending | incident.reminder_sending_since| Reminders.fire, by moving          |
+|                  | (a time)                       | next_update_due forward            |
+
+| claim            | renewed by                     | expires                            |
+|------------------|--------------------------------|------------------------------------|
+| provisioning     | keep_alive sets a later time   | at that time; cleared once done    |
+| update posting   | keep_alive rewrites the mark   | a mark older than one lease; the   |
+|                  |                                | message's ts replaces it once sent |
+| reminder sending | keep_alive rewrites the time   | older than one lease: Repair looks |
+|                  |                                | in the channel, records or resends |
+
+`keep_alive` is the one heartbeat: it renews a claim every third of the lease while the work
+runs, so a slow Slack call (retries, rate limits) never lets another process take it over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import CursorResult, false, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from bot.store.queries import POSTING, Store
+from bot.store.tables import Incident, StatusUpdate, utcnow
+
+T = TypeVar("T")
+H = TypeVar("H")
+Clock = Callable[[], datetime]
+
+
+def posting_mark(now: datetime) -> str:
+    return f"{POSTING}{int(now.timestamp())}"
+
+
+def update_claim_expired(mark: str | None, older_than: datetime) -> bool:
+    """Whether a status update's posting claim is free: never taken, or its holder silent."""
+    if mark is None:
+        return True
+    if not mark.startswith(POSTING):
+        return False
+    try:
+        return int(mark[len(POSTING) :]) < older_than.timestamp()
+    except ValueError:
+        return True
+
+
+async def _changed(session: AsyncSession, stmt: Any) -> bool:
+    result = cast(CursorResult[Any], await session.execute(stmt))
+    return bool(result.rowcount)
+
+
+class Claims:
+    def __init__(self, store: Store, *, clock: Clock = utcnow, lease: timedelta):
+        self.store = store
+        self.clock = clock
+        self.lease = lease
+
+    async def keep_alive(
+        self, renew: Callable[[H], Awaitable[H | None]], held: H, work: Awaitable[T]
+    ) -> T:
+        """Run `work` while renewing the claim `held` every third of the lease."""
+
+        async def beat() -> None:
+            token: H | None = held
+            while token is not None:
+                await asyncio.sleep(self.lease.total_seconds() / 3)
+                token = await renew(token)
+
+        heart = asyncio.create_task(beat())
+        try:
+            return await work
+        finally:
+            heart.cancel()
+
+    # --- provisioning ----------------------------------------------------------------
+
+    async def take_provisioning(self, incident_id: int) -> datetime | None:
+        """The lease's end if this process now holds it; None while another one does."""
+        now = self.clock()
+        until = now + self.lease
+        async with self.store.session() as s:
+            taken = await _changed(
+                s,
+                update(Incident)
+                .where(col(Incident.id) == incident_id)
+                .where(col(Incident.provisioned) == false())
+                .where(
+                    col(Incident.provision_lease_until).is_(None)
+                    | (col(Incident.provision_lease_until) < now)
+                )
+                .values(provision_lease_until=until),
+            )
+        return until if taken else None
+
+    async def renew_provisioning(self, incident_id: int, held: datetime) -> datetime | None:
+        until = self.clock() + self.lease
+        async with self.store.session() as s:
+            renewed = await _changed(
+                s,
+                update(Incident)
+                .where(col(Incident.id) == incident_id)
+                .where(col(Incident.provision_lease_until) == held)
+                .values(provision_lease_until=until),
+            )
+        return until if renewed else None
+
+    # --- posting a status update -------------------------------------------------------
+
+    async def take_update(self, update_id: int, expected: str | None = None) -> str | None:
+        """Mark an update as being posted (compare-and-set on `expected`): the mark for
+        exactly one caller, None for the others. The mark carries its time, so a dead
+        poster's claim expires."""
+        mark = posting_mark(self.clock())
+        current = (
+            col(StatusUpdate.message_ts).is_(None)
+            if expected is None
+            else col(StatusUpdate.message_ts) == expected
+        )
+        async with self.store.session() as s:
+            taken = await _changed(
+                s,
+                update(StatusUpdate)
+                .where(col(StatusUpdate.id) == update_id)
+                .where(current)
+                .values(message_ts=mark),
+            )
+        return mark if taken else None
+
+    def update_is_free(self, mark: str | None) -> bool:
+        return update_claim_expired(mark, self.clock() - self.lease)
+
+    # --- sending a reminder ---------------------------------------------------------
+
+    async def take_reminder(
+        self, incident_id: int, due: datetime, interval: Callable[[str], timedelta]
+    ) -> Incident | None:
+        """Take the reminder due at `due`, or None if it is not (or no longer) ours to send.
+
+        The row lock plus the due-time comparison make this a compare-and-set: of all
+        processes that wake up for the same due time, exactly one moves it forward.
+        """
+        now = self.clock()
+        async with self.store.session() as s:
+            inc = await self.store.locked(s, incident_id)
+            if not inc.is_open or inc.next_update_due != due or due > now:
+                return None
+            inc.next_update_due = now + interval(inc.severity)
+            # Marks the reminder as being sent; the timeline entry is written once it is
+            # posted, so the timeline never shows a reminder nobody saw.
+            inc.reminder_sending_since = now
+        return inc
+
+    async def retake_reminder(self, incident_id: int, held: datetime) -> datetime | None:
+        """Renew (or take over) a reminder claim held at `held`; the new time, or None."""
+        now = self.clock()
+        async with self.store.session() as s:
+            taken = await _changed(
+                s,
+                update(Incident)
+                .where(col(Incident.id) == incident_id)
+                .where(col(Incident.reminder_sending_since) == held)
+                .values(reminder_sending_since=now),
+            )
+        return now if taken else None
+
+    async def release_reminder(self, session: AsyncSession, incident_id: int) -> None:
+        locked = await self.store.locked(session, incident_id)
+        locked.reminder_sending_since = None

@@ -1,0 +1,282 @@
+"""The Store: sessions, and every query the bot runs (cross-process claims are in claims.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import false, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from bot.store.engine import make_engine, migrate
+from bot.store.tables import (
+    FollowUp,
+    Incident,
+    IncidentCounter,
+    Postmortem,
+    RoleAssignment,
+    Status,
+    StatusUpdate,
+    TimelineEntry,
+)
+
+# message_ts of a status update while some process is posting it: "posting:<epoch>".
+POSTING = "posting:"
+
+Row = TypeVar("Row", RoleAssignment, StatusUpdate, FollowUp)
+
+
+class Store:
+    """The database: sessions plus the queries operations share."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def migrate(self) -> None:
+        await migrate(self.engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+            return True
+        except Exception:
+            return False
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A transaction: committed when the block ends, rolled back on error."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    # --- incidents -------------------------------------------------------------
+
+    async def next_number(self, session: AsyncSession, team_id: str) -> int:
+        """Reserve the next number; the row lock serialises concurrent declarations."""
+        for _ in range(5):
+            stmt = (
+                update(IncidentCounter)
+                .where(col(IncidentCounter.team_id) == team_id)
+                .values(last_number=col(IncidentCounter.last_number) + 1)
+                .returning(col(IncidentCounter.last_number))
+            )
+            number = (await session.execute(stmt)).scalar_one_or_none()
+            if number is not None:
+                return int(number)
+            try:
+                async with session.begin_nested():
+                    session.add(IncidentCounter(team_id=team_id, last_number=1))
+                return 1
+            except IntegrityError:
+                # Another process created the row first: increment it instead.
+                await asyncio.sleep(0)
+        raise RuntimeError("could not reserve an incident number")
+
+    async def incident_by_key(self, session: AsyncSession, key: str) -> Incident | None:
+        stmt = select(Incident).where(col(Incident.declare_key) == key)
+        return (await session.execute(stmt)).scalar_one_or_none()
+
+    async def locked(self, session: AsyncSession, incident_id: int) -> Incident:
+        """The incident row, locked for this transaction (PostgreSQL; SQLite locks at BEGIN)."""
+        stmt = select(Incident).where(col(Incident.id) == incident_id).with_for_update()
+        return (await session.execute(stmt)).scalar_one()
+
+    async def incident(self, incident_id: int) -> Incident | None:
+        async with self.sessions() as session:
+            return await session.get(Incident, incident_id)
+
+    async def incident_by_channel(self, channel_id: str) -> Incident | None:
+        async with self.sessions() as session:
+            stmt = select(Incident).where(col(Incident.channel_id) == channel_id)
+            return (await session.execute(stmt)).scalar_one_or_none()
+
+    async def incident_by_number(self, team_id: str | None, number: int) -> Incident | None:
+        async with self.sessions() as session:
+            stmt = select(Incident).where(col(Incident.number) == number)
+            if team_id is not None:
+                stmt = stmt.where(col(Incident.team_id) == team_id)
+            return (await session.execute(stmt)).scalars().first()
+
+    async def open_incidents(self, team_id: str) -> Sequence[Incident]:
+        async with self.sessions() as session:
+            stmt = (
+                select(Incident)
+                .where(col(Incident.team_id) == team_id)
+                .where(col(Incident.status) != Status.resolved.value)
+                .order_by(col(Incident.number).desc())
+            )
+            return (await session.execute(stmt)).scalars().all()
+
+    async def reminder_due_times(self) -> Sequence[Incident]:
+        async with self.sessions() as session:
+            stmt = (
+                select(Incident)
+                .where(col(Incident.status) != Status.resolved.value)
+                .where(col(Incident.next_update_due).is_not(None))
+            )
+            return (await session.execute(stmt)).scalars().all()
+
+    async def unprovisioned(self) -> Sequence[Incident]:
+        async with self.sessions() as session:
+            stmt = select(Incident).where(col(Incident.provisioned) == false())
+            return (await session.execute(stmt)).scalars().all()
+
+    async def stuck_reminders(self, older_than: datetime) -> Sequence[Incident]:
+        async with self.sessions() as session:
+            stmt = select(Incident).where(col(Incident.reminder_sending_since) < older_than)
+            return (await session.execute(stmt)).scalars().all()
+
+    async def save_fields(self, incident_id: int, **values: Any) -> None:
+        """Record a Slack step's result at once, so a retry resumes after it."""
+        async with self.session() as session:
+            await session.execute(
+                update(Incident).where(col(Incident.id) == incident_id).values(**values)
+            )
+
+    # --- status updates ----------------------------------------------------------
+
+    async def update_by_key(
+        self, session: AsyncSession, incident_id: int, key: str
+    ) -> StatusUpdate | None:
+        stmt = (
+            select(StatusUpdate)
+            .where(col(StatusUpdate.incident_id) == incident_id)
+            .where(col(StatusUpdate.source_key) == key)
+        )
+        return (await session.execute(stmt)).scalar_one_or_none()
+
+    async def unposted_updates(self, older_than: datetime) -> Sequence[StatusUpdate]:
+        """Updates never posted, or whose posting process has been silent too long."""
+        async with self.sessions() as session:
+            stmt = (
+                select(StatusUpdate)
+                .where(
+                    col(StatusUpdate.message_ts).is_(None)
+                    | col(StatusUpdate.message_ts).startswith(POSTING)
+                )
+                .where(col(StatusUpdate.posted_at) < older_than)
+                .order_by(col(StatusUpdate.id))
+            )
+            return (await session.execute(stmt)).scalars().all()
+
+    async def save_update_ts(self, update_id: int, ts: str | None) -> None:
+        async with self.session() as session:
+            await session.execute(
+                update(StatusUpdate).where(col(StatusUpdate.id) == update_id).values(message_ts=ts)
+            )
+
+    async def latest_update(self, incident_id: int) -> StatusUpdate | None:
+        async with self.sessions() as session:
+            stmt = (
+                select(StatusUpdate)
+                .where(col(StatusUpdate.incident_id) == incident_id)
+                .order_by(col(StatusUpdate.posted_at).desc(), col(StatusUpdate.id).desc())
+            )
+            return (await session.execute(stmt)).scalars().first()
+
+    async def all_of(self, session: AsyncSession, table: type[Row], incident_id: int) -> list[Row]:
+        stmt = select(table).where(col(table.incident_id) == incident_id).order_by(col(table.id))
+        return list((await session.execute(stmt)).scalars().all())
+
+    # --- follow-ups ------------------------------------------------------------
+
+    async def follow_up_by_key(
+        self, session: AsyncSession, incident_id: int, key: str
+    ) -> FollowUp | None:
+        stmt = (
+            select(FollowUp)
+            .where(col(FollowUp.incident_id) == incident_id)
+            .where(col(FollowUp.source_key) == key)
+        )
+        return (await session.execute(stmt)).scalar_one_or_none()
+
+    # --- postmortems -----------------------------------------------------------
+
+    async def latest_postmortem(self, incident_id: int) -> Postmortem | None:
+        async with self.sessions() as session:
+            stmt = (
+                select(Postmortem)
+                .where(col(Postmortem.incident_id) == incident_id)
+                .order_by(col(Postmortem.version).desc())
+            )
+            return (await session.execute(stmt)).scalars().first()
+
+    async def save_postmortem(self, draft: Postmortem) -> Postmortem:
+        async with self.session() as session:
+            session.add(draft)
+        return draft
+
+    async def set_postmortem_file(self, postmortem_id: int, file_id: str | None) -> None:
+        async with self.session() as session:
+            await session.execute(
+                update(Postmortem)
+                .where(col(Postmortem.id) == postmortem_id)
+                .values(file_id=file_id)
+            )
+
+    # --- roles -----------------------------------------------------------------
+
+    async def roles(self, incident_id: int) -> dict[str, str]:
+        """Current holder per role."""
+        async with self.sessions() as session:
+            stmt = (
+                select(RoleAssignment)
+                .where(col(RoleAssignment.incident_id) == incident_id)
+                .where(col(RoleAssignment.ended_at).is_(None))
+            )
+            rows = (await session.execute(stmt)).scalars().all()
+            return {r.role: r.user_id for r in rows}
+
+    async def current_holder(
+        self, session: AsyncSession, incident_id: int, role: str
+    ) -> RoleAssignment | None:
+        stmt = (
+            select(RoleAssignment)
+            .where(col(RoleAssignment.incident_id) == incident_id)
+            .where(col(RoleAssignment.role) == role)
+            .where(col(RoleAssignment.ended_at).is_(None))
+        )
+        return (await session.execute(stmt)).scalars().first()
+
+    # --- timeline --------------------------------------------------------------
+
+    async def add_entry(self, session: AsyncSession, entry: TimelineEntry) -> bool:
+        """Append an entry; False when its source was recorded already."""
+        if entry.source_key is not None:
+            stmt = (
+                select(func.count())
+                .select_from(TimelineEntry)
+                .where(col(TimelineEntry.incident_id) == entry.incident_id)
+                .where(col(TimelineEntry.source_key) == entry.source_key)
+            )
+            if (await session.execute(stmt)).scalar_one():
+                return False
+        try:
+            async with session.begin_nested():
+                session.add(entry)
+        except IntegrityError:
+            return False
+        return True
+
+    async def timeline(self, incident_id: int) -> Sequence[TimelineEntry]:
+        async with self.sessions() as session:
+            stmt = (
+                select(TimelineEntry)
+                .where(col(TimelineEntry.incident_id) == incident_id)
+                .order_by(col(TimelineEntry.happened_at), col(TimelineEntry.id))
+            )
+            return (await session.execute(stmt)).scalars().all()

@@ -1,0 +1,67 @@
+"""Work in flight: every listener run, reminder, repair and background task is counted, so
+stopping can wait for them and tests can tell when the bot has settled."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class InFlight:
+    def __init__(self) -> None:
+        self._tasks: dict[asyncio.Task[Any], int] = {}
+
+    def count(self) -> int:
+        return sum(self._tasks.values())
+
+    @asynccontextmanager
+    async def track(self) -> AsyncIterator[None]:
+        """Count the current task's work until the block ends."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks[task] = self._tasks.get(task, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._tasks[task] - 1
+            if left:
+                self._tasks[task] = left
+            else:
+                del self._tasks[task]
+
+    def tracked(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+        """`fn`, counted while it runs. The wrapper keeps `fn`'s signature visible (Bolt
+        reads a listener's argument names to know what to pass)."""
+
+        @functools.wraps(fn)
+        async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+            async with self.track():
+                return await fn(*args, **kwargs)
+
+        return run
+
+    def spawn(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run `work` in the background, counted from this moment until it ends."""
+        task = asyncio.ensure_future(work)
+        self._tasks[task] = self._tasks.get(task, 0) + 1
+        task.add_done_callback(self._ended)
+        return task
+
+    def _ended(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.pop(task, None)
+
+    async def wait(self, grace: float) -> None:
+        """Wait for the work in flight (not the caller's own) to end; cancel what is left."""
+        current = asyncio.current_task()
+        pending = [t for t in self._tasks if t is not current and not t.done()]
+        if not pending:
+            return
+        _, late = await asyncio.wait(pending, timeout=grace)
+        for task in late:
+            task.cancel()
