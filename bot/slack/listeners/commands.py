@@ -10,7 +10,7 @@ from slack_bolt.async_app import AsyncAck, AsyncRespond
 from bot.errors import BadInput
 from bot.incidents import rules
 from bot.incidents.declare import Declaration
-from bot.slack import blocks, forms
+from bot.slack import answers, blocks, forms
 from bot.slack.listeners.common import (
     COMMAND,
     Listen,
@@ -58,7 +58,7 @@ def register(app: Listen, ops: Operations) -> None:
         reply = responder(respond)
 
         if sub in ("", "help"):
-            text, help_ = blocks.help_blocks(settings)
+            text, help_ = answers.help_blocks(settings)
             await ack(text=text, blocks=help_)
             return
 
@@ -97,7 +97,7 @@ def register(app: Listen, ops: Operations) -> None:
 
             async def list_open() -> None:
                 states = await ops.find.visible_open(team_id, user_id)
-                text, body_ = blocks.incident_list(states, settings)
+                text, body_ = answers.incident_list(states, settings)
                 await reply(text, body_)
 
             await guarded("list incidents", reply, list_open)
@@ -114,7 +114,7 @@ def register(app: Listen, ops: Operations) -> None:
             await guarded(f"run `/incident {sub}`", reply, run)
             return
 
-        text, help_ = blocks.help_blocks(
+        text, help_ = answers.help_blocks(
             settings,
             intro=f":thinking_face: `{literal(one_line(sub, 40))}` is not an incident command. "
             "Here is what you can do:",
@@ -124,7 +124,7 @@ def register(app: Listen, ops: Operations) -> None:
     @subcommand("severity", "sev")
     async def severity_cmd(inc: Incident, rest: str, body: Body, reply: Reply) -> None:
         if not rest.strip():
-            text, choices = blocks.severity_choices(inc, settings)
+            text, choices = answers.severity_choices(inc, settings)
             await reply(text, choices)
             return
         done = await ops.response.set_severity(inc.pk, rest.split()[0], body["user_id"])
@@ -134,7 +134,7 @@ def register(app: Listen, ops: Operations) -> None:
     async def assign(role: str, inc: Incident, who: str, body: Body, reply: Reply) -> None:
         role_ = rules.role(settings, role)
         if not who.strip():
-            text, picker = blocks.role_picker(inc, role_)
+            text, picker = answers.role_picker(inc, role_)
             await reply(text, picker)
             return
         tokens = who.split()
@@ -177,7 +177,7 @@ def register(app: Listen, ops: Operations) -> None:
     @subcommand("status")
     async def status_cmd(inc: Incident, rest: str, body: Body, reply: Reply) -> None:
         state, latest = await ops.find.status(inc)
-        view = blocks.private_status(state, settings, latest)
+        view = answers.private_status(state, settings, latest)
         await reply(blocks.card_text(state, settings), view)
 
     @subcommand("resolve")

@@ -21,7 +21,7 @@ from bot.incidents.rules import Changed
 from bot.incidents.timeline import Timeline
 from bot.postmortem.compile import Postmortems
 from bot.settings import Settings
-from bot.slack import blocks
+from bot.slack import answers
 from bot.slack.replies import Replies
 from bot.work import InFlight
 
@@ -132,4 +132,4 @@ async def declare(ops: Operations, request: Declaration, reply: Reply) -> None:
     """The one declare path of the command and the form: declare, then say where."""
     declared = await ops.declarations.declare(request)
     if declared.created:
-        await reply(blocks.declared_answer(declared.incident), None)
+        await reply(answers.declared_answer(declared.incident), None)

@@ -1,0 +1,169 @@
+"""What one person is told privately: help, the list of incidents, an incident's state,
+and pickers for a severity or a role."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from slack_sdk.models.blocks import (
+    Block,
+    ContextBlock,
+    DividerBlock,
+    MarkdownTextObject,
+    SectionBlock,
+    StaticSelectElement,
+    UserSelectElement,
+)
+
+from bot.settings import Role, Settings
+from bot.slack.blocks import (
+    CARD_ROLE,
+    CARD_SEVERITY,
+    PLACEHOLDER_MAX,
+    SECTION_BODY_MAX,
+    IncidentState,
+    incident_card,
+    severity_option,
+    severity_text,
+    status_text,
+    user,
+)
+from bot.slack.text import literal, one_line
+from bot.store import Incident
+
+
+def declared_answer(inc: Incident) -> str:
+    """What the declarer is told once the incident's channel is ready (or not yet)."""
+    lock = " (private)" if inc.private else ""
+    if not inc.channel_id:
+        return f":rotating_light: *{inc.ref}*{lock} declared; its channel is being set up."
+    return (
+        f":rotating_light: *{inc.ref}*{lock} declared: <#{inc.channel_id}>. "
+        "You are in the channel; the incident card is pinned there."
+    )
+
+
+def private_status(
+    state: IncidentState, settings: Settings, last_update: str | None
+) -> list[Block]:
+    body = incident_card(state, settings, controls=False)
+    if last_update:
+        body.insert(
+            -1,
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text=f"*Latest update*\n{literal(last_update[:SECTION_BODY_MAX])}"
+                )
+            ),
+        )
+    if state.incident.channel_id:
+        body.append(
+            ContextBlock(
+                elements=[MarkdownTextObject(text=f"Channel: <#{state.incident.channel_id}>")]
+            )
+        )
+    return body
+
+
+def severity_choices(inc: Incident, settings: Settings) -> tuple[str, list[Block]]:
+    """`/incident severity` with no level: the levels, and a menu to pick one."""
+    lines = "\n".join(
+        f"{'→ ' if s.name == inc.severity else ''}*{s.name}* {s.label}: {literal(s.description)}"
+        for s in settings.severities
+    )
+    current = settings.severity(inc.severity)
+    text = f"{inc.ref} is {inc.severity}. Levels:\n{lines}"
+    return text, [
+        SectionBlock(
+            block_id=CARD_SEVERITY,
+            text=MarkdownTextObject(text=text),
+            accessory=StaticSelectElement(
+                action_id=CARD_SEVERITY,
+                placeholder="Change severity",
+                options=[severity_option(s) for s in settings.severities],
+                initial_option=severity_option(current) if current else None,
+            ),
+        )
+    ]
+
+
+def role_picker(inc: Incident, role: Role) -> tuple[str, list[Block]]:
+    """`/incident commander` with no user: a picker for that role."""
+    text = f"Who is the {role.label} of {inc.ref}?"
+    return text, [
+        SectionBlock(
+            block_id=f"{CARD_ROLE}{role.name}",
+            text=MarkdownTextObject(text=text),
+            accessory=UserSelectElement(
+                action_id=f"{CARD_ROLE}{role.name}",
+                placeholder=f"Pick the {role.label}"[:PLACEHOLDER_MAX],
+            ),
+        )
+    ]
+
+
+HELP_LINES = [
+    ("/incident declare [sevN] [title]", "declare an incident; no title opens a form"),
+    ("/incident severity [SEVn]", "set the severity (alias `sev`); no level lists them"),
+    ("/incident commander [@user|me]", "assign the Incident Commander; no user shows a picker"),
+    ("/incident comms [@user|me]", "assign the Communications Lead"),
+    ("/incident role <role> @user", "assign another role"),
+    ("/incident update [text]", "post a status update; no text opens a form"),
+    ("/incident status", "this incident's current state, privately"),
+    ("/incident note <text>", "add an entry to the timeline"),
+    ("/incident action <text> [@owner]", "record a follow-up"),
+    ("/incident resolve [summary]", "resolve; stops reminders"),
+    ("/incident reopen", "reopen a resolved incident"),
+    ("/incident postmortem", "compile the postmortem draft and post it here"),
+    ("/incident list", "open incidents, with links to their channels"),
+    ("/incident help", "this help"),
+]
+
+
+def help_blocks(settings: Settings, intro: str | None = None) -> tuple[str, list[Block]]:
+    lines = "\n".join(f"`{cmd}` {what}" for cmd, what in HELP_LINES)
+    levels = ", ".join(f"`{s.name}` {s.label}" for s in settings.severities)
+    blocks: list[Block] = []
+    if intro:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=intro)))
+    blocks += [
+        SectionBlock(text=MarkdownTextObject(text=f"*Incident bot*\n{lines}")),
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text=f"Severities: {levels}. React with :{settings.timeline_emoji}: or use "
+                    "the message shortcut *Add to incident timeline* to put a message on the "
+                    "timeline."
+                )
+            ]
+        ),
+    ]
+    text = (intro + "\n" if intro else "") + lines
+    return text, blocks
+
+
+def incident_list(states: Sequence[IncidentState], settings: Settings) -> tuple[str, list[Block]]:
+    if not states:
+        text = ":white_check_mark: No open incidents."
+        return text, [SectionBlock(text=MarkdownTextObject(text=text))]
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=f"*Open incidents ({len(states)})*")),
+        DividerBlock(),
+    ]
+    lines = []
+    for state in states[:45]:
+        inc = state.incident
+        where = f"<#{inc.channel_id}>" if inc.channel_id else "_channel pending_"
+        lock = " :lock:" if inc.private else ""
+        line = (
+            f"*{inc.ref}*{lock} {literal(one_line(inc.title, 100))}\n"
+            f"{severity_text(settings, inc.severity)} · {status_text(inc.status)} · "
+            f"Commander {user(state.roles.get('commander'))} · {where}"
+        )
+        lines.append(line)
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=line)))
+    if len(states) > 45:
+        blocks.append(
+            ContextBlock(elements=[MarkdownTextObject(text=f"…and {len(states) - 45} more")])
+        )
+    return "\n".join(lines), blocks
