@@ -6,9 +6,8 @@ import asyncio
 
 import aiohttp
 
-from tests.conftest import ALICE, BOB, CAROL, Bot, until
 from tests.fakeslack import Reply
-from tests.test_declare import texts_of
+from tests.support import ALICE, BOB, CAROL, Bot, texts_of, until
 
 SUBCOMMANDS_IN_HELP = ["declare", "list", "help"]
 

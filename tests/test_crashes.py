@@ -23,8 +23,8 @@ import pytest
 
 from bot.store import Incident, Postmortem, StatusUpdate, Store, TimelineEntry
 from tests.botprocess import BotProcess
-from tests.conftest import ALICE, BOB, BOT_TOKEN, CAROL, GENERAL, SIGNING_SECRET, until
 from tests.fakeslack import FakeSlack
+from tests.support import ALICE, BOB, BOT_TOKEN, CAROL, GENERAL, SIGNING_SECRET, until
 
 JsonDict = dict[str, Any]
 

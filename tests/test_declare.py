@@ -6,27 +6,7 @@ import asyncio
 import re
 from typing import Any
 
-from tests.conftest import ALICE, BOB, GENERAL, Bot, StartBot, until
-
-
-def texts_of(
-    blocks: list[dict[str, Any]], kinds: tuple[str, ...] = ("plain_text", "mrkdwn")
-) -> str:
-    """All visible text of a message's blocks, as a person would read it."""
-    out: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") in kinds and "text" in node:
-                out.append(node["text"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(blocks)
-    return "\n".join(out)
+from tests.support import ALICE, BOB, GENERAL, Bot, StartBot, texts_of, until
 
 
 def responses_text(bot: Bot) -> str:

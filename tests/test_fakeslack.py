@@ -26,10 +26,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from tests.fakeslack import FakeSlack, SlackSender, fake_view_values
+from tests.support import ALICE, BOB, GENERAL
 
 SECRET = "test-signing-secret"
-ALICE, BOB = "U0ALICE", "U0BOB"
-GENERAL = "C0GENERAL"
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import jsonschema
 import yaml
@@ -12,8 +11,8 @@ import yaml
 from bot.slack import blocks
 from bot.slack.listeners import COMMAND
 from tests.fakeslack.server import REFERENCE_FILE, load_reference
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = REFERENCE_FILE.parent
 METHODS = load_reference()
 MANIFEST = yaml.safe_load((ROOT / "manifest.yml").read_text())

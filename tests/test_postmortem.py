@@ -18,8 +18,8 @@ from bot.postmortem import PROMPT_MARKER, PostmortemFacts, duration, fetch_histo
 from bot.postmortem import user_names as fetch_user_names
 from bot.settings import BUILTIN_ROLES, DEFAULT_SEVERITIES
 from bot.store import FollowUp, Incident, RoleAssignment, StatusUpdate, TimelineEntry
-from tests.conftest import ALICE, BOB, BOT_TOKEN, CAROL, GENERAL
 from tests.fakeslack import FakeSlack
+from tests.support import ALICE, BOB, BOT_TOKEN, CAROL, GENERAL
 
 BOT_USER, BOT_ID = "UBOT", "BBOT"
 HELPER_BOT = "U0HELPER"

@@ -12,10 +12,21 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.conftest import ALICE, BOB, BOT_TOKEN, GENERAL, SIGNING_SECRET, Bot, StartBot, until
-from tests.test_card import card_of, declared, entries
-from tests.test_declare import texts_of
-from tests.test_timeline import uploaded
+from tests.support import (
+    ALICE,
+    BOB,
+    BOT_TOKEN,
+    GENERAL,
+    SIGNING_SECRET,
+    Bot,
+    StartBot,
+    card_of,
+    declared,
+    entries,
+    texts_of,
+    until,
+    uploaded,
+)
 
 # --- authenticity --------------------------------------------------------------------
 
