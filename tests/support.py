@@ -28,6 +28,9 @@ ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"
 GENERAL = "C0GENERAL"
 ANNOUNCE = "C0ANNOUNCE"
 
+# How long the bot must stay idle for Bot.settled() to count it settled.
+QUIET_SECONDS = 0.05
+
 
 # --- polling ---------------------------------------------------------------------------------
 
@@ -108,9 +111,21 @@ class Bot:
         assert incident.id is not None
         return list(await self.store.timeline(incident.id))
 
-    async def settled(self, timeout: float = 10) -> None:
-        """Wait until no listener work is in flight: every operation has finished."""
-        await until(lambda: self.app.busy() == 0, timeout=timeout, message="bot idle")
+    async def settled(self, timeout: float = 10, quiet: float = QUIET_SECONDS) -> None:
+        """Wait until no listener or background work is in flight: every operation has finished.
+
+        Idle must be seen twice, `quiet` seconds apart, so that work handed on between two
+        tasks is not taken for the end. A request only counts once the bot has it: wait for
+        its answer (the ack) first, then for this.
+        """
+
+        async def idle() -> bool:
+            if self.app.busy():
+                return False
+            await asyncio.sleep(quiet)
+            return self.app.busy() == 0
+
+        await until(idle, timeout=timeout, message="bot idle")
 
     async def ask(self, text: str, *, user: str, channel: str) -> list[dict[str, Any]]:
         """Run a slash command to completion; what the person was told (ack first)."""

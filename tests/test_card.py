@@ -231,7 +231,6 @@ async def test_double_click_gives_one_change(bot: Bot) -> None:
     await until(lambda: has_entries(bot, inc, "role", 1))
     await until(lambda: has_entries(bot, inc, "severity", 1))
     await bot.settled()
-    await asyncio.sleep(0.3)
     assert len(await entries(bot, inc, "severity")) == 1
     assert len(await entries(bot, inc, "role")) == 1
     said = human_messages(bot, inc.channel_id)

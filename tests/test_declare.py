@@ -134,7 +134,7 @@ async def test_modal_rejects_blank_title_and_bot_commander(bot: Bot) -> None:
     assert set(reply.json["errors"]) == {"title", "commander"}
     assert "title" in reply.json["errors"]["title"]
     assert "app, not a person" in reply.json["errors"]["commander"]
-    await asyncio.sleep(0.2)
+    await bot.settled()
     assert await bot.incidents() == []
     assert bot.fake.calls_to("conversations.create") == []
 
@@ -150,7 +150,7 @@ async def test_double_submit_of_the_form_declares_once(bot: Bot) -> None:
     )
     assert all(r.status == 200 for r in replies)
     await bot.wait_provisioned(1)
-    await asyncio.sleep(0.3)
+    await bot.settled()
     assert len(await bot.incidents()) == 1
     assert len(bot.fake.calls_to("conversations.create")) == 1
     assert len([e for e in bot.fake.ephemerals if e["user"] == ALICE]) == 1

@@ -68,7 +68,7 @@ async def test_unsigned_or_stale_requests_are_refused(bot: Bot, headers: Any) ->
         body, {"Content-Type": "application/x-www-form-urlencoded", **headers}
     )
     assert reply.status == 401
-    await asyncio.sleep(0.2)
+    await bot.settled()
     assert await bot.incidents() == []
     assert [c.method for c in bot.fake.calls if c.method != "auth.test"] == []
 

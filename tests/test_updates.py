@@ -100,7 +100,7 @@ async def test_update_modal_from_the_card_sets_status(bot: Bot) -> None:
         ]
     )
     await until(lambda: has_entries(bot, inc, "update", 2))
-    await asyncio.sleep(0.3)
+    await bot.settled()
     assert len(await entries(bot, inc, "update")) == 2
     posted = [t for t in human_messages(bot, inc.channel_id) if "Cause found" in t]
     assert len(posted) == 1
