@@ -6,13 +6,11 @@ machine, so no figure is compared with a number here.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "").strip()
+from tests.support import POSTGRES_URL, ROOT
 
 # (figure, words its measure contains); the last two figures give one row per database.
 EXPECTED = [

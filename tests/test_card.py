@@ -5,41 +5,23 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.conftest import ALICE, BOB, CAROL, GENERAL, Bot, StartBot, until
-from tests.test_declare import texts_of
-
-ANNOUNCE = "C0ANNOUNCE"
-
-
-async def declared(bot: Bot, text: str = "declare sev3 Checkout latency") -> Any:
-    await bot.slack.command(text, user=ALICE, channel=GENERAL)
-    inc = await bot.wait_provisioned(1)
-    await bot.settled()
-    return inc
-
-
-def card_of(bot: Bot, inc: Any) -> dict[str, Any]:
-    card = bot.fake.message(inc.channel_id, inc.card_ts)
-    assert card is not None
-    return card
-
-
-def element(card: dict[str, Any], action_id: str) -> dict[str, Any]:
-    """An interactive element of the card, found as Slack's client would render it."""
-    for block in card["blocks"]:
-        candidates = [block.get("accessory"), *(block.get("elements") or [])]
-        for el in candidates:
-            if el and el.get("action_id") == action_id:
-                return el
-    raise AssertionError(f"no {action_id} on the card")
-
-
-def human_messages(bot: Bot, channel: str) -> list[str]:
-    return [m.get("text", "") for m in bot.fake.messages(channel, include_system=False)]
-
-
-async def entries(bot: Bot, inc: Any, kind: str) -> list[Any]:
-    return [e for e in await bot.timeline(inc) if e.kind == kind]
+from tests.support import (
+    ALICE,
+    ANNOUNCE,
+    BOB,
+    CAROL,
+    GENERAL,
+    Bot,
+    StartBot,
+    card_of,
+    declared,
+    element,
+    entries,
+    has_entries,
+    human_messages,
+    texts_of,
+    until,
+)
 
 
 async def test_card_controls_change_severity_and_roles(start_bot: StartBot) -> None:
@@ -127,19 +109,19 @@ async def test_commands_change_severity_and_roles(bot: Bot) -> None:
     ch = inc.channel_id
 
     await bot.slack.command("sev sev2", user=ALICE, channel=ch)
-    await until(lambda: _timeline_kinds(bot, inc, "severity", 1))
+    await until(lambda: has_entries(bot, inc, "severity", 1))
     await bot.slack.command("severity SEV2", user=ALICE, channel=ch)  # already SEV2
     await until(lambda: any("already SEV2" in r.body.get("text", "") for r in bot.fake.responses))
     await bot.slack.command("severity sev4", user=ALICE, channel=ch)  # better: no alarm
-    await until(lambda: _timeline_kinds(bot, inc, "severity", 2))
+    await until(lambda: has_entries(bot, inc, "severity", 2))
     assert [e.data["to"] for e in await entries(bot, inc, "severity")] == ["SEV2", "SEV4"]
 
     await bot.slack.command("commander <@U0BOB|bob>", user=ALICE, channel=ch)
-    await until(lambda: _timeline_kinds(bot, inc, "role", 1))
+    await until(lambda: has_entries(bot, inc, "role", 1))
     await bot.slack.command("comms me", user=CAROL, channel=ch)
-    await until(lambda: _timeline_kinds(bot, inc, "role", 2))
+    await until(lambda: has_entries(bot, inc, "role", 2))
     await bot.slack.command("comms @alice", user=CAROL, channel=ch)  # unescaped @name
-    await until(lambda: _timeline_kinds(bot, inc, "role", 3))
+    await until(lambda: has_entries(bot, inc, "role", 3))
     await bot.settled()
     assert (await bot.store.roles(inc.id)) == {"commander": BOB, "comms": ALICE}
     assert {BOB, CAROL, ALICE} <= set(bot.fake.channels[ch].members)
@@ -219,7 +201,7 @@ async def test_resolved_incident_refuses_changes(bot: Bot) -> None:
         message_ts=inc.card_ts,
         action_id="card_reopen",
     )
-    await until(lambda: _timeline_kinds(bot, inc, "reopened", 1))
+    await until(lambda: has_entries(bot, inc, "reopened", 1))
     kinds = [e.kind for e in await bot.timeline(inc)]
     assert kinds == ["declared", "resolved", "reopened"]
 
@@ -246,19 +228,14 @@ async def test_double_click_gives_one_change(bot: Bot) -> None:
         for _ in range(3)
     ]
     await asyncio.gather(*clicks)
-    await until(lambda: _timeline_kinds(bot, inc, "role", 1))
-    await until(lambda: _timeline_kinds(bot, inc, "severity", 1))
+    await until(lambda: has_entries(bot, inc, "role", 1))
+    await until(lambda: has_entries(bot, inc, "severity", 1))
     await bot.settled()
-    await asyncio.sleep(0.3)
     assert len(await entries(bot, inc, "severity")) == 1
     assert len(await entries(bot, inc, "role")) == 1
     said = human_messages(bot, inc.channel_id)
     assert len([t for t in said if "from SEV3 to" in t]) == 1
     assert len([t for t in said if "Communications Lead" in t]) == 1
-
-
-async def _timeline_kinds(bot: Bot, inc: Any, kind: str, n: int) -> bool:
-    return len(await entries(bot, inc, kind)) >= n
 
 
 async def test_an_unchanged_topic_is_not_set_again(bot: Bot) -> None:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 
-from tests.conftest import ALICE, BOB, CAROL, Bot, until
 from tests.fakeslack import Reply
-from tests.test_declare import texts_of
+from tests.support import ALICE, BOB, CAROL, Bot, texts_of, until
 
 SUBCOMMANDS_IN_HELP = ["declare", "list", "help"]
 
@@ -36,7 +33,7 @@ async def test_unknown_subcommand_answers_with_help_and_changes_nothing(bot: Bot
     shown = ack_text(reply)
     assert "`frobnicate` is not an incident command" in shown
     assert "/incident declare" in shown
-    await asyncio.sleep(0.2)
+    await bot.settled()
     assert await bot.incidents() == []
     assert [c.method for c in bot.fake.calls if c.method != "auth.test"] == []
 
@@ -45,14 +42,14 @@ async def test_unknown_severity_is_refused(bot: Bot) -> None:
     reply = await bot.slack.command("declare sev9 Everything is down", user=ALICE)
     shown = ack_text(reply)
     assert "`sev9` is not a severity" in shown and "SEV1" in shown and "SEV4" in shown
-    await asyncio.sleep(0.2)
+    await bot.settled()
     assert await bot.incidents() == []
 
 
 async def test_severity_without_title_is_refused(bot: Bot) -> None:
     reply = await bot.slack.command("declare sev1   ", user=ALICE)
     assert "needs a title" in ack_text(reply)
-    await asyncio.sleep(0.2)
+    await bot.settled()
     assert await bot.incidents() == []
     assert bot.fake.calls_to("views.open") == []
 
@@ -61,7 +58,7 @@ async def test_five_thousand_character_title_is_refused(bot: Bot) -> None:
     reply = await bot.slack.command("declare " + "x" * 5000, user=ALICE)
     assert reply.status == 200
     assert "5,000 characters" in ack_text(reply)
-    await asyncio.sleep(0.2)
+    await bot.settled()
     assert await bot.incidents() == []
     assert bot.fake.calls_to("conversations.create") == []
 

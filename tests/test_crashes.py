@@ -23,8 +23,8 @@ import pytest
 
 from bot.store import Incident, Postmortem, StatusUpdate, Store, TimelineEntry
 from tests.botprocess import BotProcess
-from tests.conftest import ALICE, BOB, BOT_TOKEN, CAROL, GENERAL, SIGNING_SECRET, until
 from tests.fakeslack import FakeSlack
+from tests.support import ALICE, BOB, BOT_TOKEN, CAROL, GENERAL, SIGNING_SECRET, until
 
 JsonDict = dict[str, Any]
 
@@ -322,8 +322,14 @@ async def test_reminders_go_on_after_a_crash_and_none_is_doubled(crashes: Crashe
         timeout=RECOVERY_SECONDS,
         message="three more reminders after the restart",
     )
-    # The next reminder is an interval away: none is between its claim and its message now.
-    await asyncio.sleep(0.3)
+
+    # The next reminder is an interval away; wait until none is between its claim and its
+    # timeline entry (the process has recorded the last reminder it posted).
+    async def none_being_sent() -> bool:
+        current = await crashes.incident()
+        return current is not None and current.reminder_sending_since is None
+
+    await until(none_being_sent, timeout=RECOVERY_SECONDS, message="the last reminder recorded")
     sent = reminders(fake, channel)
     entries = await crashes.entries(inc, "reminder")
     dues = [e.data["due"] for e in entries if e.data]

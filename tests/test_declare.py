@@ -6,27 +6,7 @@ import asyncio
 import re
 from typing import Any
 
-from tests.conftest import ALICE, BOB, GENERAL, Bot, StartBot, until
-
-
-def texts_of(
-    blocks: list[dict[str, Any]], kinds: tuple[str, ...] = ("plain_text", "mrkdwn")
-) -> str:
-    """All visible text of a message's blocks, as a person would read it."""
-    out: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") in kinds and "text" in node:
-                out.append(node["text"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(blocks)
-    return "\n".join(out)
+from tests.support import ALICE, BOB, GENERAL, Bot, StartBot, texts_of, until
 
 
 def responses_text(bot: Bot) -> str:
@@ -154,7 +134,7 @@ async def test_modal_rejects_blank_title_and_bot_commander(bot: Bot) -> None:
     assert set(reply.json["errors"]) == {"title", "commander"}
     assert "title" in reply.json["errors"]["title"]
     assert "app, not a person" in reply.json["errors"]["commander"]
-    await asyncio.sleep(0.2)
+    await bot.settled()
     assert await bot.incidents() == []
     assert bot.fake.calls_to("conversations.create") == []
 
@@ -170,7 +150,7 @@ async def test_double_submit_of_the_form_declares_once(bot: Bot) -> None:
     )
     assert all(r.status == 200 for r in replies)
     await bot.wait_provisioned(1)
-    await asyncio.sleep(0.3)
+    await bot.settled()
     assert len(await bot.incidents()) == 1
     assert len(bot.fake.calls_to("conversations.create")) == 1
     assert len([e for e in bot.fake.ephemerals if e["user"] == ALICE]) == 1

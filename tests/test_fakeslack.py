@@ -26,10 +26,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from tests.fakeslack import FakeSlack, SlackSender, fake_view_values
+from tests.support import ALICE, BOB, GENERAL
 
 SECRET = "test-signing-secret"
-ALICE, BOB = "U0ALICE", "U0BOB"
-GENERAL = "C0GENERAL"
 
 
 @pytest.fixture
@@ -78,11 +77,11 @@ async def test_missing_required_args_fail_for_every_reference_method(
 ) -> None:
     checked = 0
     for method, ref in fake.reference.items():
-        if ref["args"].get("required", []) == ["token"]:
+        if ref["required"] == ["token"]:
             continue
         checked += 1
         error = await slack_error(client.api_call(method))
-        documented = {*ref.get("errors", {}), "invalid_arguments", "missing_argument"}
+        documented = {*ref["errors"], "invalid_arguments", "missing_argument"}
         assert error in documented, (method, error)
     assert checked > 30
     assert await slack_error(client.chat_postMessage(channel="", text="x")) == "channel_not_found"

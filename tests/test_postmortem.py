@@ -19,8 +19,8 @@ from bot.postmortem.render import PROMPT_MARKER, PostmortemFacts, duration, rend
 from bot.settings import BUILTIN_ROLES, DEFAULT_SEVERITIES
 from bot.slack.directory import Directory
 from bot.store import FollowUp, Incident, RoleAssignment, StatusUpdate, TimelineEntry
-from tests.conftest import ALICE, BOB, BOT_TOKEN, CAROL, GENERAL
 from tests.fakeslack import FakeSlack
+from tests.support import ALICE, BOB, BOT_TOKEN, CAROL, GENERAL
 
 BOT_USER, BOT_ID = "UBOT", "BBOT"
 HELPER_BOT = "U0HELPER"

@@ -12,10 +12,21 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.conftest import ALICE, BOB, BOT_TOKEN, GENERAL, SIGNING_SECRET, Bot, StartBot, until
-from tests.test_card import card_of, declared, entries
-from tests.test_declare import texts_of
-from tests.test_timeline import uploaded
+from tests.support import (
+    ALICE,
+    BOB,
+    BOT_TOKEN,
+    GENERAL,
+    SIGNING_SECRET,
+    Bot,
+    StartBot,
+    card_of,
+    declared,
+    entries,
+    texts_of,
+    until,
+    uploaded,
+)
 
 # --- authenticity --------------------------------------------------------------------
 
@@ -57,7 +68,7 @@ async def test_unsigned_or_stale_requests_are_refused(bot: Bot, headers: Any) ->
         body, {"Content-Type": "application/x-www-form-urlencoded", **headers}
     )
     assert reply.status == 401
-    await asyncio.sleep(0.2)
+    await bot.settled()
     assert await bot.incidents() == []
     assert [c.method for c in bot.fake.calls if c.method != "auth.test"] == []
 

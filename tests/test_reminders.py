@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ALICE, BOB, CAROL, GENERAL, Bot, StartBot, until
-from tests.test_card import element, entries
+from tests.support import ALICE, BOB, CAROL, GENERAL, Bot, StartBot, element, entries, until
 
 INTERVAL_S = 0.6
 FAST = {"reminder_interval_minutes": INTERVAL_S / 60, "reminder_sync_seconds": 0.2}

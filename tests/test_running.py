@@ -13,10 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import ALICE, BOT_TOKEN, SIGNING_SECRET, until
 from tests.fakeslack import FakeSlack, SlackSender
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ALICE, BOT_TOKEN, ROOT, SIGNING_SECRET, until
 
 
 def run_bot(

@@ -11,19 +11,20 @@ from pathlib import Path
 from typing import Any
 
 from bot.postmortem.render import PROMPT_MARKER
-from tests.conftest import ALICE, BOB, CAROL, GENERAL, Bot, until
-from tests.test_card import card_of, declared, element, entries
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def uploaded(bot: Bot) -> list[str]:
-    """Markdown files the bot uploaded, in order."""
-    return [
-        bot.fake.file_contents[c.args["files"][0]["id"]].decode()
-        for c in bot.fake.calls_to("files.completeUploadExternal")
-        if c.ok
-    ]
+from tests.support import (
+    ALICE,
+    BOB,
+    CAROL,
+    GENERAL,
+    ROOT,
+    Bot,
+    card_of,
+    declared,
+    element,
+    entries,
+    until,
+    uploaded,
+)
 
 
 async def test_pushpin_reaction_adds_a_message_once_at_its_own_time(bot: Bot) -> None:

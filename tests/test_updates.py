@@ -6,11 +6,22 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from tests.conftest import ALICE, BOB, GENERAL, Bot, StartBot, until
-from tests.test_card import card_of, declared, element, entries, human_messages
-from tests.test_declare import texts_of
-
-ANNOUNCE = "C0ANNOUNCE"
+from tests.support import (
+    ALICE,
+    ANNOUNCE,
+    BOB,
+    GENERAL,
+    Bot,
+    StartBot,
+    card_of,
+    declared,
+    element,
+    entries,
+    has_entries,
+    human_messages,
+    texts_of,
+    until,
+)
 
 
 async def newest_view(bot: Bot, callback_id: str, seen: int = 0) -> dict[str, Any]:
@@ -88,8 +99,8 @@ async def test_update_modal_from_the_card_sets_status(bot: Bot) -> None:
             for _ in range(2)
         ]
     )
-    await until(lambda: _count(bot, inc, "update", 2))
-    await asyncio.sleep(0.3)
+    await until(lambda: has_entries(bot, inc, "update", 2))
+    await bot.settled()
     assert len(await entries(bot, inc, "update")) == 2
     posted = [t for t in human_messages(bot, inc.channel_id) if "Cause found" in t]
     assert len(posted) == 1
@@ -127,7 +138,7 @@ async def test_resolve_from_the_card_with_confirmation(start_bot: StartBot) -> N
     second = await newest_view(bot, "resolve", seen=1)
     assert "stops update reminders" in texts_of(first["blocks"])
     await bot.slack.submit_view(first["id"], user=ALICE, inputs={"summary": "Rolled back v2.3."})
-    await until(lambda: _count(bot, inc, "resolved", 1))
+    await until(lambda: has_entries(bot, inc, "resolved", 1))
     await bot.slack.submit_view(second["id"], user=BOB, inputs={"summary": "Done."})
     note = await until(lambda: bot.private_to(BOB))
     await bot.settled()
@@ -152,7 +163,7 @@ async def test_resolve_from_the_card_with_confirmation(start_bot: StartBot) -> N
 async def test_typed_resolve_and_reopen(bot: Bot) -> None:
     inc = await declared(bot)
     await bot.slack.command("resolve", user=ALICE, channel=inc.channel_id)
-    await until(lambda: _count(bot, inc, "resolved", 1))
+    await until(lambda: has_entries(bot, inc, "resolved", 1))
     [told] = await bot.ask("resolve", user=ALICE, channel=inc.channel_id)
     assert "already resolved" in told["text"]
     await bot.slack.command("reopen", user=BOB, channel=inc.channel_id)
@@ -164,7 +175,3 @@ async def test_typed_resolve_and_reopen(bot: Bot) -> None:
     assert element(card_of(bot, inc), "card_resolve")
     [told] = await bot.ask("reopen", user=BOB, channel=inc.channel_id)
     assert "is not resolved" in told["text"]
-
-
-async def _count(bot: Bot, inc: Any, kind: str, n: int) -> bool:
-    return len(await entries(bot, inc, kind)) >= n

@@ -1,9 +1,9 @@
 """A fake of Slack's Web API: an aiohttp app on a local port with an in-memory workspace.
 
 The bot under test talks to it through its real ``AsyncWebClient`` (``base_url=fake.api_url``).
-Arguments, error codes and answer shapes follow the machine-readable method reference in
-``shared/slack-reference/methods``: a method missing there answers ``unknown_method``, so the
-bot cannot come to depend on a method the project has not reviewed.
+Required arguments and error codes follow Slack's machine-readable method reference, kept in
+``reference/methods.json`` (see ``reference/NOTICE.md``): a method missing there answers
+``unknown_method``, so the bot cannot come to depend on a method the project has not reviewed.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import inspect
 import itertools
 import json
 import mimetypes
-import os
 import random
 import re
 import string
@@ -347,19 +346,12 @@ def _is_top_level(msg: JsonDict) -> bool:
     return thread_ts is None or thread_ts == msg["ts"] or msg.get("subtype") == "thread_broadcast"
 
 
-def default_reference_dir() -> Path:
-    """``FAKESLACK_REFERENCE_DIR``, else ``shared/slack-reference/methods`` beside the repo."""
-    env = os.environ.get("FAKESLACK_REFERENCE_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3] / "shared" / "slack-reference" / "methods"
+REFERENCE_FILE = Path(__file__).resolve().parent / "reference" / "methods.json"
 
 
-def load_reference(directory: Path) -> dict[str, JsonDict]:
-    files = sorted(directory.glob("*.json"))
-    if not files:
-        raise FileNotFoundError(f"no Slack method reference (*.json) in {directory}")
-    return {path.stem: json.loads(path.read_text(encoding="utf-8")) for path in files}
+def load_reference(path: Path = REFERENCE_FILE) -> dict[str, JsonDict]:
+    """Per method: ``required`` arguments, ``errors``, ``scopes`` and ``json_input_supported``."""
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -566,7 +558,6 @@ class FakeSlack:
         team_domain: str = "acme",
         bot_user_id: str = "UBOT",
         bot_id: str = "BBOT",
-        reference_dir: Path | None = None,
         team_name: str = "Acme",
         app_id: str = "A0TEST",
         bot_name: str = "incident-bot",
@@ -579,8 +570,7 @@ class FakeSlack:
         self.bot_id = bot_id
         self.app_id = app_id
         self.bot_name = bot_name
-        self.reference_dir = reference_dir or default_reference_dir()
-        self.reference = load_reference(self.reference_dir)
+        self.reference = load_reference()
 
         self.users: dict[str, JsonDict] = {}
         self.channels: dict[str, Channel] = {}
@@ -1110,7 +1100,8 @@ class FakeSlack:
         self, method: str, args: JsonDict, token: str | None, parse_error: SlackError | None
     ) -> JsonDict:
         ref = self.reference.get(method)
-        if ref is None:
+        handler = self._handlers.get(method)
+        if ref is None or handler is None:
             return {"ok": False, "error": "unknown_method", "req_method": method}
         if not token:
             return {"ok": False, "error": "not_authed"}
@@ -1120,18 +1111,13 @@ class FakeSlack:
             return parse_error.body()
         try:
             self._check_required(method, ref, args)
-            handler = self._handlers.get(method)
-            if handler is None:
-                # A method added to the reference but not modelled: answer its example.
-                example = ref.get("examples", {}).get("success", {}).get("example", {})
-                return {"ok": True, **copy.deepcopy(example)}
             return {"ok": True, **handler(args)}
         except SlackError as exc:
             return exc.body()
 
     def _check_required(self, method: str, ref: JsonDict, args: JsonDict) -> None:
-        required = [*ref.get("args", {}).get("required", []), *EXTRA_REQUIRED.get(method, ())]
-        errors = ref.get("errors") or {}
+        required = [*ref["required"], *EXTRA_REQUIRED.get(method, ())]
+        errors = ref["errors"]
         for name in required:
             if name == "token" or args.get(name) not in (None, ""):
                 continue

@@ -1,0 +1,227 @@
+"""What the tests share: the workspace's people and channels, the running bot, polling, and
+ways of reading what Slack shows. Fixtures and pytest hooks are in conftest.py."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from bot.app import BotApp
+from bot.settings import Settings
+from bot.store import Incident, Store, TimelineEntry
+from tests.fakeslack import FakeSlack, SlackSender
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+BOT_TOKEN = "xoxb-111-222-fakebottoken"
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "").strip()
+
+ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"
+GENERAL = "C0GENERAL"
+ANNOUNCE = "C0ANNOUNCE"
+
+# How long the bot must stay idle for Bot.settled() to count it settled.
+QUIET_SECONDS = 0.05
+
+
+# --- polling ---------------------------------------------------------------------------------
+
+
+async def until(check: Callable[[], Any], *, timeout: float = 10, message: str = "") -> Any:
+    """Poll a check (plain or async) until it returns something truthy; return that."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {message or check}")
+        await asyncio.sleep(0.02)
+
+
+# --- databases -------------------------------------------------------------------------------
+
+
+async def postgres_admin(sql: str) -> None:
+    """Run one statement on the TEST_POSTGRES_URL server (creating and dropping databases)."""
+    import asyncpg
+
+    url = make_url(POSTGRES_URL)
+    conn = await asyncpg.connect(
+        host=url.host or "127.0.0.1",
+        port=url.port or 5432,
+        user=url.username or "postgres",
+        password=url.password,
+        database=url.database or "postgres",
+        timeout=5,
+    )
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+# --- the bot ---------------------------------------------------------------------------------
+
+
+def settings_for(fake: FakeSlack, database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "slack_bot_token": BOT_TOKEN,
+        "slack_signing_secret": SIGNING_SECRET,
+        "slack_api_url": fake.api_url,
+        "database_url": database_url,
+        "port": 3000,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@dataclass
+class Bot:
+    """A running bot, the fake Slack it talks to, and a sender that plays Slack."""
+
+    app: BotApp
+    fake: FakeSlack
+    slack: SlackSender
+    url: str
+    _extra: list[Any] = field(default_factory=list)
+
+    @property
+    def store(self) -> Store:
+        return self.app.store
+
+    async def incidents(self) -> list[Incident]:
+        from sqlmodel import select
+
+        async with self.store.sessions() as s:
+            rows = (await s.execute(select(Incident).order_by(Incident.number))).scalars()
+            return list(rows)
+
+    async def timeline(self, incident: Incident) -> list[TimelineEntry]:
+        assert incident.id is not None
+        return list(await self.store.timeline(incident.id))
+
+    async def settled(self, timeout: float = 10, quiet: float = QUIET_SECONDS) -> None:
+        """Wait until no listener or background work is in flight: every operation has finished.
+
+        Idle must be seen twice, `quiet` seconds apart, so that work handed on between two
+        tasks is not taken for the end. A request only counts once the bot has it: wait for
+        its answer (the ack) first, then for this.
+        """
+
+        async def idle() -> bool:
+            if self.app.busy():
+                return False
+            await asyncio.sleep(quiet)
+            return self.app.busy() == 0
+
+        await until(idle, timeout=timeout, message="bot idle")
+
+    async def ask(self, text: str, *, user: str, channel: str) -> list[dict[str, Any]]:
+        """Run a slash command to completion; what the person was told (ack first)."""
+        before = len(self.fake.responses)
+        reply = await self.slack.command(text, user=user, channel=channel)
+        assert reply.status == 200, reply
+        await self.settled()
+        told: list[dict[str, Any]] = []
+        if reply.text:
+            told.append(reply.json if reply.json is not None else {"text": reply.text})
+        return told + [r.body for r in self.fake.responses[before:]]
+
+    def private_to(self, user: str) -> list[str]:
+        """What the bot told one person privately: ephemerals, then DMs."""
+        said = [e.get("text", "") for e in self.fake.ephemerals if e.get("user") == user]
+        if self.fake.dm_channel(user) is not None:
+            said += [m.get("text", "") for m in self.fake.messages(user, include_system=False)]
+        return said
+
+    async def wait_provisioned(self, number: int = 1, timeout: float = 10) -> Incident:
+        async def ready() -> Incident | None:
+            for inc in await self.incidents():
+                if inc.number == number and inc.provisioned:
+                    return inc
+            return None
+
+        return await until(ready, timeout=timeout, message=f"INC-{number} provisioned")
+
+
+StartBot = Callable[..., Awaitable[Bot]]
+
+
+async def declared(bot: Bot, text: str = "declare sev3 Checkout latency") -> Any:
+    """Declare INC-1 as Alice from #general; the incident once provisioned and settled."""
+    await bot.slack.command(text, user=ALICE, channel=GENERAL)
+    inc = await bot.wait_provisioned(1)
+    await bot.settled()
+    return inc
+
+
+async def entries(bot: Bot, inc: Any, kind: str) -> list[Any]:
+    return [e for e in await bot.timeline(inc) if e.kind == kind]
+
+
+async def has_entries(bot: Bot, inc: Any, kind: str, n: int) -> bool:
+    """At least `n` timeline entries of this kind."""
+    return len(await entries(bot, inc, kind)) >= n
+
+
+# --- what Slack shows ------------------------------------------------------------------------
+
+
+def texts_of(
+    blocks: list[dict[str, Any]], kinds: tuple[str, ...] = ("plain_text", "mrkdwn")
+) -> str:
+    """All visible text of a message's blocks, as a person would read it."""
+    out: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") in kinds and "text" in node:
+                out.append(node["text"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(blocks)
+    return "\n".join(out)
+
+
+def card_of(bot: Bot, inc: Any) -> dict[str, Any]:
+    card = bot.fake.message(inc.channel_id, inc.card_ts)
+    assert card is not None
+    return card
+
+
+def element(card: dict[str, Any], action_id: str) -> dict[str, Any]:
+    """An interactive element of the card, found as Slack's client would render it."""
+    for block in card["blocks"]:
+        candidates = [block.get("accessory"), *(block.get("elements") or [])]
+        for el in candidates:
+            if el and el.get("action_id") == action_id:
+                return el
+    raise AssertionError(f"no {action_id} on the card")
+
+
+def human_messages(bot: Bot, channel: str) -> list[str]:
+    return [m.get("text", "") for m in bot.fake.messages(channel, include_system=False)]
+
+
+def uploaded(bot: Bot) -> list[str]:
+    """Markdown files the bot uploaded, in order."""
+    return [
+        bot.fake.file_contents[c.args["files"][0]["id"]].decode()
+        for c in bot.fake.calls_to("files.completeUploadExternal")
+        if c.ok
+    ]
