@@ -19,6 +19,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 METHODS = "methods.json"
+# Methods the reference's scrape lacks, written by hand from Slack's documentation in the same
+# shape as methods.json; a method the source has is always taken from the source.
+SUPPLEMENT = "supplement.json"
 # Copied unchanged.
 COPIED = ("manifest.schema.1.0.0.json", "LICENSE-slack-api-ref.md", "LICENSE-manifest-schema")
 
@@ -40,15 +43,19 @@ def dump(facts: dict[str, Any]) -> str:
     return json.dumps(facts, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def methods_json(source: Path) -> str:
+def methods_json(source: Path, supplement: Path) -> str:
     files = sorted((source / "methods").glob("*.json"))
     if not files:
         raise SystemExit(f"no methods/*.json in {source}")
-    return dump({path.stem: method_facts(json.loads(path.read_text("utf-8"))) for path in files})
+    facts = {path.stem: method_facts(json.loads(path.read_text("utf-8"))) for path in files}
+    if supplement.exists():
+        for method, extra in json.loads(supplement.read_text("utf-8")).items():
+            facts.setdefault(method, extra)
+    return dump(facts)
 
 
 def generate(source: Path, target: Path = HERE) -> None:
-    (target / METHODS).write_text(methods_json(source), encoding="utf-8")
+    (target / METHODS).write_text(methods_json(source, target / SUPPLEMENT), encoding="utf-8")
     for name in COPIED:
         shutil.copyfile(source / name, target / name)
 
