@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import re
 import signal
@@ -46,7 +47,8 @@ def setup_logging(settings: Settings | None, level: str = "INFO") -> None:
 
 
 async def serve(settings: Settings, **options: Any) -> int:
-    """Run until SIGTERM or Ctrl-C; `options` go to BotApp (tests shorten its periods)."""
+    """Run until SIGTERM or Ctrl-C, which also end a start-up still connecting; `options`
+    go to BotApp (tests shorten its periods)."""
     from bot.app import BotApp, StartupError
 
     app = BotApp(settings, **options)
@@ -54,17 +56,29 @@ async def serve(settings: Settings, **options: Any) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    starting = asyncio.ensure_future(app.start())
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        log.info("stopping before start-up finished")
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await starting
+        await app.stop(grace=0)
+        return 0
     try:
-        await app.start()
+        starting.result()
     except StartupError as e:
         print(f"incident-bot: {e}", file=sys.stderr)
+        stopping.cancel()
         await app.stop(grace=0)
         return 2
     except OSError as e:
         print(f"incident-bot: cannot start: {e.strerror or e}", file=sys.stderr)
+        stopping.cancel()
         await app.stop(grace=0)
         return 2
-    await stop.wait()
+    await stopping
     log.info("stopping: finishing work in flight")
     await app.stop()
     return 0

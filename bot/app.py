@@ -3,6 +3,7 @@ together, and runs it over HTTP or Socket Mode."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -14,6 +15,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -37,6 +39,7 @@ from bot.slack import listeners
 from bot.slack.directory import Directory
 from bot.slack.listeners import Operations
 from bot.slack.replies import Replies
+from bot.slack.socket import SocketMode, TokenRefused
 from bot.slack.surfaces import Surfaces
 from bot.store import Claims, Store, utcnow
 from bot.store.claims import Clock
@@ -45,6 +48,8 @@ from bot.work import InFlight
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+# /healthz answers within this, whatever state the database is in.
+HEALTH_SECONDS = 1.5
 
 
 def make_client(settings: Settings, *, with_token: bool = True) -> AsyncWebClient:
@@ -59,6 +64,18 @@ def make_client(settings: Settings, *, with_token: bool = True) -> AsyncWebClien
             AsyncServerErrorRetryHandler(max_retry_count=3),
         ],
     )
+
+
+class _BoltTokenNotice(logging.Filter):
+    """Bolt warns that the SLACK_BOT_TOKEN it finds in the environment is unused because a
+    client was given. That is on purpose (the client carries the retry handlers; `authorize`
+    gives each request the token), so the warning would only mislead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+logging.getLogger("slack_bolt.AsyncApp").addFilter(_BoltTokenNotice())
 
 
 class StartupError(Exception):
@@ -142,7 +159,7 @@ class BotApp:
         )
         listeners.register(listeners.Listen(self.bolt, self.inflight), self.ops)
         self._runner: web.AppRunner | None = None
-        self._socket: Any = None
+        self._socket: SocketMode | None = None
         self._stopped = False
         self.port: int | None = None
 
@@ -164,7 +181,8 @@ class BotApp:
 
     def web_app(self) -> web.Application:
         app = web.Application()
-        app.router.add_post(EVENTS_PATH, self._events)
+        if not self.settings.socket_mode:
+            app.router.add_post(EVENTS_PATH, self._events)
         app.router.add_get("/healthz", self._health)
         return app
 
@@ -173,10 +191,20 @@ class BotApp:
         return await to_aiohttp_response(response)
 
     async def _health(self, _: web.Request) -> web.Response:
-        ok = await self.store.ping()
-        return web.json_response(
-            {"ok": ok, "database": "ok" if ok else "unreachable"}, status=200 if ok else 503
-        )
+        """Whether the database answers (and, with Socket Mode, the socket is connected);
+        always within about HEALTH_SECONDS, whatever state the database is in."""
+        try:
+            database = await asyncio.wait_for(self.store.ping(), HEALTH_SECONDS)
+        except TimeoutError:
+            database = False
+        body: dict[str, Any] = {"database": "ok" if database else "unreachable"}
+        ok = database
+        if self.settings.socket_mode:
+            connected = self._socket is not None and await self._socket.connected()
+            body["socket"] = "connected" if connected else "disconnected"
+            ok = ok and connected
+        body["ok"] = ok
+        return web.json_response(body, status=200 if ok else 503)
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -195,27 +223,27 @@ class BotApp:
             raise StartupError(f"cannot reach Slack at SLACK_API_URL ({e.strerror or e})") from e
 
     async def start(self, *, host: str = "0.0.0.0", port: int | None = None) -> None:  # noqa: S104
+        """Migrate, learn who the bot is, serve `/healthz` (and Slack's requests over HTTP)
+        on PORT, connect with Socket Mode when configured, then start the schedule."""
         await self.prepare()
+        self._runner = web.AppRunner(self.web_app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, self.settings.port if port is None else port)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else port
         if self.settings.socket_mode:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
             token = self.settings.slack_app_token
             assert token is not None
-            self._socket = AsyncSocketModeHandler(self.bolt, token.get_secret_value())
+            self._socket = SocketMode(
+                self.bolt, token.get_secret_value(), self.client, self.inflight
+            )
             try:
-                await self._socket.connect_async()
-            except SlackApiError as e:
-                error = e.response.get("error", "unknown_error")
-                raise StartupError(f"Slack refused SLACK_APP_TOKEN ({error})") from e
-            log.info("connected to Slack with Socket Mode")
+                await self._socket.connect()
+            except TokenRefused as e:
+                raise StartupError(f"Slack refused SLACK_APP_TOKEN ({e})") from e
+            log.info("connected to Slack with Socket Mode; /healthz on port %s", self.port)
         else:
-            self._runner = web.AppRunner(self.web_app(), access_log=None)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, host, self.settings.port if port is None else port)
-            await site.start()
-            server = site._server
-            sockets = getattr(server, "sockets", None) or []
-            self.port = sockets[0].getsockname()[1] if sockets else port
             log.info("serving Slack requests on port %s at %s", self.port, EVENTS_PATH)
         self.scheduler.start()
         await self.reminders.start()
@@ -244,23 +272,23 @@ class BotApp:
         return self.inflight.count()
 
     async def stop(self, *, grace: float = 10.0) -> None:
-        """Stop taking requests, let work in flight finish (up to `grace` s), close."""
+        """Stop taking requests and envelopes, let work in flight finish (up to `grace` s),
+        close."""
         if self._stopped:
             return
         self._stopped = True
         if self.scheduler.running:
             self.scheduler.pause()  # start nothing new
         if self._socket is not None:
-            with contextlib.suppress(Exception):
-                await self._socket.disconnect_async()
+            self._socket.stop_accepting()
         if self._runner is not None:
             await self._runner.shutdown()
         await self.inflight.wait(grace)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        if self._runner is not None:
-            await self._runner.cleanup()
         if self._socket is not None:
             with contextlib.suppress(Exception):
-                await self._socket.close_async()
+                await self._socket.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
         await self.store.close()

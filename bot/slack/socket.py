@@ -1,0 +1,121 @@
+"""Slack's Socket Mode: envelopes in over a WebSocket, acknowledgements out.
+
+Connecting asks Slack for a socket URL with the app token first: a refused token ends
+start-up at once, an unreachable Slack is tried again with backoff, one log line an attempt.
+Stopping drains: no envelope is taken or acknowledged any more (Slack hands those to another
+connection), what was acknowledged finishes, then the socket closes without reconnecting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import aiohttp
+from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app, send_async_response
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.errors import slack_error
+from bot.work import InFlight
+
+log = logging.getLogger(__name__)
+
+# apps.connections.open errors that no retry can fix.
+REFUSED = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "not_allowed_token_type",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "missing_scope",
+    }
+)
+
+
+class TokenRefused(Exception):
+    """Slack refused the app token; the message is Slack's error code."""
+
+
+class SocketMode:
+    def __init__(
+        self,
+        bolt: AsyncApp,
+        app_token: str,
+        web_client: AsyncWebClient,
+        inflight: InFlight,
+        *,
+        ping_interval: float = 10.0,
+        first_retry: float = 1.0,
+        longest_retry: float = 60.0,
+        connect_timeout: float = 20.0,
+    ):
+        self.bolt = bolt
+        self.inflight = inflight
+        self.first_retry = first_retry
+        self.longest_retry = longest_retry
+        self.connect_timeout = connect_timeout
+        # slack_sdk's Socket Mode client has untyped methods; Any keeps mypy strict elsewhere.
+        self.client: Any = SocketModeClient(
+            app_token=app_token,
+            web_client=web_client,
+            ping_interval=ping_interval,
+            logger=logging.getLogger("slack_sdk.socket_mode"),
+        )
+        self.client.socket_mode_request_listeners.append(self._handle)
+        self._accepting = True
+
+    async def connect(self) -> None:
+        """Connect, retrying with backoff until Slack answers; TokenRefused if it says no."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self.client.wss_uri = await self.client.issue_new_wss_url()
+                await asyncio.wait_for(self.client.connect(), self.connect_timeout)
+                return
+            except SlackApiError as e:
+                if slack_error(e) in REFUSED:
+                    raise TokenRefused(slack_error(e)) from e
+                reason = slack_error(e)
+            except (OSError, aiohttp.ClientError, TimeoutError) as e:
+                reason = str(e) or type(e).__name__
+            delay = min(self.longest_retry, self.first_retry * 2 ** (attempt - 1))
+            log.warning(
+                "cannot connect to Slack with Socket Mode (%s); attempt %d, next in %.0f s",
+                reason,
+                attempt,
+                delay,
+            )
+            await asyncio.sleep(delay)
+
+    async def connected(self) -> bool:
+        return self._accepting and await self.client.is_connected()
+
+    async def _handle(self, client: Any, request: SocketModeRequest) -> None:
+        if not self._accepting:
+            return  # never acknowledged: Slack delivers it to another connection
+        async with self.inflight.track():
+            started = time.time()
+            response = await run_async_bolt_app(self.bolt, request)
+            await send_async_response(client, request, response, started)
+
+    def stop_accepting(self) -> None:
+        """Take no new envelope and never reconnect; the open socket still carries the
+        acknowledgements of envelopes already being handled."""
+        self._accepting = False
+        self.client.auto_reconnect_enabled = False
+        self.client.default_auto_reconnect_enabled = False
+        # connect() and every reconnect path stop once the client says it is closed.
+        self.client.closed = True
+
+    async def close(self) -> None:
+        self.stop_accepting()
+        await self.client.close()
