@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.errors import log_failure
 from bot.incidents.declare import Declarations
+from bot.incidents.drift import Drift
 from bot.incidents.find import Finder
 from bot.incidents.repair import Repair
 from bot.incidents.response import Response
@@ -123,6 +124,13 @@ class BotApp:
             find=Finder(self.store, self.surfaces, self.directory),
             declarations=Declarations(
                 settings, self.store, self.surfaces, on_change=self.reminders.schedule, clock=clock
+            ),
+            drift=Drift(
+                settings,
+                self.store,
+                self.surfaces,
+                self.directory,
+                on_change=self.reminders.schedule,
             ),
             response=Response(
                 settings,

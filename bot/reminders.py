@@ -20,7 +20,7 @@ from bot.incidents import rules
 from bot.settings import Settings
 from bot.slack import blocks
 from bot.slack.surfaces import Surfaces
-from bot.store import Claims, Incident, Store, utcnow
+from bot.store import ChannelState, Claims, Incident, Store, utcnow
 from bot.store.claims import Clock
 from bot.work import InFlight
 
@@ -91,7 +91,9 @@ class Reminders:
         """Make this process's job match the stored due time (or remove it)."""
         job_id = self.job_id(incident.pk)
         due = incident.next_update_due
-        if not incident.is_open or due is None:
+        # No reminder where nobody could read it: an archived or vanished channel (the
+        # commander was told); it resumes once the channel is back.
+        if not incident.is_open or due is None or incident.channel_state != ChannelState.ok:
             with contextlib.suppress(JobLookupError):
                 self.scheduler.remove_job(job_id)
             return
@@ -150,6 +152,14 @@ class Reminders:
 
     async def send(self, inc: Incident, due: datetime | None) -> None:
         """Post the reminder this process has claimed, and record it."""
+        if not inc.channel_usable:
+            # No channel yet (its declaration is being completed) or none any more: a
+            # reminder there reaches nobody. Let go of the claim; the next one is scheduled.
+            await self.store.save_fields(inc.pk, reminder_sending_since=None)
+            latest = await self.store.incident(inc.pk)
+            if latest is not None:
+                await self.schedule(latest)
+            return
         roles = await self.store.roles(inc.pk)
         mention = roles.get("comms") or roles.get("commander") or inc.declared_by
         since = (

@@ -57,7 +57,11 @@ class Declarations:
         declared = await self.record(request)
         if not declared.created:
             return declared
-        incident = await self.surfaces.provision(declared.incident.pk)
+        await self.surfaces.provision(declared.incident.pk)
+        # Read again: provisioning records what Slack would not show (e.g. an archived
+        # announcements channel), which the declarer is told about.
+        incident = await self.store.incident(declared.incident.pk)
+        assert incident is not None
         return rules.Declared(incident, created=True)
 
     async def record(self, request: Declaration) -> rules.Declared:
@@ -87,6 +91,7 @@ class Declarations:
                     declare_key=request.key,
                     origin_channel_id=request.origin_channel,
                     next_update_due=now + rules.reminder_interval(settings, sev.name),
+                    version=1,
                 )
                 s.add(incident)
                 await s.flush()

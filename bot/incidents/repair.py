@@ -37,6 +37,19 @@ class Repair:
         for inc in await self.store.stuck_reminders(now - self.claims.lease):
             await self.reminders.settle(inc, resend=True)
         await self.updates()
+        await self.surfaces_behind()
+
+    async def surfaces_behind(self) -> None:
+        """Catch Slack up with stored changes it did not show (Slack was down, a surface
+        was refused); a surface Slack keeps refusing is looked at again after a backoff."""
+        for inc in await self.store.behind(self.claims.clock()):
+            try:
+                problems = await self.surfaces.refresh(inc.pk)
+            except Exception as e:
+                log_failure(log, f"could not show {inc.ref}", e)
+                continue
+            if not problems:
+                log.info("Slack shows %s as stored again", inc.ref)
 
     async def declarations(self) -> None:
         for inc in await self.store.unprovisioned():
@@ -55,8 +68,8 @@ class Repair:
             if mark is None:
                 continue
             inc = await self.store.incident(update.incident_id)
-            if inc is None or not inc.channel_id:
-                continue
+            if inc is None or not inc.channel_usable:
+                continue  # posted once the channel can take it again
             try:
                 text, _ = blocks.status_update(inc, update, self.settings)
                 posted = await self.surfaces.already_posted(

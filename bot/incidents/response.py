@@ -6,9 +6,10 @@ stored state again and lets the reminder schedule follow it.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
-from bot.errors import BadInput
+from bot.errors import BadInput, log_failure, slack_error
 from bot.incidents import rules
 from bot.incidents.declare import OnChange
 from bot.incidents.rules import Changed
@@ -18,6 +19,8 @@ from bot.slack.directory import Directory
 from bot.slack.surfaces import Surfaces
 from bot.store import Claims, Incident, RoleAssignment, Status, StatusUpdate, Store, utcnow
 from bot.store.claims import Clock
+
+log = logging.getLogger(__name__)
 
 
 class Response:
@@ -40,13 +43,33 @@ class Response:
         self.on_change = on_change
         self.clock = clock
 
-    async def _after_change(self, incident_id: int) -> Incident:
-        """Show the stored state again and let the reminder schedule follow it."""
-        await self.surfaces.refresh(incident_id)
-        incident = await self.store.incident(incident_id)
-        assert incident is not None
-        await self.on_change(incident)
-        return incident
+    async def _after_change(self, stored: Incident, problems: list[str]) -> Incident:
+        """Show the stored state again and let the reminder schedule follow it. The change
+        is stored already: whatever fails here is a problem to report and catch up on,
+        never a reason to ask the person to try again."""
+        try:
+            problems += await self.surfaces.refresh(stored.pk)
+            incident = await self.store.incident(stored.pk)
+            assert incident is not None
+            await self.on_change(incident)
+            return incident
+        except Exception as e:
+            log_failure(log, f"{stored.ref} is stored but not shown", e)
+            problems.append(f"card: {slack_error(e)}")
+            return stored
+
+    async def _post(
+        self, inc: Incident, text: str, problems: list[str], *, announce: bool = False
+    ) -> None:
+        """Post a message about a stored change; a failure is a problem, not an error."""
+        try:
+            if announce:
+                await self.surfaces.announce(inc, text)
+            else:
+                await self.surfaces.post(inc, text)
+        except Exception as e:
+            log_failure(log, f"could not post in the channel of {inc.ref}", e)
+            problems.append(f"message: {slack_error(e)}")
 
     def _interval(self, severity: str) -> timedelta:
         return rules.reminder_interval(self.settings, severity)
@@ -65,6 +88,7 @@ class Response:
             inc.severity = sev.name
             # The new level's cadence applies from the last update (or the declaration).
             inc.next_update_due = (inc.last_update_at or inc.declared_at) + self._interval(sev.name)
+            inc.version += 1
             s.add(
                 rules.entry(
                     inc,
@@ -75,14 +99,12 @@ class Response:
                     now=now,
                 )
             )
-        inc = await self._after_change(incident_id)
+        problems: list[str] = []
+        inc = await self._after_change(inc, problems)
         raised = rules.rank(self.settings, sev.name) < rules.rank(self.settings, old)
         text = blocks.severity_changed(inc, actor, old, sev, self.settings, raised=raised)
-        if raised:
-            await self.surfaces.announce(inc, text)
-        else:
-            await self.surfaces.post(inc, text)
-        return Changed(inc, True, f"{inc.ref} is now {sev.name}.")
+        await self._post(inc, text, problems, announce=raised)
+        return Changed(inc, True, f"{inc.ref} is now {sev.name}.", tuple(problems))
 
     async def assign_role(
         self, incident_id: int, role_name: str, user_id: str, actor: str
@@ -109,6 +131,7 @@ class Response:
                 )
             )
             handover = f" (handed over from <@{previous}>)" if previous else ""
+            inc.version += 1
             s.add(
                 rules.entry(
                     inc,
@@ -119,10 +142,13 @@ class Response:
                     now=now,
                 )
             )
+        problems: list[str] = []
         await self.surfaces.invite(inc, {user_id})
-        inc = await self._after_change(incident_id)
-        await self.surfaces.post(inc, blocks.role_assigned(user_id, role, actor, previous))
-        return Changed(inc, True, f"<@{user_id}> is now the {role.label} of {inc.ref}.")
+        inc = await self._after_change(inc, problems)
+        await self._post(inc, blocks.role_assigned(user_id, role, actor, previous), problems)
+        return Changed(
+            inc, True, f"<@{user_id}> is now the {role.label} of {inc.ref}.", tuple(problems)
+        )
 
     async def post_update(
         self, incident_id: int, *, summary: str, actor: str, key: str, status: str | None = None
@@ -148,6 +174,7 @@ class Response:
             inc.status = status
             inc.last_update_at = now
             inc.next_update_due = now + self._interval(inc.severity)
+            inc.version += 1
             s.add(
                 rules.entry(
                     inc,
@@ -158,11 +185,17 @@ class Response:
                     now=now,
                 )
             )
-        mark = await self.claims.take_update(update.pk)
-        if mark is not None:
-            await self.surfaces.post_update(inc, update, mark)
-        inc = await self._after_change(incident_id)
-        return Changed(inc, True, f"Update posted to {inc.ref}.")
+        problems: list[str] = []
+        try:
+            mark = await self.claims.take_update(update.pk)
+            if mark is not None:
+                await self.surfaces.post_update(inc, update, mark)
+        except Exception as e:
+            # Stored, and marked unposted: the repair job posts it once Slack lets it.
+            log_failure(log, f"could not post an update of {inc.ref}", e)
+            problems.append(f"update: {slack_error(e)}")
+        inc = await self._after_change(inc, problems)
+        return Changed(inc, True, f"Update recorded on {inc.ref}.", tuple(problems))
 
     async def resolve(self, incident_id: int, *, summary: str, actor: str) -> Changed:
         summary = rules.check_resolution(summary)
@@ -174,15 +207,21 @@ class Response:
             inc.status = Status.resolved.value
             inc.resolved_at = now
             inc.next_update_due = None
+            inc.version += 1
             s.add(
                 rules.entry(
                     inc, "resolved", actor, summary or "Resolved", {"summary": summary}, now=now
                 )
             )
-        inc = await self._after_change(incident_id)
+        problems: list[str] = []
+        inc = await self._after_change(inc, problems)
         text, body = blocks.resolved_message(inc, actor, summary, self.settings)
-        await self.surfaces.announce(inc, text, body)
-        return Changed(inc, True, f"{inc.ref} is resolved.")
+        try:
+            await self.surfaces.announce(inc, text, body)
+        except Exception as e:
+            log_failure(log, f"could not post the resolution of {inc.ref}", e)
+            problems.append(f"message: {slack_error(e)}")
+        return Changed(inc, True, f"{inc.ref} is resolved.", tuple(problems))
 
     async def reopen(self, incident_id: int, actor: str) -> Changed:
         now = self.clock()
@@ -193,10 +232,12 @@ class Response:
             inc.status = Status.investigating.value
             inc.resolved_at = None
             inc.next_update_due = now + self._interval(inc.severity)
+            inc.version += 1
             s.add(rules.entry(inc, "reopened", actor, "Reopened", now=now))
-        inc = await self._after_change(incident_id)
-        await self.surfaces.announce(inc, blocks.reopened(inc, actor))
-        return Changed(inc, True, f"{inc.ref} is open again.")
+        problems: list[str] = []
+        inc = await self._after_change(inc, problems)
+        await self._post(inc, blocks.reopened(inc, actor), problems, announce=True)
+        return Changed(inc, True, f"{inc.ref} is open again.", tuple(problems))
 
     async def snooze(self, incident_id: int, minutes: int, actor: str, key: str) -> Changed:
         """Move the next update's due time; one snooze per reminder message."""
@@ -219,5 +260,9 @@ class Response:
             if not added:
                 return Changed(inc, False, "That reminder was snoozed already.")
             inc.next_update_due = now + timedelta(minutes=minutes)
-        inc = await self._after_change(incident_id)
-        return Changed(inc, True, f"Next update reminder for {inc.ref} in {minutes} min.")
+            inc.version += 1
+        problems: list[str] = []
+        inc = await self._after_change(inc, problems)
+        return Changed(
+            inc, True, f"Next update reminder for {inc.ref} in {minutes} min.", tuple(problems)
+        )

@@ -31,11 +31,14 @@ class Declared:
 
 @dataclass(frozen=True)
 class Changed:
-    """What an operation did; `changed` is False when there was nothing to do."""
+    """What an operation did; `changed` is False when there was nothing to do. `problems`
+    name what Slack did not show yet (`surface: error`): the change is stored all the same,
+    and Slack catches up."""
 
     incident: Incident
     changed: bool
     message: str = ""
+    problems: tuple[str, ...] = ()
 
 
 def unknown_severity(settings: Settings, given: str) -> str:

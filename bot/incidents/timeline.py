@@ -3,11 +3,12 @@ follow-ups. Each source is recorded once, however often it is sent."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.errors import BadInput
+from bot.errors import BadInput, log_failure, slack_error
 from bot.incidents import rules
 from bot.incidents.rules import Changed
 from bot.slack import blocks
@@ -15,6 +16,8 @@ from bot.slack.surfaces import Surfaces
 from bot.slack.text import clean
 from bot.store import FollowUp, Incident, Store, utcnow
 from bot.store.claims import Clock
+
+log = logging.getLogger(__name__)
 
 ENTRY_TEXT_MAX = 40000
 
@@ -70,9 +73,8 @@ class Timeline:
             added = await self.store.add_entry(
                 s, rules.entry(incident, "note", actor, text, now=self.clock(), source_key=key)
             )
-        if added:
-            await self.surfaces.post(incident, blocks.note_added(actor, text))
-        return Changed(incident, added, f"Noted on {incident.ref}'s timeline.")
+        problems = await self._post(incident, blocks.note_added(actor, text)) if added else []
+        return Changed(incident, added, f"Noted on {incident.ref}'s timeline.", tuple(problems))
 
     async def add_follow_up(
         self, incident: Incident, text: str, owner: str | None, actor: str, key: str
@@ -97,5 +99,15 @@ class Timeline:
                     incident, "follow_up", actor, text, {"owner": owner}, now=now, source_key=key
                 )
             )
-        await self.surfaces.post(incident, blocks.follow_up_recorded(actor, text, owner))
-        return Changed(incident, True, f"Follow-up recorded on {incident.ref}.")
+        problems = await self._post(incident, blocks.follow_up_recorded(actor, text, owner))
+        return Changed(incident, True, f"Follow-up recorded on {incident.ref}.", tuple(problems))
+
+    async def _post(self, incident: Incident, text: str) -> list[str]:
+        """Say in the channel what was recorded; stored already, so a failure is reported
+        as a problem rather than raised."""
+        try:
+            await self.surfaces.post(incident, text)
+        except Exception as e:
+            log_failure(log, f"could not post in the channel of {incident.ref}", e)
+            return [f"message: {slack_error(e)}"]
+        return []

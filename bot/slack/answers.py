@@ -32,15 +32,30 @@ from bot.slack.text import literal, one_line
 from bot.store import Incident
 
 
+def stored_but(message: str, problems: Sequence[str]) -> str:
+    """A change that is stored but not (yet) shown everywhere in Slack."""
+    which = ", ".join(f"{p.partition(': ')[0]} `{p.partition(': ')[2]}`" for p in problems)
+    return (
+        f":warning: {message} It is recorded, but Slack refused to show it everywhere yet "
+        f"({which}). The bot catches up on its own; there is no need to do it again."
+    )
+
+
 def declared_answer(inc: Incident) -> str:
     """What the declarer is told once the incident's channel is ready (or not yet)."""
     lock = " (private)" if inc.private else ""
     if not inc.channel_id:
         return f":rotating_light: *{inc.ref}*{lock} declared; its channel is being set up."
-    return (
+    text = (
         f":rotating_light: *{inc.ref}*{lock} declared: <#{inc.channel_id}>. "
         "You are in the channel; the incident card is pinned there."
     )
+    if inc.slack_problem:
+        text += (
+            f"\n:warning: Slack refused part of it ({inc.slack_problem}); the commander has "
+            "been told how to fix it, and the bot catches up on its own."
+        )
+    return text
 
 
 def private_status(

@@ -6,7 +6,7 @@ People's text goes through `literal`/`plain` so it is shown exactly as typed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -322,6 +322,36 @@ def follow_up_recorded(actor: str, text: str, owner: str | None) -> str:
     return (
         f":clipboard: Follow-up recorded by <@{actor}>: {literal(one_line(text, 500))}{owner_text}"
     )
+
+
+def slack_trouble(inc: Incident, problems: Sequence[str], announcements: str | None) -> str:
+    """What the commander is told, once, when Slack will not show the incident."""
+    where = f"<#{inc.channel_id}>" if inc.channel_id else "its channel"
+    lines = [f":warning: *{inc.ref}*: Slack will not let me show the latest state."]
+    for problem in problems:
+        surface, _, error = problem.partition(": ")
+        if surface == "channel" and error == "archived":
+            lines.append(
+                f"• {where} is archived: reminders have stopped. Unarchive it, or keep "
+                f"working from anywhere with `/incident update {inc.ref} …` and "
+                f"`/incident resolve {inc.ref} …`."
+            )
+        elif surface == "channel":
+            lines.append(
+                f"• I can no longer post in {where} (removed, made private without me, or "
+                f"deleted): reminders have stopped. Invite me back with `/invite`, or work "
+                f"from anywhere with `/incident update {inc.ref} …`."
+            )
+        elif surface == "announcement" and announcements:
+            lines.append(
+                f"• The announcement in <#{announcements}> could not be posted or updated "
+                f"(`{error}`): check that the channel is not archived and that I am a "
+                "member of it (`/invite` me there)."
+            )
+        else:
+            lines.append(f"• The {surface} (`{error}`): I will try again.")
+    lines.append("Everything is recorded; Slack catches up as soon as it lets me.")
+    return "\n".join(lines)
 
 
 def postmortem_comment(inc: Incident, actor: str, version: int) -> str:

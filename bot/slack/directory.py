@@ -49,6 +49,9 @@ class _Expiring:
             return False, None
         return True, item[1]
 
+    def drop(self, key: str) -> None:
+        self._items.pop(key, None)
+
     def put(self, key: str, value: Any) -> None:
         self._items[key] = (self.now() + self.ttl, value)
 
@@ -81,6 +84,11 @@ class Directory:
         )
 
     # --- people ----------------------------------------------------------------------
+
+    def forget(self, user_id: str) -> None:
+        """Slack says the person changed (renamed, deactivated): ask again next time."""
+        self._cache.drop(f"user:{user_id}")
+        self._cache.drop("names")
 
     def remember(self, user: User) -> None:
         self._cache.put(f"user:{user['id']}", dict(user))

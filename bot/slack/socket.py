@@ -63,13 +63,13 @@ class SocketMode:
         self.longest_retry = longest_retry
         self.connect_timeout = connect_timeout
         # slack_sdk's Socket Mode client has untyped methods; Any keeps mypy strict elsewhere.
-        self.client: Any = SocketModeClient(
+        self.connection: Any = SocketModeClient(
             app_token=app_token,
             web_client=web_client,
             ping_interval=ping_interval,
             logger=logging.getLogger("slack_sdk.socket_mode"),
         )
-        self.client.socket_mode_request_listeners.append(self._handle)
+        self.connection.socket_mode_request_listeners.append(self._handle)
         self._accepting = True
 
     async def connect(self) -> None:
@@ -78,8 +78,8 @@ class SocketMode:
         while True:
             attempt += 1
             try:
-                self.client.wss_uri = await self.client.issue_new_wss_url()
-                await asyncio.wait_for(self.client.connect(), self.connect_timeout)
+                self.connection.wss_uri = await self.connection.issue_new_wss_url()
+                await asyncio.wait_for(self.connection.connect(), self.connect_timeout)
                 return
             except SlackApiError as e:
                 if slack_error(e) in REFUSED:
@@ -97,7 +97,7 @@ class SocketMode:
             await asyncio.sleep(delay)
 
     async def connected(self) -> bool:
-        return self._accepting and await self.client.is_connected()
+        return self._accepting and await self.connection.is_connected()
 
     async def _handle(self, client: Any, request: SocketModeRequest) -> None:
         if not self._accepting:
@@ -111,11 +111,11 @@ class SocketMode:
         """Take no new envelope and never reconnect; the open socket still carries the
         acknowledgements of envelopes already being handled."""
         self._accepting = False
-        self.client.auto_reconnect_enabled = False
-        self.client.default_auto_reconnect_enabled = False
+        self.connection.auto_reconnect_enabled = False
+        self.connection.default_auto_reconnect_enabled = False
         # connect() and every reconnect path stop once the client says it is closed.
-        self.client.closed = True
+        self.connection.closed = True
 
     async def close(self) -> None:
         self.stop_accepting()
-        await self.client.close()
+        await self.connection.close()

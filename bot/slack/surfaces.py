@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Mapping
-from datetime import datetime
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block
@@ -24,9 +24,22 @@ from bot.settings import Settings
 from bot.slack import blocks
 from bot.slack.directory import Directory
 from bot.slack.text import channel_name, with_suffix
-from bot.store import Claims, Incident, StatusUpdate, Store
+from bot.store import ChannelState, Claims, Incident, StatusUpdate, Store
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# How often a render follows the state if other processes keep changing it meanwhile.
+RENDER_ROUNDS = 3
+# When Slack will not show something (an archived channel, a missing permission), how long
+# before the bot looks again on its own; an event that changes things looks at once.
+RENDER_BACKOFF = timedelta(minutes=10)
+# What an error on a call in the incident's channel says about the channel.
+CHANNEL_ERRORS = {
+    "is_archived": ChannelState.archived,
+    "channel_not_found": ChannelState.gone,
+    "not_in_channel": ChannelState.gone,
+}
 
 
 async def _all(steps: list[Awaitable[None]]) -> None:
@@ -93,11 +106,18 @@ class Surfaces:
             self._set_topic(state),
             self._post_card(state),
         ]
+        problems: list[str] = []
         if self._announces(inc):
-            steps.append(self._announce(state))
+            # The incident works without its announcement: a broken announcements channel
+            # is reported, never a reason to call the declaration failed.
+            steps.append(self._surface("announcement", self._announce(state), problems))
         await _all(steps)
-        await self.store.save_fields(incident_id, provisioned=True, provision_lease_until=None)
+        await self.store.save_fields(
+            incident_id, provisioned=True, provision_lease_until=None, shown_version=inc.version
+        )
         inc.provisioned = True
+        if problems:
+            await self._trouble(inc, problems)
         return inc
 
     async def _create_channel(self, inc: Incident) -> None:
@@ -155,20 +175,100 @@ class Surfaces:
 
     # --- the card, the topic and the announcement -----------------------------------------
 
-    async def refresh(self, incident_id: int) -> None:
-        """Show the stored state again: card, topic and announcement."""
-        # One render at a time per incident, each from fresh state, so the last one
-        # shown is never older than the last change.
+    async def refresh(self, incident_id: int) -> list[str]:
+        """Show the stored state again (card, topic, announcement), repairing what people
+        changed: a deleted card or announcement is posted again, an unpinned card pinned.
+        Returns what Slack would not show, as `surface: error`; those are recorded, reported
+        once to the commander, and tried again later."""
+        # One render at a time per incident in this process; across processes, whoever
+        # renders last looks again and renders once more if the state moved on meanwhile.
         async with self._render_locks.setdefault(incident_id, asyncio.Lock()):
-            state = await self.state(incident_id)
-            inc = state.incident
-            if not inc.provisioned:
-                await self.provision(incident_id)
-                return
-            steps: list[Awaitable[None]] = [self._post_card(state), self._set_topic(state)]
-            if self._announces(inc):
-                steps.append(self._announce(state))
-            await _all(steps)
+            for _ in range(RENDER_ROUNDS):
+                state = await self.state(incident_id)
+                inc = state.incident
+                if not inc.provisioned:
+                    await self.provision(incident_id)
+                    return []
+                problems = await self._render(state)
+                if problems:
+                    await self._trouble(inc, problems)
+                    return problems
+                await self.store.mark_shown(incident_id, inc.version)
+                latest = await self.store.incident(incident_id)
+                if latest is None or latest.version == inc.version:
+                    break
+            return []
+
+    async def _render(self, state: blocks.IncidentState) -> list[str]:
+        inc = state.incident
+        problems: list[str] = []
+        steps: list[Awaitable[None]] = []
+        if inc.channel_usable:
+            steps.append(self._surface("card", self._post_card(state), problems))
+            steps.append(self._surface("topic", self._set_topic(state), problems))
+        else:
+            problems.append(f"channel: {inc.channel_state}")
+        if self._announces(inc):
+            steps.append(self._surface("announcement", self._announce(state), problems))
+        await _all(steps)
+        return problems
+
+    async def _surface(self, name: str, step: Awaitable[None], problems: list[str]) -> None:
+        """Run one surface's Slack step; Slack's refusal becomes a problem, not an error."""
+        try:
+            await step
+        except SlackApiError as e:
+            log.warning("could not show the %s: %s", name, slack_error(e))
+            problems.append(f"{name}: {slack_error(e)}")
+
+    async def _trouble(self, inc: Incident, problems: list[str]) -> None:
+        """Record what Slack would not show, to look again later, and tell the commander
+        once per distinct problem."""
+        problem = "; ".join(problems)[:255]
+        retry = self.claims.clock() + RENDER_BACKOFF
+        await self.store.save_fields(inc.pk, slack_problem=problem, render_retry_at=retry)
+        if not await self.claims.take_report(inc.pk, problem):
+            return  # told already, by this process or another
+        roles = await self.store.roles(inc.pk)
+        commander = roles.get("commander") or inc.declared_by
+        text = blocks.slack_trouble(inc, problems, self.settings.announcements_channel)
+        try:
+            await self.client.chat_postMessage(channel=commander, text=text)
+        except SlackApiError as e:
+            log.warning("could not tell the commander of %s: %s", inc.ref, slack_error(e))
+        log.warning("%s: Slack will not show %s", inc.ref, problem)
+
+    async def withdraw_announcement(self, inc: Incident) -> None:
+        """Take a now-private incident's announcement out of the public channel."""
+        channel = self.settings.announcements_channel
+        if not channel or not inc.announcement_ts:
+            return
+        try:
+            await self.client.chat_delete(channel=channel, ts=inc.announcement_ts)
+        except SlackApiError as e:
+            if slack_error(e) != "message_not_found":
+                raise
+        await self.store.save_fields(inc.pk, announcement_ts=None)
+
+    async def rejoin(self, inc: Incident) -> bool:
+        """Join the incident's public channel again; False when Slack will not let the bot."""
+        try:
+            await self.client.conversations_join(channel=str(inc.channel_id))
+        except SlackApiError as e:
+            log.warning("could not join the channel of %s again: %s", inc.ref, slack_error(e))
+            return False
+        log.info("joined the channel of %s again", inc.ref)
+        return True
+
+    async def channel_changed(self, inc: Incident, state: ChannelState) -> None:
+        """The incident's channel was archived, unarchived, deleted or (re)joined."""
+        await self.store.save_fields(
+            inc.pk, channel_state=state.value, render_retry_at=None, problem_reported=None
+        )
+        if state is ChannelState.ok:
+            await self.refresh(inc.pk)
+        else:
+            await self._trouble(inc, [f"channel: {state.value}"])
 
     async def _set_topic(self, state: blocks.IncidentState) -> None:
         inc = state.incident
@@ -181,22 +281,36 @@ class Surfaces:
 
     async def _post_card(self, state: blocks.IncidentState) -> None:
         inc = state.incident
-        assert inc.channel_id
+        channel = inc.channel_id
+        assert channel
         text = blocks.card_text(state, self.settings)
         card = blocks.incident_card(state, self.settings)
+        if inc.card_ts is not None:
+            ts = inc.card_ts
+            try:
+                await self._in_channel(
+                    inc,
+                    lambda: self.client.chat_update(channel=channel, ts=ts, text=text, blocks=card),
+                )
+            except SlackApiError as e:
+                if slack_error(e) != "message_not_found":
+                    raise
+                # Someone deleted the card: post it again, and pin the new one.
+                log.info("the card of %s was deleted; posting it again", inc.ref)
+                inc.card_ts, inc.card_pinned = None, False
+                await self.store.save_fields(inc.pk, card_ts=None, card_pinned=False)
         if inc.card_ts is None:
-            resp = await self.client.chat_postMessage(
-                channel=inc.channel_id, text=text, blocks=card, unfurl_links=False
+            resp = await self._in_channel(
+                inc,
+                lambda: self.client.chat_postMessage(
+                    channel=channel, text=text, blocks=card, unfurl_links=False
+                ),
             )
             inc.card_ts = resp["ts"]
             await self.store.save_fields(inc.pk, card_ts=inc.card_ts)
-        else:
-            await self.client.chat_update(
-                channel=inc.channel_id, ts=inc.card_ts, text=text, blocks=card
-            )
         if not inc.card_pinned:
             try:
-                await self.client.pins_add(channel=inc.channel_id, timestamp=inc.card_ts)
+                await self.client.pins_add(channel=channel, timestamp=str(inc.card_ts))
             except SlackApiError as e:
                 if slack_error(e) != "already_pinned":
                     raise
@@ -209,10 +323,15 @@ class Surfaces:
         assert channel
         text, body = blocks.announcement(state, self.settings)
         if inc.announcement_ts is not None:
-            await self.client.chat_update(
-                channel=channel, ts=inc.announcement_ts, text=text, blocks=body
-            )
-            return
+            try:
+                await self.client.chat_update(
+                    channel=channel, ts=inc.announcement_ts, text=text, blocks=body
+                )
+                return
+            except SlackApiError as e:
+                if slack_error(e) != "message_not_found":
+                    raise
+                log.info("the announcement of %s was deleted; posting it again", inc.ref)
         try:
             resp = await self.client.chat_postMessage(channel=channel, text=text, blocks=body)
         except SlackApiError as e:
@@ -228,11 +347,33 @@ class Surfaces:
 
     async def post(self, inc: Incident, text: str, body: list[Block] | None = None) -> str:
         """Post in the incident's channel; returns the message ts."""
-        assert inc.channel_id
-        resp = await self.client.chat_postMessage(
-            channel=inc.channel_id, text=text, blocks=body, unfurl_links=False
+        channel = inc.channel_id
+        assert channel
+        resp = await self._in_channel(
+            inc,
+            lambda: self.client.chat_postMessage(
+                channel=channel, text=text, blocks=body, unfurl_links=False
+            ),
         )
         return str(resp["ts"])
+
+    async def _in_channel(self, inc: Incident, call: Callable[[], Awaitable[T]]) -> T:
+        """A Web API call in the incident's channel. Removed from a public channel, the bot
+        joins it again and retries once; an archived or vanished channel is recorded, so
+        reminders stop and the commander hears about it."""
+        try:
+            return await call()
+        except SlackApiError as e:
+            error = slack_error(e)
+            if error == "not_in_channel" and not inc.private:
+                log.info("the bot was removed from the channel of %s; joining again", inc.ref)
+                await self.client.conversations_join(channel=str(inc.channel_id))
+                return await call()
+            state = CHANNEL_ERRORS.get(error)
+            if state is not None and inc.channel_state != state.value:
+                inc.channel_state = state.value
+                await self.store.save_fields(inc.pk, channel_state=state.value)
+            raise
 
     async def post_to_announcement_thread(self, inc: Incident, text: str) -> None:
         channel = self.settings.announcements_channel

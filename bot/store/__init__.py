@@ -8,6 +8,7 @@ from bot.store.claims import Claims, posting_mark, update_claim_expired
 from bot.store.engine import async_url, make_engine
 from bot.store.queries import POSTING, Store
 from bot.store.tables import (
+    ChannelState,
     FollowUp,
     Incident,
     IncidentCounter,
@@ -22,6 +23,7 @@ from bot.store.tables import (
 
 __all__ = [
     "POSTING",
+    "ChannelState",
     "Claims",
     "FollowUp",
     "Incident",

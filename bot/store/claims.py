@@ -12,6 +12,8 @@ another process when its holder goes silent for longer than the lease.
 |                  | ("posting:<epoch>")            | updates never posted               |
 | reminder sending | incident.reminder_sending_since| Reminders.fire, by moving          |
 |                  | (a time)                       | next_update_due forward            |
+| problem report   | incident.problem_reported      | Surfaces, telling the commander    |
+|                  | (the problem last told)        | what Slack will not let it show    |
 
 | claim            | renewed by                     | expires                            |
 |------------------|--------------------------------|------------------------------------|
@@ -20,6 +22,7 @@ another process when its holder goes silent for longer than the lease.
 |                  |                                | message's ts replaces it once sent |
 | reminder sending | keep_alive rewrites the time   | older than one lease: Repair looks |
 |                  |                                | in the channel, records or resends |
+| problem report   | (not renewed)                  | cleared once Slack shows the state |
 
 `keep_alive` is the one heartbeat: it renews a claim every third of the lease while the work
 runs, so a slow Slack call (retries, rate limits) never lets another process take it over.
@@ -161,6 +164,7 @@ class Claims:
             if not inc.is_open or inc.next_update_due != due or due > now:
                 return None
             inc.next_update_due = now + interval(inc.severity)
+            inc.version += 1  # the card shows when the next update is due
             # Marks the reminder as being sent; the timeline entry is written once it is
             # posted, so the timeline never shows a reminder nobody saw.
             inc.reminder_sending_since = now
@@ -178,6 +182,22 @@ class Claims:
                 .values(reminder_sending_since=now),
             )
         return now if taken else None
+
+    # --- telling the commander about a problem, once --------------------------------------
+
+    async def take_report(self, incident_id: int, problem: str) -> bool:
+        """True for exactly one caller per distinct problem: that one tells the commander."""
+        async with self.store.session() as s:
+            return await _changed(
+                s,
+                update(Incident)
+                .where(col(Incident.id) == incident_id)
+                .where(
+                    col(Incident.problem_reported).is_(None)
+                    | (col(Incident.problem_reported) != problem)
+                )
+                .values(problem_reported=problem),
+            )
 
     async def release_reminder(self, session: AsyncSession, incident_id: int) -> None:
         locked = await self.store.locked(session, incident_id)

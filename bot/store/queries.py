@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import false, func, select, update
+from sqlalchemy import false, func, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
@@ -104,6 +104,11 @@ class Store:
             stmt = select(Incident).where(col(Incident.channel_id) == channel_id)
             return (await session.execute(stmt)).scalar_one_or_none()
 
+    async def incident_by_announcement(self, ts: str) -> Incident | None:
+        async with self.sessions() as session:
+            stmt = select(Incident).where(col(Incident.announcement_ts) == ts)
+            return (await session.execute(stmt)).scalars().first()
+
     async def incident_by_number(self, team_id: str | None, number: int) -> Incident | None:
         async with self.sessions() as session:
             stmt = select(Incident).where(col(Incident.number) == number)
@@ -138,6 +143,35 @@ class Store:
     async def stuck_reminders(self, older_than: datetime) -> Sequence[Incident]:
         async with self.sessions() as session:
             stmt = select(Incident).where(col(Incident.reminder_sending_since) < older_than)
+            return (await session.execute(stmt)).scalars().all()
+
+    async def mark_shown(self, incident_id: int, version: int) -> None:
+        """Slack shows `version` (or a later one): nothing left to catch up or report."""
+        async with self.session() as session:
+            await session.execute(
+                update(Incident)
+                .where(col(Incident.id) == incident_id)
+                .where(col(Incident.shown_version) < version)
+                .values(
+                    shown_version=version,
+                    slack_problem=None,
+                    problem_reported=None,
+                    render_retry_at=None,
+                )
+            )
+
+    async def behind(self, now: datetime) -> Sequence[Incident]:
+        """Incidents whose Slack surfaces show an older state, due for another try."""
+        async with self.sessions() as session:
+            stmt = (
+                select(Incident)
+                .where(col(Incident.provisioned) == true())
+                .where(col(Incident.shown_version) < col(Incident.version))
+                .where(
+                    col(Incident.render_retry_at).is_(None) | (col(Incident.render_retry_at) <= now)
+                )
+                .order_by(col(Incident.id))
+            )
             return (await session.execute(stmt)).scalars().all()
 
     async def save_fields(self, incident_id: int, **values: Any) -> None:

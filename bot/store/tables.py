@@ -46,6 +46,12 @@ class Status(enum.StrEnum):
     resolved = "resolved"
 
 
+class ChannelState(enum.StrEnum):
+    ok = "ok"
+    archived = "archived"
+    gone = "gone"
+
+
 class Incident(SQLModel, table=True):
     __tablename__ = "incident"
     __table_args__ = (UniqueConstraint("team_id", "number", name="uq_incident_team_number"),)
@@ -80,6 +86,17 @@ class Incident(SQLModel, table=True):
     last_update_at: datetime | None = _dt(nullable=True)
     next_update_due: datetime | None = _dt(nullable=True)
     resolved_at: datetime | None = _dt(nullable=True)
+    # Bumped by every stored change; Slack shows `shown_version` (the card, topic and
+    # announcement were last rendered from it), so a lower one is caught up.
+    version: int = 0
+    shown_version: int = 0
+    # ok, archived (reminders stop; changes still work by reference), gone (deleted).
+    channel_state: str = Field(default=ChannelState.ok.value, max_length=20)
+    # What Slack will not let the bot fix, as last found and as last told to the commander,
+    # and when to look again.
+    slack_problem: str | None = Field(default=None, max_length=255)
+    problem_reported: str | None = Field(default=None, max_length=255)
+    render_retry_at: datetime | None = _dt(nullable=True)
 
     @property
     def ref(self) -> str:
@@ -94,6 +111,11 @@ class Incident(SQLModel, table=True):
     @property
     def is_open(self) -> bool:
         return self.status != Status.resolved.value
+
+    @property
+    def channel_usable(self) -> bool:
+        """Whether the bot can post in the incident's channel as far as it knows."""
+        return bool(self.channel_id) and self.channel_state == ChannelState.ok.value
 
 
 class RoleAssignment(SQLModel, table=True):

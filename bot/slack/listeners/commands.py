@@ -20,6 +20,7 @@ from bot.slack.listeners.common import (
     guarded,
     open_form,
     responder,
+    tell,
 )
 from bot.slack.text import (
     clean,
@@ -128,8 +129,7 @@ def register(app: Listen, ops: Operations) -> None:
             await reply(text, choices)
             return
         done = await ops.response.set_severity(inc.pk, rest.split()[0], body["user_id"])
-        if not done.changed:
-            await reply(done.message, None)
+        await tell(done, reply)
 
     async def assign(role: str, inc: Incident, who: str, body: Body, reply: Reply) -> None:
         role_ = rules.role(settings, role)
@@ -142,8 +142,7 @@ def register(app: Listen, ops: Operations) -> None:
             raise BadInput(f"Name one person for {role_.label}: `/incident {role} @name`.")
         user_id = await ops.find.person(tokens[0], body["user_id"])
         done = await ops.response.assign_role(inc.pk, role_.name, user_id, body["user_id"])
-        if not done.changed:
-            await reply(done.message, None)
+        await tell(done, reply)
 
     @subcommand("commander", "ic")
     async def commander_cmd(inc: Incident, rest: str, body: Body, reply: Reply) -> None:
@@ -167,12 +166,13 @@ def register(app: Listen, ops: Operations) -> None:
         if not rest.strip():
             await open_form(ops, body["trigger_id"], forms.update_modal(inc, settings), reply)
             return
-        await ops.response.post_update(
+        done = await ops.response.post_update(
             inc.pk,
             summary=slack_to_plain(rest),
             actor=body["user_id"],
             key=f"command:{body['trigger_id']}",
         )
+        await tell(done, reply)
 
     @subcommand("status")
     async def status_cmd(inc: Incident, rest: str, body: Body, reply: Reply) -> None:
@@ -185,21 +185,19 @@ def register(app: Listen, ops: Operations) -> None:
         done = await ops.response.resolve(
             inc.pk, summary=slack_to_plain(rest), actor=body["user_id"]
         )
-        if not done.changed:
-            await reply(done.message, None)
+        await tell(done, reply)
 
     @subcommand("reopen")
     async def reopen_cmd(inc: Incident, rest: str, body: Body, reply: Reply) -> None:
         done = await ops.response.reopen(inc.pk, body["user_id"])
-        if not done.changed:
-            await reply(done.message, None)
+        await tell(done, reply)
 
     @subcommand("note")
     async def note_cmd(inc: Incident, rest: str, body: Body, reply: Reply) -> None:
         done = await ops.timeline.add_note(
             inc, slack_to_plain(rest), body["user_id"], key=f"command:{body['trigger_id']}"
         )
-        await reply(done.message, None)
+        await tell(done, reply, always=True)
 
     @subcommand("action", "followup", "follow-up")
     async def action_cmd(inc: Incident, rest: str, body: Body, reply: Reply) -> None:
@@ -212,7 +210,7 @@ def register(app: Listen, ops: Operations) -> None:
         done = await ops.timeline.add_follow_up(
             inc, slack_to_plain(rest), owner, body["user_id"], key=f"command:{body['trigger_id']}"
         )
-        await reply(done.message, None)
+        await tell(done, reply, always=True)
 
     @subcommand("postmortem", "pm")
     async def postmortem_cmd(inc: Incident, rest: str, body: Body, reply: Reply) -> None:

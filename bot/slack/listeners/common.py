@@ -15,6 +15,7 @@ from slack_sdk.models.blocks import Block
 
 from bot.errors import BadInput, SlackFailure, slack_error
 from bot.incidents.declare import Declaration, Declarations
+from bot.incidents.drift import Drift
 from bot.incidents.find import Finder
 from bot.incidents.response import Response
 from bot.incidents.rules import Changed
@@ -41,6 +42,7 @@ class Operations:
     settings: Settings
     find: Finder
     declarations: Declarations
+    drift: Drift
     response: Response
     timeline: Timeline
     postmortems: Postmortems
@@ -117,9 +119,13 @@ def privately(ops: Operations, channel: str | None, user: str) -> Reply:
     return reply
 
 
-async def quietly(done: Changed, reply: Reply) -> None:
-    """Tell the person only when their action did nothing (a repeat, or no change)."""
-    if not done.changed and done.message:
+async def tell(done: Changed, reply: Reply, *, always: bool = False) -> None:
+    """Answer an operation honestly: when it did nothing (a repeat, or no change), when it
+    is stored but Slack did not show it everywhere, or (`always`) that it is done. A
+    change that shows in the channel needs no other answer."""
+    if done.changed and done.problems:
+        await reply(answers.stored_but(done.message, done.problems), None)
+    elif (always or not done.changed) and done.message:
         await reply(done.message, None)
 
 

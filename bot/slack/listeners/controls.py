@@ -19,7 +19,7 @@ from bot.slack.listeners.common import (
     guarded,
     open_form,
     privately,
-    quietly,
+    tell,
 )
 from bot.store import Incident
 
@@ -66,7 +66,7 @@ def register(app: Listen, ops: Operations) -> None:
     @button(blocks.CARD_SEVERITY, what="change the severity")
     async def severity_picked(body: Body, inc: Incident, reply: Reply) -> None:
         picked = body["actions"][0]["selected_option"]["value"]
-        await quietly(await ops.response.set_severity(inc.pk, picked, clicker(body)), reply)
+        await tell(await ops.response.set_severity(inc.pk, picked, clicker(body)), reply)
 
     @button(re.compile(rf"^{re.escape(blocks.CARD_ROLE)}"), what="assign the role")
     async def role_picked(body: Body, inc: Incident, reply: Reply) -> None:
@@ -75,7 +75,7 @@ def register(app: Listen, ops: Operations) -> None:
         user = action.get("selected_user")
         if not user:
             return  # the picker was cleared; a role is never left empty this way
-        await quietly(await ops.response.assign_role(inc.pk, role, user, clicker(body)), reply)
+        await tell(await ops.response.assign_role(inc.pk, role, user, clicker(body)), reply)
 
     @button(blocks.CARD_UPDATE, blocks.REMINDER_UPDATE, what="open the update form")
     async def update_clicked(body: Body, inc: Incident, reply: Reply) -> None:
@@ -90,7 +90,7 @@ def register(app: Listen, ops: Operations) -> None:
 
     @button(blocks.CARD_REOPEN, what="reopen the incident")
     async def reopen_clicked(body: Body, inc: Incident, reply: Reply) -> None:
-        await quietly(await ops.response.reopen(inc.pk, clicker(body)), reply)
+        await tell(await ops.response.reopen(inc.pk, clicker(body)), reply)
 
     @button(re.compile(rf"^{re.escape(blocks.REMINDER_SNOOZE)}\d+$"), what="snooze the reminder")
     async def snooze_clicked(body: Body, inc: Incident, reply: Reply) -> None:
@@ -100,7 +100,7 @@ def register(app: Listen, ops: Operations) -> None:
         done = await ops.response.snooze(
             inc.pk, minutes, clicker(body), key=f"snooze:{reminder_ts}"
         )
-        await reply(done.message, None)
+        await tell(done, reply, always=True)
 
     @button(blocks.CARD_FOLLOW_UP, what="open the follow-up form")
     async def follow_up_clicked(body: Body, inc: Incident, reply: Reply) -> None:
@@ -108,4 +108,4 @@ def register(app: Listen, ops: Operations) -> None:
 
     @button(blocks.CARD_POSTMORTEM, what="compile the postmortem")
     async def postmortem_clicked(body: Body, inc: Incident, reply: Reply) -> None:
-        await quietly(await ops.postmortems.compile(inc.pk, clicker(body)), reply)
+        await tell(await ops.postmortems.compile(inc.pk, clicker(body)), reply)

@@ -11,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 from bot.errors import BadInput
 from bot.slack import blocks
 from bot.slack.listeners.common import Listen, Operations, guarded, privately
+from bot.store import ChannelState
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,59 @@ def register(app: Listen, ops: Operations) -> None:
             await ops.timeline.add_message(incident, ts=item["ts"], actor=event["user"])
         except (BadInput, SlackApiError) as e:
             log.info("could not add a message to %s: %s", incident.ref, e)
+
+    # --- Slack changing under the bot ----------------------------------------------------
+
+    @app.event("message")
+    async def message(event: Body) -> None:
+        # Only housekeeping matters here; people's messages are read when they are pinned
+        # or when the postmortem is compiled.
+        subtype = event.get("subtype")
+        channel = event.get("channel")
+        if subtype == "message_deleted":
+            await ops.drift.message_deleted(channel, event.get("deleted_ts"))
+        elif subtype == "channel_convert_to_private":
+            await ops.drift.made_private(channel)
+
+    @app.event("pin_removed")
+    async def pin_removed(event: Body) -> None:
+        item = event.get("item") or {}
+        ts = (item.get("message") or {}).get("ts") or item.get("ts")
+        await ops.drift.card_unpinned(event.get("channel_id") or item.get("channel"), ts)
+
+    @app.event("channel_archive")
+    @app.event("group_archive")
+    async def archived(event: Body) -> None:
+        await ops.drift.channel_state(event.get("channel"), ChannelState.archived)
+
+    @app.event("channel_unarchive")
+    @app.event("group_unarchive")
+    async def unarchived(event: Body) -> None:
+        await ops.drift.channel_state(event.get("channel"), ChannelState.ok)
+
+    @app.event("channel_deleted")
+    @app.event("group_deleted")
+    async def deleted(event: Body) -> None:
+        await ops.drift.channel_state(event.get("channel"), ChannelState.gone)
+
+    @app.event("channel_left")
+    @app.event("group_left")
+    async def bot_left(event: Body) -> None:
+        await ops.drift.bot_left(event.get("channel"))
+
+    @app.event("member_joined_channel")
+    async def member_joined(event: Body) -> None:
+        await ops.drift.member_joined(event.get("channel"), event.get("user"))
+
+    @app.event("channel_rename")
+    @app.event("group_rename")
+    async def renamed(event: Body) -> None:
+        channel = event.get("channel") or {}
+        await ops.drift.renamed(channel.get("id"), channel.get("name"))
+
+    @app.event("user_change")
+    async def user_changed(event: Body) -> None:
+        ops.drift.person_changed((event.get("user") or {}).get("id"))
 
     @app.shortcut(blocks.TIMELINE_SHORTCUT)
     async def timeline_shortcut(ack: AsyncAck, body: Body) -> None:

@@ -12,7 +12,7 @@ from bot.errors import BadInput
 from bot.incidents import rules
 from bot.incidents.declare import Declaration
 from bot.slack.forms import DeclareForm, Field, FollowUpForm, Form, ResolveForm, UpdateForm, errors
-from bot.slack.listeners.common import Listen, Operations, declare, guarded, privately, quietly
+from bot.slack.listeners.common import Listen, Operations, declare, guarded, privately, tell
 
 Body = dict[str, Any]
 # The form must be answered within Slack's 3 seconds; a slower check is skipped.
@@ -37,12 +37,15 @@ def register(app: Listen, ops: Operations) -> None:
 
         async def work() -> None:
             inc = await ops.find.for_form(form.incident_id())
+            answer = privately(ops, inc.channel_id, user_id)
             try:
-                await ops.response.post_update(
+                done = await ops.response.post_update(
                     inc.pk, summary=summary, status=status, actor=user_id, key=f"view:{form.id}"
                 )
             except BadInput as e:
-                await privately(ops, inc.channel_id, user_id)(f":warning: {e}", None)
+                await answer(f":warning: {e}", None)
+                return
+            await tell(done, answer)
 
         await guarded("post the update", privately(ops, None, user_id), work)
 
@@ -61,7 +64,10 @@ def register(app: Listen, ops: Operations) -> None:
             incident = await ops.find.for_form(form.incident_id())
             if owner:
                 await ops.find.check_person(owner, "The owner")
-            await ops.timeline.add_follow_up(incident, text, owner, user_id, key=f"view:{form.id}")
+            done = await ops.timeline.add_follow_up(
+                incident, text, owner, user_id, key=f"view:{form.id}"
+            )
+            await tell(done, privately(ops, incident.channel_id, user_id))
 
         await guarded("record the follow-up", privately(ops, None, user_id), work)
 
@@ -75,7 +81,7 @@ def register(app: Listen, ops: Operations) -> None:
         async def work() -> None:
             incident = await ops.find.for_form(form.incident_id())
             done = await ops.response.resolve(incident.pk, summary=summary, actor=user_id)
-            await quietly(done, privately(ops, done.incident.channel_id, user_id))
+            await tell(done, privately(ops, done.incident.channel_id, user_id))
 
         await guarded("resolve the incident", privately(ops, None, user_id), work)
 
