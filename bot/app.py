@@ -113,6 +113,7 @@ class BotApp:
             self.store,
             self.claims,
             self.surfaces,
+            self.directory,
             self.inflight,
             scheduler=self.scheduler,
             clock=clock,

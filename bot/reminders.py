@@ -14,11 +14,13 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from slack_sdk.errors import SlackApiError
 
 from bot.errors import log_failure
 from bot.incidents import rules
 from bot.settings import Settings
 from bot.slack import blocks
+from bot.slack.directory import Directory
 from bot.slack.surfaces import Surfaces
 from bot.store import ChannelState, Claims, Incident, Store, utcnow
 from bot.store.claims import Clock
@@ -43,6 +45,7 @@ class Reminders:
         store: Store,
         claims: Claims,
         surfaces: Surfaces,
+        directory: Directory,
         inflight: InFlight,
         *,
         scheduler: AsyncIOScheduler,
@@ -53,6 +56,7 @@ class Reminders:
         self.store = store
         self.claims = claims
         self.surfaces = surfaces
+        self.directory = directory
         self.inflight = inflight
         self.scheduler = scheduler
         self.clock = clock
@@ -160,8 +164,7 @@ class Reminders:
             if latest is not None:
                 await self.schedule(latest)
             return
-        roles = await self.store.roles(inc.pk)
-        mention = roles.get("comms") or roles.get("commander") or inc.declared_by
+        mention = await self._who(inc)
         since = (
             blocks.when(inc.last_update_at, "{time} ({ago})")
             if inc.last_update_at
@@ -181,6 +184,21 @@ class Reminders:
         incident = await self.store.incident(incident_id)
         if incident is not None:
             await self.schedule(incident)
+
+    async def _who(self, inc: Incident) -> str | None:
+        """Whom the reminder mentions: the comms lead, else the commander, else the
+        declarer, passing over deactivated accounts; nobody (the channel) if none is left."""
+        roles = await self.store.roles(inc.pk)
+        for user_id in (roles.get("comms"), roles.get("commander"), inc.declared_by):
+            if not user_id:
+                continue
+            try:
+                user = await self.directory.user(user_id)
+            except SlackApiError:
+                return user_id  # Slack cannot say: mention them rather than nobody
+            if user is not None and not user.get("deleted"):
+                return user_id
+        return None
 
     async def _record(self, inc: Incident, due: datetime, ts: str) -> None:
         async with self.store.session() as s:

@@ -41,6 +41,25 @@ class Finder:
         where = ", ".join(f"<#{i.channel_id}> ({i.ref})" for i in public)
         raise BadInput(f"Run this in the incident's channel: {where}.")
 
+    async def by_number(self, number: int, user_id: str) -> Incident:
+        """INC-<number>, named by a person anywhere; a private one only for members of its
+        channel (and it is not revealed to others)."""
+        incident = await self.store.incident_by_number(self.directory.team_id, number)
+        if incident is None or not await self.may_see(incident, user_id):
+            raise BadInput(f"There is no INC-{number} you can see. `/incident list` shows them.")
+        return incident
+
+    async def may_see(self, incident: Incident, user_id: str) -> bool:
+        """Everyone sees a public incident; a private one, the members of its channel."""
+        if not incident.private:
+            return True
+        if not incident.channel_id:
+            return incident.declared_by == user_id
+        try:
+            return user_id in await self.directory.members(incident.channel_id)
+        except SlackApiError:
+            return False  # when in doubt, a private incident stays hidden
+
     async def for_control(self, value: str | None, channel_id: str | None) -> Incident:
         """The incident a button or menu belongs to: its value, else the channel it is in."""
         if value and value.isdigit():
@@ -59,20 +78,11 @@ class Finder:
 
     async def visible_open(self, team_id: str, user_id: str) -> list[blocks.IncidentState]:
         """Open incidents, private ones only for members of their channel."""
-        states = []
-        for incident in await self.store.open_incidents(team_id):
-            if incident.private:
-                if not incident.channel_id:
-                    if incident.declared_by != user_id:
-                        continue
-                else:
-                    try:
-                        if user_id not in await self.directory.members(incident.channel_id):
-                            continue
-                    except SlackApiError:
-                        continue  # when in doubt, a private incident stays hidden
-            states.append(await self.surfaces.state(incident.pk))
-        return states
+        return [
+            await self.surfaces.state(incident.pk)
+            for incident in await self.store.open_incidents(team_id)
+            if await self.may_see(incident, user_id)
+        ]
 
     async def status(self, incident: Incident) -> tuple[blocks.IncidentState, str | None]:
         """The incident as stored, and the summary of its latest update."""

@@ -57,6 +57,17 @@ def parse_declare(settings: Settings, text: str) -> tuple[str | None, str]:
     return None, text.strip()
 
 
+NAMED_INCIDENT = re.compile(r"^(?:inc-?|#)(\d{1,9})(?:\s+|$)", re.IGNORECASE)
+
+
+def named_incident(text: str) -> tuple[int | None, str]:
+    """`INC-42 Rolled back` -> (42, "Rolled back"); text naming no incident -> (None, text)."""
+    match = NAMED_INCIDENT.match(text.strip())
+    if match is None:
+        return None, text
+    return int(match[1]), text.strip()[match.end() :].strip()
+
+
 def check_title(title: str) -> str:
     title = one_line(title, 100_000)
     if not title:

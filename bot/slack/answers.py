@@ -32,6 +32,13 @@ from bot.slack.text import literal, one_line
 from bot.store import Incident
 
 
+def update_too_late(inc: Incident) -> str:
+    return (
+        f"{inc.ref} was resolved meanwhile, so this update was not posted. Copy your text, "
+        f"`/incident reopen` it if it is not over, and post again."
+    )
+
+
 def stored_but(message: str, problems: Sequence[str]) -> str:
     """A change that is stored but not (yet) shown everywhere in Slack."""
     which = ", ".join(f"{p.partition(': ')[0]} `{p.partition(': ')[2]}`" for p in problems)
@@ -131,6 +138,7 @@ HELP_LINES = [
     ("/incident reopen", "reopen a resolved incident"),
     ("/incident postmortem", "compile the postmortem draft and post it here"),
     ("/incident list", "open incidents, with links to their channels"),
+    ("/incident resolve INC-42 [summary]", "name the incident first to act from anywhere"),
     ("/incident help", "this help"),
 ]
 

@@ -234,8 +234,9 @@ def resolved_message(
     ]
 
 
-def reminder(inc: Incident, mention: str, since: str) -> tuple[str, list[Block]]:
-    text = f":alarm_clock: <@{mention}> {inc.ref} needs a status update (last one: {since})."
+def reminder(inc: Incident, mention: str | None, since: str) -> tuple[str, list[Block]]:
+    who = f"<@{mention}> " if mention else ""
+    text = f":alarm_clock: {who}{inc.ref} needs a status update (last one: {since})."
     buttons: list[ButtonElement] = [
         ButtonElement(
             action_id=REMINDER_UPDATE, text="Post update", value=str(inc.id), style="primary"

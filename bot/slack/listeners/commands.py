@@ -109,6 +109,12 @@ def register(app: Listen, ops: Operations) -> None:
             await ack()
 
             async def run() -> None:
+                number, named_rest = rules.named_incident(rest)
+                if number is not None:
+                    # `/incident resolve INC-42 …` works anywhere, for people who may see it.
+                    incident = await ops.find.by_number(number, user_id)
+                    await handler(incident, named_rest, body, reply)
+                    return
                 incident = await ops.find.in_channel(body.get("channel_id"), team_id)
                 await handler(incident, rest, body, reply)
 

@@ -11,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 from bot.errors import BadInput
 from bot.incidents import rules
 from bot.incidents.declare import Declaration
+from bot.slack import answers
 from bot.slack.forms import DeclareForm, Field, FollowUpForm, Form, ResolveForm, UpdateForm, errors
 from bot.slack.listeners.common import Listen, Operations, declare, guarded, privately, tell
 
@@ -30,6 +31,15 @@ def register(app: Listen, ops: Operations) -> None:
         if not summary.strip():
             await ack(
                 response_action="errors", errors=errors({UpdateForm.SUMMARY: "Write a summary."})
+            )
+            return
+        # Nothing typed is lost: a form its incident can no longer take stays open, text
+        # intact, saying why.
+        target = await ops.find.by_id(form.incident_id() or 0)
+        if target is not None and not target.is_open:
+            await ack(
+                response_action="errors",
+                errors=errors({UpdateForm.SUMMARY: answers.update_too_late(target)}),
             )
             return
         await ack()
