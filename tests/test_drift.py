@@ -1,0 +1,324 @@
+"""Slack drifts, the bot heals: people change Slack under a running incident, and the bot
+follows, repairs what it can, tells the commander once what it cannot, and never asks
+anyone to retry a change that was stored."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.support import (
+    ALICE,
+    ANNOUNCE,
+    BOB,
+    CAROL,
+    GENERAL,
+    Bot,
+    StartBot,
+    card_of,
+    declared,
+    entries,
+    texts_of,
+    until,
+)
+
+RETRY_WORDS = ("try again", "Please try")
+
+
+def never_asked_to_retry(told: list[dict[str, Any]]) -> None:
+    for answer in told:
+        assert not any(w in answer.get("text", "") for w in RETRY_WORDS), answer
+
+
+def dms_to(bot: Bot, user: str) -> list[str]:
+    channel = bot.fake.dm_channel(user)
+    if channel is None:
+        return []
+    return [m.get("text", "") for m in bot.fake.messages(channel.id, include_system=False)]
+
+
+async def announced(start_bot: StartBot) -> tuple[Bot, Any]:
+    bot = await start_bot(announcements_channel=ANNOUNCE)
+    bot.fake.add_channel("incidents", id=ANNOUNCE, members=["UBOT", ALICE, BOB])
+    inc = await declared(bot)
+    return bot, inc
+
+
+async def current(bot: Bot, number: int = 1) -> Any:
+    return next(i for i in await bot.incidents() if i.number == number)
+
+
+# --- the card and the announcement ------------------------------------------------------
+
+
+async def test_a_deleted_card_is_posted_again_and_the_change_is_not_retried(bot: Bot) -> None:
+    inc = await declared(bot)
+    channel = bot.fake.channels[inc.channel_id]
+    channel.history.remove(channel.find(inc.card_ts))
+    channel.pinned.pop(inc.card_ts, None)
+
+    told = await bot.ask("severity sev1", user=ALICE, channel=inc.channel_id)
+
+    never_asked_to_retry(told)
+    assert [e.data["to"] for e in await entries(bot, inc, "severity")] == ["SEV1"]
+    now = await current(bot)
+    assert now.card_ts != inc.card_ts and now.card_pinned
+    assert bot.fake.pins(inc.channel_id) == [now.card_ts]
+    assert "SEV1" in texts_of(card_of(bot, now)["blocks"])
+    assert now.shown_version == now.version
+
+
+async def test_a_card_deleted_by_a_person_comes_back_at_once(bot: Bot) -> None:
+    inc = await declared(bot)
+    channel = bot.fake.channels[inc.channel_id]
+    channel.history.remove(channel.find(inc.card_ts))
+    channel.pinned.pop(inc.card_ts, None)
+    # What Slack sends when a message is deleted in a channel the bot is in.
+    await bot.slack.event(
+        {
+            "type": "message",
+            "subtype": "message_deleted",
+            "hidden": True,
+            "channel": inc.channel_id,
+            "channel_type": "channel",
+            "deleted_ts": inc.card_ts,
+            "ts": "1700000000.000200",
+            "previous_message": {"type": "message", "ts": inc.card_ts, "text": "card"},
+        }
+    )
+    await bot.settled()
+    now = await current(bot)
+    assert now.card_ts and now.card_ts != inc.card_ts
+    assert bot.fake.pins(inc.channel_id) == [now.card_ts]
+
+
+async def test_an_unpinned_card_is_pinned_again(bot: Bot) -> None:
+    inc = await declared(bot)
+    bot.fake.channels[inc.channel_id].pinned.pop(inc.card_ts)
+    await bot.slack.event(
+        {
+            "type": "pin_removed",
+            "user": BOB,
+            "channel_id": inc.channel_id,
+            "item": {
+                "type": "message",
+                "channel": inc.channel_id,
+                "message": {"type": "message", "ts": inc.card_ts, "text": "card"},
+                "created_by": "UBOT",
+            },
+            "has_pins": False,
+        }
+    )
+    await bot.settled()
+    assert bot.fake.pins(inc.channel_id) == [inc.card_ts]
+    assert (await current(bot)).card_pinned
+
+
+async def test_a_deleted_announcement_is_posted_again(start_bot: StartBot) -> None:
+    bot, inc = await announced(start_bot)
+    first = inc.announcement_ts
+    announcements = bot.fake.channels[ANNOUNCE]
+    announcements.history.remove(announcements.find(first))
+
+    told = await bot.ask("severity sev2", user=ALICE, channel=inc.channel_id)
+
+    never_asked_to_retry(told)
+    now = await current(bot)
+    assert now.announcement_ts and now.announcement_ts != first
+    [post] = bot.fake.messages(ANNOUNCE, include_system=False)
+    assert "SEV2" in texts_of(post["blocks"])
+
+
+async def test_a_broken_announcements_channel_never_fails_a_declaration(
+    start_bot: StartBot,
+) -> None:
+    bot = await start_bot(announcements_channel=ANNOUNCE)
+    announcements = bot.fake.add_channel("incidents", id=ANNOUNCE, members=["UBOT"])
+    announcements.is_archived = True
+
+    told = await bot.ask("declare sev2 Search is slow", user=ALICE, channel=GENERAL)
+    inc = await bot.wait_provisioned(1)
+    await bot.settled()
+
+    # Declared once, with its channel and card, and the declarer hears the truth.
+    assert [i.number for i in await bot.incidents()] == [1]
+    assert bot.fake.pins(inc.channel_id) == [inc.card_ts]
+    said = " ".join(t.get("text", "") for t in told) + " ".join(bot.private_to(ALICE))
+    assert f"<#{inc.channel_id}>" in said and "announcement" in said
+    never_asked_to_retry(told)
+    # The commander is told once, with how to fix it, however many changes follow.
+    await bot.ask("severity sev1", user=ALICE, channel=inc.channel_id)
+    await bot.ask("update Still looking", user=ALICE, channel=inc.channel_id)
+    reports = [t for t in dms_to(bot, ALICE) if "announcement" in t]
+    assert len(reports) == 1 and "archived" in reports[0]
+
+
+# --- the channel ------------------------------------------------------------------------
+
+
+async def test_removed_from_a_public_channel_the_bot_joins_again(bot: Bot) -> None:
+    inc = await declared(bot)
+    bot.fake.channels[inc.channel_id].members.remove("UBOT")
+
+    told = await bot.ask("update Restarted the workers", user=ALICE, channel=inc.channel_id)
+
+    never_asked_to_retry(told)
+    assert "UBOT" in bot.fake.channels[inc.channel_id].members
+    [update] = await entries(bot, inc, "update")
+    assert update.text == "Restarted the workers"
+    posted = [
+        m
+        for m in bot.fake.messages(inc.channel_id, include_system=False)
+        if "Restarted the workers" in m.get("text", "")
+    ]
+    assert len(posted) == 1
+
+
+async def test_an_archived_channel_stops_reminders_and_the_incident_resolves_by_name(
+    start_bot: StartBot,
+) -> None:
+    bot = await start_bot(reminder_interval_minutes=0.6 / 60, reminder_sync_seconds=0.2)
+    await bot.slack.command("declare sev2 Queue backlog", user=ALICE, channel=GENERAL)
+    inc = await bot.wait_provisioned(1)
+    bot.fake.channels[inc.channel_id].is_archived = True
+    await bot.slack.event({"type": "channel_archive", "channel": inc.channel_id, "user": BOB})
+    await bot.settled()
+    assert (await current(bot)).channel_state == "archived"
+
+    # No reminder goes out, and nothing retries in a loop, for several intervals.
+    posts_before = len(bot.fake.calls_to("chat.postMessage"))
+    await asyncio.sleep(2.0)
+    await bot.settled()
+    in_channel = [
+        c
+        for c in bot.fake.calls_to("chat.postMessage")[posts_before:]
+        if c.args.get("channel") == inc.channel_id
+    ]
+    assert in_channel == []
+    reports = [t for t in dms_to(bot, ALICE) if "archived" in t]
+    assert len(reports) == 1 and "INC-1" in reports[0]
+
+    # Outside the channel, naming the incident works.
+    told = await bot.ask("resolve INC-1 Drained the queue", user=ALICE, channel=GENERAL)
+    never_asked_to_retry(told)
+    assert (await current(bot)).status == "resolved"
+    [resolved] = await entries(bot, inc, "resolved")
+    assert resolved.data["summary"] == "Drained the queue"
+
+
+async def test_a_renamed_channel_is_followed(bot: Bot) -> None:
+    inc = await declared(bot)
+    await bot.slack.event(
+        {
+            "type": "channel_rename",
+            "channel": {"id": inc.channel_id, "name": "inc-1-checkout", "created": 1700000000},
+        }
+    )
+    await bot.settled()
+    assert (await current(bot)).channel_name == "inc-1-checkout"
+
+
+async def test_a_channel_made_private_makes_the_incident_private(start_bot: StartBot) -> None:
+    bot, inc = await announced(start_bot)
+    bot.fake.channels[inc.channel_id].is_private = True
+    await bot.slack.event(
+        {
+            "type": "message",
+            "subtype": "channel_convert_to_private",
+            "user": ALICE,
+            "text": "made this channel *private*. Now, it can only be viewed or joined by "
+            "invitation.",
+            "channel": inc.channel_id,
+            "ts": "1730984822.596869",
+            "channel_type": "group",
+        }
+    )
+    await bot.settled()
+    now = await current(bot)
+    assert now.private and now.announcement_ts is None
+    assert bot.fake.messages(ANNOUNCE, include_system=False) == []
+
+    await bot.ask(
+        "update Confirmed credential leak on bastion-3", user=ALICE, channel=inc.channel_id
+    )
+    leaked = [
+        m
+        for m in bot.fake.messages(ANNOUNCE)
+        + [r for m in bot.fake.messages(ANNOUNCE) for r in bot.fake.replies(ANNOUNCE, m["ts"])]
+        if "bastion" in m.get("text", "")
+    ]
+    assert leaked == []
+    # Listed for members only.
+    listing = await bot.ask("list", user=CAROL, channel=GENERAL)
+    assert "INC-1" not in str(listing)
+    listing = await bot.ask("list", user=ALICE, channel=GENERAL)
+    assert "INC-1" in str(listing)
+
+
+# --- people and forms -------------------------------------------------------------------
+
+
+async def test_reminders_pass_over_a_deactivated_comms_lead(start_bot: StartBot) -> None:
+    bot = await start_bot(reminder_interval_minutes=0.6 / 60, reminder_sync_seconds=0.2)
+    await bot.slack.command("declare sev2 Cache stampede", user=ALICE, channel=GENERAL)
+    inc = await bot.wait_provisioned(1)
+    await bot.ask("comms @bob", user=ALICE, channel=inc.channel_id)
+    bot.fake.users[BOB]["deleted"] = True
+    await bot.slack.event({"type": "user_change", "user": dict(bot.fake.users[BOB])})
+    reminder = await until(
+        lambda: next(
+            (
+                m
+                for m in bot.fake.messages(inc.channel_id, include_system=False)
+                if "needs a status update" in m.get("text", "")
+            ),
+            None,
+        ),
+        message="a reminder",
+    )
+    assert f"<@{ALICE}>" in reminder["text"] and f"<@{BOB}>" not in reminder["text"]
+
+
+async def test_an_update_form_submitted_after_resolve_stays_open_with_its_text(bot: Bot) -> None:
+    inc = await declared(bot)
+    await bot.slack.block_action(
+        user=BOB, channel=inc.channel_id, message_ts=inc.card_ts, action_id="card_update"
+    )
+    view = await until(
+        lambda: next((v for v in bot.fake.views.values() if v["callback_id"] == "update"), None),
+        message="the update form",
+    )
+    await bot.ask("resolve Fixed", user=ALICE, channel=inc.channel_id)
+
+    reply = await bot.slack.submit_view(
+        view["id"], user=BOB, inputs={"status": "monitoring", "summary": "Long careful text"}
+    )
+
+    assert reply.json["response_action"] == "errors"
+    assert "resolved" in reply.json["errors"]["summary"]
+    assert view["id"] in bot.fake.views  # still open, with what was typed
+    await bot.settled()
+    assert await entries(bot, inc, "update") == []
+
+
+# --- two processes ------------------------------------------------------------------------
+
+
+async def test_two_processes_changing_severity_at_once_end_showing_the_stored_one(
+    start_bot: StartBot,
+) -> None:
+    one = await start_bot()
+    two = await start_bot()
+    inc = await declared(one)
+    for round_, (first, second) in enumerate([("sev1", "sev4"), ("sev2", "sev3")] * 3):
+        await asyncio.gather(
+            one.slack.command(f"severity {first}", user=ALICE, channel=inc.channel_id),
+            two.slack.command(f"severity {second}", user=BOB, channel=inc.channel_id),
+        )
+        await one.settled()
+        await two.settled()
+        stored = (await current(one)).severity
+        shown = texts_of(card_of(one, inc)["blocks"])
+        topic = one.fake.channels[inc.channel_id].topic["value"]
+        assert f"*Severity*\n{stored}" in shown, (round_, stored)
+        assert topic.startswith(stored), (round_, stored, topic)
