@@ -322,3 +322,31 @@ async def test_two_processes_changing_severity_at_once_end_showing_the_stored_on
         topic = one.fake.channels[inc.channel_id].topic["value"]
         assert f"*Severity*\n{stored}" in shown, (round_, stored)
         assert topic.startswith(stored), (round_, stored, topic)
+
+
+async def test_a_channel_archived_without_an_event_is_found_once_not_retried(
+    start_bot: StartBot,
+) -> None:
+    bot = await start_bot(
+        reminder_interval_minutes=0.6 / 60, reminder_sync_seconds=0.2, lease_seconds=1.0
+    )
+    await bot.slack.command("declare sev2 Disk full", user=ALICE, channel=GENERAL)
+    inc = await bot.wait_provisioned(1)
+    bot.fake.channels[inc.channel_id].is_archived = True  # no event reaches the bot
+
+    async def archived() -> bool:
+        return (await current(bot)).channel_state == "archived"
+
+    await until(archived, message="the archived channel noticed by a refused reminder")
+    await bot.settled()
+    tries = len(bot.fake.calls_to("chat.postMessage"))
+    await asyncio.sleep(2.0)  # several reminder intervals and repair passes
+    await bot.settled()
+    again = [
+        c
+        for c in bot.fake.calls_to("chat.postMessage")[tries:]
+        if c.args.get("channel") == inc.channel_id
+    ]
+    assert again == []
+    reports = [t for t in dms_to(bot, ALICE) if "archived" in t]
+    assert len(reports) == 1

@@ -371,8 +371,11 @@ class Surfaces:
                 return await call()
             state = CHANNEL_ERRORS.get(error)
             if state is not None and inc.channel_state != state.value:
+                # Found out by a refused call rather than an event: record it and tell
+                # the commander, so reminders stop instead of failing on every interval.
                 inc.channel_state = state.value
                 await self.store.save_fields(inc.pk, channel_state=state.value)
+                await self._trouble(inc, [f"channel: {state.value}"])
             raise
 
     async def post_to_announcement_thread(self, inc: Incident, text: str) -> None:
