@@ -292,6 +292,24 @@ class SlackSender:
         # Interactivity payloads arrive as a form with one JSON-encoded field.
         return await self._post_form({"payload": json.dumps(payload)}, timestamp)
 
+    async def _post_event(
+        self,
+        body: JsonDict,
+        retry_num: int | None,
+        retry_reason: str | None,
+        timestamp: int | None,
+    ) -> Reply:
+        headers: dict[str, str] = {}
+        if retry_num is not None:
+            headers["X-Slack-Retry-Num"] = str(retry_num)
+            headers["X-Slack-Retry-Reason"] = retry_reason or "http_timeout"
+        return await self._send(
+            json.dumps(body).encode(),
+            "application/json",
+            timestamp=timestamp,
+            extra_headers=headers,
+        )
+
     # -- workspace lookups ----------------------------------------------------------------------
 
     def _channel_id(self, channel: str) -> str:
@@ -672,14 +690,7 @@ class SlackSender:
             "is_ext_shared_channel": False,
             "event_context": f"4-{self.fake.random_id(24)}",
         }
-        headers: dict[str, str] = {}
-        if retry_num is not None:
-            headers["X-Slack-Retry-Num"] = str(retry_num)
-            headers["X-Slack-Retry-Reason"] = retry_reason or "http_timeout"
-        body = json.dumps(envelope).encode()
-        return await self._send(
-            body, "application/json", timestamp=timestamp, extra_headers=headers
-        )
+        return await self._post_event(envelope, retry_num, retry_reason, timestamp)
 
     async def reaction_added(
         self,
