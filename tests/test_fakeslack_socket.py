@@ -8,6 +8,7 @@ never gives up on a refused app token, and ``disconnect()`` alone does not stop 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,13 +20,43 @@ from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakeslack import FakeSlack, SocketConnection
+from tests.fakeslack import FakeSlack, SocketConnection, SocketModeSender
 from tests.support import ALICE, BOB, GENERAL
 
 # slack_sdk pings, checks its socket and retries a failed connect every ping_interval.
 PING_INTERVAL = 0.1
+
+MODAL = {
+    "type": "modal",
+    "callback_id": "declare",
+    "title": {"type": "plain_text", "text": "Declare incident"},
+    "submit": {"type": "plain_text", "text": "Declare"},
+    "blocks": [
+        {
+            "type": "input",
+            "block_id": "title",
+            "label": {"type": "plain_text", "text": "Title"},
+            "element": {"type": "plain_text_input", "action_id": "title"},
+        }
+    ],
+}
+CARD = [
+    {
+        "type": "actions",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": "ack",
+                "text": {"type": "plain_text", "text": "Ack"},
+                "value": "inc-1",
+            }
+        ],
+    }
+]
 
 
 @pytest.fixture
@@ -288,6 +319,79 @@ async def test_disconnects_close_the_socket_like_slack(fake: FakeSlack) -> None:
 # -- slack_sdk and Bolt against the fake ----------------------------------------------------------
 
 
+async def test_bolt_app_over_socket_mode(fake: FakeSlack, bolt: BoltOverSocket) -> None:
+    app, seen = bolt.app, []
+    hello = (await fake.wait_for(lambda: bolt.messages))[0]
+    assert hello["type"] == "hello" and hello["connection_info"] == {"app_id": fake.app_id}
+
+    @app.command("/incident")
+    async def declare(ack: Any, command: dict[str, Any]) -> None:
+        await ack(f"Got {command['text']}")
+
+    @app.action("ack")
+    async def clicked(ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        seen.append(body["actions"][0]["value"])
+
+    @app.event("app_mention")
+    async def mentioned(event: dict[str, Any]) -> None:
+        seen.append(event["text"])
+
+    @app.view("declare")
+    async def submitted(ack: Any, view: dict[str, Any]) -> None:
+        await ack(response_action="errors", errors={"title": "Too short"})
+
+    web_client = AsyncWebClient(base_url=fake.api_url, token=fake.bot_token)
+    card_ts = (await web_client.chat_postMessage(channel=GENERAL, text="Card", blocks=CARD))["ts"]
+    opened = await web_client.views_open(trigger_id=fake.new_trigger_id(ALICE), view=MODAL)
+    view = opened["view"]
+    async with SocketModeSender(fake) as slack:
+        said = await slack.command("declare DB down", user=ALICE, channel=GENERAL)
+        pressed = await slack.block_action(
+            user=BOB, channel=GENERAL, message_ts=card_ts, action_id="ack"
+        )
+        mention = await slack.event({"type": "app_mention", "user": ALICE, "text": "<@UBOT> hi"})
+        refused = await slack.submit_view(view["id"], user=ALICE, inputs={"title": "x"})
+        with pytest.raises(AssertionError, match="no url_verification"):
+            await slack.url_verification()
+
+    assert (said.status, said.json, said.acked_in_time) == (
+        200,
+        {"text": "Got declare DB down"},
+        True,
+    )
+    assert json.loads(said.text) == said.json and said.trigger_id and said.response_url_key
+    assert (pressed.status, pressed.json, pressed.text) == (200, None, "")
+    assert mention.status == 200 and mention.json is None
+    assert refused.json == {"response_action": "errors", "errors": {"title": "Too short"}}
+    assert [v["id"] for v in fake.view_stack(ALICE)] == [view["id"]]  # errors keep it open
+    await fake.wait_for(lambda: len(seen) == 2)
+    assert sorted(seen) == ["<@UBOT> hi", "inc-1"]
+
+    hub = fake.socket_mode
+    command, action, event, submission = (
+        hub.delivery(r.envelope_id or "") for r in (said, pressed, mention, refused)
+    )
+    assert (command.type, command.envelope["accepts_response_payload"]) == ("slash_commands", True)
+    assert command.payload["command"] == "/incident" and command.payload["user_name"] == "alice"
+    assert all(isinstance(v, str) for v in command.payload.values())  # form fields, as over HTTP
+    assert (action.type, action.payload["type"]) == ("interactive", "block_actions")
+    assert action.payload["actions"][0]["block_id"] and action.ack == {
+        "envelope_id": action.envelope_id
+    }
+    assert (event.type, event.envelope["retry_attempt"], event.envelope["retry_reason"]) == (
+        "events_api",
+        0,
+        "",
+    )
+    assert (
+        event.payload["type"] == "event_callback"
+        and event.payload["event"]["type"] == "app_mention"
+    )
+    assert submission.envelope["accepts_response_payload"] is True
+    assert hub.unacked() == [] and len(hub.connections) == 1
+
+
 async def test_refresh_requested_moves_the_client_to_a_new_socket(
     fake: FakeSlack, bolt: BoltOverSocket
 ) -> None:
@@ -304,8 +408,9 @@ async def test_refresh_requested_moves_the_client_to_a_new_socket(
     # slack_sdk closes the old socket itself before it opens the new one.
     assert old.closed_by == "client" and old.closed_at is not None
     assert old.closed_at <= new.opened_at
-    delivery = await hub.deliver("slash_commands", {"command": "/incident", "text": "help"})
-    assert delivery.acked and delivery.connection is new
+    async with SocketModeSender(fake) as slack:
+        reply = await slack.command("help", user=ALICE, channel=GENERAL)
+    assert reply.status == 200 and hub.delivery(reply.envelope_id or "").connection is new
 
 
 async def test_link_disabled_makes_slack_sdk_reconnect(
@@ -363,6 +468,73 @@ async def test_pings_are_answered_and_a_silent_socket_is_replaced(
     fake.socket_mode.answer_pings = False
     await fake.socket_mode.wait_connected(timeout=5, after=first)
     assert not first.open
+
+
+async def test_unreachable_slack_drops_the_socket_until_it_is_back(
+    fake: FakeSlack, bolt: BoltOverSocket
+) -> None:
+    first = fake.socket_mode.connections[0]
+    fake.socket_mode_unreachable()
+    assert first.closed_by == "dropped"
+    await fake.wait_for(lambda: "connection_dropped" in opens(fake))
+    async with SocketModeSender(fake) as slack:
+        lost = await slack.command("help", user=ALICE, channel=GENERAL)
+    assert lost.status == 0 and not lost.acked_in_time
+    assert fake.socket_mode.delivery(lost.envelope_id or "").undeliverable
+    fake.socket_mode_unreachable(False)
+    await fake.socket_mode.wait_connected(timeout=5, after=first)
+
+
+async def test_an_envelope_acked_too_late_answers_status_0(fake: FakeSlack) -> None:
+    release = asyncio.Event()
+
+    async def slow(client: AsyncBaseSocketModeClient, request: SocketModeRequest) -> None:
+        await release.wait()
+        await client.send_socket_mode_response(SocketModeResponse(request.envelope_id))
+
+    client = SocketModeClient(
+        fake.app_token,
+        web_client=AsyncWebClient(base_url=fake.api_url),
+        ping_interval=PING_INTERVAL,
+    )
+    client.socket_mode_request_listeners.append(slow)
+    await client.connect()
+    try:
+        await fake.socket_mode.wait_connected()
+        slack = SocketModeSender(fake, ack_timeout=0.2)
+        reply = await slack.shortcut(callback_id="declare", user=ALICE)
+        assert (reply.status, reply.json) == (0, None) and reply.elapsed >= 0.2
+        assert not reply.acked_in_time
+        release.set()
+        late = fake.socket_mode.delivery(reply.envelope_id or "")
+        assert await late.wait(1.0) and late.elapsed is not None and late.elapsed >= 0.2
+    finally:
+        await client.close()
+
+
+async def test_socket_sender_builds_the_same_payloads(fake: FakeSlack) -> None:
+    """No socket: everything is undeliverable, but the envelopes show what would have gone."""
+    posted = fake.post_as_user(GENERAL, ALICE, "checkout is failing")
+    async with SocketModeSender(fake) as slack:
+        replies = [
+            await slack.message_shortcut(
+                callback_id="from_message", user=BOB, channel=GENERAL, message_ts=posted["ts"]
+            ),
+            await slack.reaction_added(user=BOB, channel=GENERAL, ts=posted["ts"], retry_num=1),
+            await slack.user_message(user=BOB, channel=GENERAL, text="on it"),
+        ]
+    assert [(r.status, r.elapsed) for r in replies] == [(0, 0.0)] * 3
+    shortcut, reaction, message = fake.socket_mode.deliveries
+    assert shortcut.payload["type"] == "message_action"
+    assert shortcut.payload["message"]["text"] == "checkout is failing"
+    assert (reaction.envelope["retry_attempt"], reaction.envelope["retry_reason"]) == (1, "timeout")
+    assert reaction.payload["event"]["item"] == {
+        "type": "message",
+        "channel": GENERAL,
+        "ts": posted["ts"],
+    }
+    assert message.payload["event"]["text"] == "on it"
+    assert all(d.undeliverable and not d.acked for d in fake.socket_mode.deliveries)
 
 
 def test_connections_are_plain_records() -> None:
