@@ -64,9 +64,10 @@ INITIAL_KEYS: dict[str, str] = {
 class Reply:
     """The bot's answer; ``elapsed`` is seconds from sending to the full response.
 
-    Over HTTP: the response's status, body and headers. Over Socket Mode: status 200 and the
-    ack's payload (``json``; ``text`` is it as JSON, "" without one), or status 0 when no
-    ack came within the ack window; ``envelope_id`` names the envelope.
+    Over HTTP: the response's status, body and headers. Over Socket Mode: status 200 with
+    the ack's payload in ``json`` (and as JSON text in ``text``; None and "" for an ack
+    without one), or status 0 when no ack came within the ack window; ``envelope_id`` names
+    the envelope (see ``fake.socket_mode.delivery``).
     """
 
     status: int

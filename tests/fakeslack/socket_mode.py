@@ -75,7 +75,7 @@ class SocketConnection:
     close_code: int | None = None
     disconnect_reason: str | None = None
     pings: int = 0
-    sent: list[JsonDict] = field(default_factory=list)
+    sent: list[Any] = field(default_factory=list)
     received: list[Any] = field(default_factory=list)
     _ws: web.WebSocketResponse | None = field(default=None, repr=False)
     _transport: asyncio.BaseTransport | None = field(default=None, repr=False)
@@ -328,7 +328,7 @@ class SocketModeHub:
             await target._ws.send_str(text)
         except (ConnectionError, RuntimeError):
             return None
-        target.sent.append(message if isinstance(message, dict) else {"raw": message})
+        target.sent.append(message)
         return target
 
     async def _send(self, conn: SocketConnection, message: JsonDict) -> bool:
