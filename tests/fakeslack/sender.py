@@ -1,7 +1,9 @@
-"""Sends the bot what Slack sends to its request URL, signed as Slack signs it.
+"""Sends the bot what Slack sends it: to its request URL, signed as Slack signs it
+(SlackSender), or as Socket Mode envelopes over the fake's WebSocket (SocketModeSender).
 
 Payloads are built from the FakeSlack workspace (stored messages, views, users), so a test
-clicks a button that the bot really posted, with the block_id Slack really assigned.
+clicks a button that the bot really posted, with the block_id Slack really assigned. Both
+senders build the same payloads and answer with a Reply; only the transport differs.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from .server import (
     iter_elements,
     options_of,
 )
+from .socket_mode import SLACK_ACK_DEADLINE
 
-SLACK_ACK_DEADLINE = 3.0
 SINGLE_OPTION = frozenset({"static_select", "external_select", "radio_buttons", "overflow"})
 MULTI_OPTION = frozenset({"multi_static_select", "multi_external_select", "checkboxes"})
 TEXT_VALUE = frozenset({"plain_text_input", "email_text_input", "url_text_input", "number_input"})
@@ -60,7 +62,13 @@ INITIAL_KEYS: dict[str, str] = {
 
 @dataclass
 class Reply:
-    """The bot's HTTP answer; ``elapsed`` is seconds from sending to the full response."""
+    """The bot's answer; ``elapsed`` is seconds from sending to the full response.
+
+    Over HTTP: the response's status, body and headers. Over Socket Mode: status 200 with
+    the ack's payload in ``json`` (and as JSON text in ``text``; None and "" for an ack
+    without one), or status 0 when no ack came within the ack window; ``envelope_id`` names
+    the envelope (see ``fake.socket_mode.delivery``).
+    """
 
     status: int
     text: str
@@ -69,11 +77,12 @@ class Reply:
     headers: dict[str, str]
     trigger_id: str | None = None
     response_url_key: str | None = None
+    envelope_id: str | None = None
 
     @property
     def acked_in_time(self) -> bool:
         """Slack shows an error (and retries events) when the ack takes 3 s or more."""
-        return self.elapsed < SLACK_ACK_DEADLINE
+        return self.status != 0 and self.elapsed < SLACK_ACK_DEADLINE
 
 
 def _find_option(element: JsonDict, choice: Any) -> JsonDict:
@@ -291,6 +300,24 @@ class SlackSender:
     async def _post_payload(self, payload: JsonDict, timestamp: int | None) -> Reply:
         # Interactivity payloads arrive as a form with one JSON-encoded field.
         return await self._post_form({"payload": json.dumps(payload)}, timestamp)
+
+    async def _post_event(
+        self,
+        body: JsonDict,
+        retry_num: int | None,
+        retry_reason: str | None,
+        timestamp: int | None,
+    ) -> Reply:
+        headers: dict[str, str] = {}
+        if retry_num is not None:
+            headers["X-Slack-Retry-Num"] = str(retry_num)
+            headers["X-Slack-Retry-Reason"] = retry_reason or "http_timeout"
+        return await self._send(
+            json.dumps(body).encode(),
+            "application/json",
+            timestamp=timestamp,
+            extra_headers=headers,
+        )
 
     # -- workspace lookups ----------------------------------------------------------------------
 
@@ -672,14 +699,7 @@ class SlackSender:
             "is_ext_shared_channel": False,
             "event_context": f"4-{self.fake.random_id(24)}",
         }
-        headers: dict[str, str] = {}
-        if retry_num is not None:
-            headers["X-Slack-Retry-Num"] = str(retry_num)
-            headers["X-Slack-Retry-Reason"] = retry_reason or "http_timeout"
-        body = json.dumps(envelope).encode()
-        return await self._send(
-            body, "application/json", timestamp=timestamp, extra_headers=headers
-        )
+        return await self._post_event(envelope, retry_num, retry_reason, timestamp)
 
     async def reaction_added(
         self,
@@ -732,3 +752,73 @@ class SlackSender:
             "type": "url_verification",
         }
         return await self._send(json.dumps(body).encode(), "application/json")
+
+
+class SocketModeSender(SlackSender):
+    """Delivers what SlackSender builds as Socket Mode envelopes through ``fake.socket_mode``.
+
+    The same methods and payloads: slash commands go as ``slash_commands`` envelopes (the
+    form fields as a dict), interactivity as ``interactive``, Events API bodies as
+    ``events_api`` (``retry_num`` becomes ``retry_attempt``). Nothing is signed, so
+    ``timestamp`` arguments are ignored. Each call waits up to ``ack_timeout`` s for the
+    ack; an envelope no socket could take, or one not acked in time, answers status 0.
+    """
+
+    def __init__(
+        self,
+        fake: FakeSlack,
+        *,
+        verification_token: str = "legacy-verification-token",  # noqa: S107 - fixture value
+        ack_timeout: float = SLACK_ACK_DEADLINE,
+    ) -> None:
+        super().__init__("", "", fake, verification_token=verification_token)
+        self.ack_timeout = ack_timeout
+
+    async def _deliver(
+        self,
+        type: str,
+        payload: JsonDict,
+        *,
+        retry_attempt: int | None = None,
+        retry_reason: str | None = None,
+    ) -> Reply:
+        delivery = await self.fake.socket_mode.deliver(
+            type,
+            payload,
+            retry_attempt=retry_attempt,
+            retry_reason=retry_reason,
+            timeout=self.ack_timeout,
+        )
+        elapsed = delivery.elapsed
+        if elapsed is None or elapsed >= self.ack_timeout:
+            waited = 0.0 if delivery.undeliverable else time.monotonic() - delivery.sent_at
+            return Reply(0, "", None, waited, {}, envelope_id=delivery.envelope_id)
+        answer = delivery.ack_payload
+        text = "" if answer is None else json.dumps(answer)
+        return Reply(200, text, answer, elapsed, {}, envelope_id=delivery.envelope_id)
+
+    async def _post_form(self, fields: Mapping[str, str], timestamp: int | None) -> Reply:
+        return await self._deliver("slash_commands", dict(fields))
+
+    async def _post_payload(self, payload: JsonDict, timestamp: int | None) -> Reply:
+        return await self._deliver("interactive", payload)
+
+    async def _post_event(
+        self,
+        body: JsonDict,
+        retry_num: int | None,
+        retry_reason: str | None,
+        timestamp: int | None,
+    ) -> Reply:
+        if retry_num is None:
+            return await self._deliver("events_api", body)
+        reason = retry_reason or "timeout"
+        return await self._deliver("events_api", body, retry_attempt=retry_num, retry_reason=reason)
+
+    async def raw(self, body: bytes, headers: dict[str, str]) -> Reply:
+        raise AssertionError(
+            "Socket Mode has no request URL; send frames with fake.socket_mode.send_raw()"
+        )
+
+    async def url_verification(self, challenge: str = "challenge-token") -> Reply:
+        raise AssertionError("Slack sends no url_verification over Socket Mode")

@@ -4,6 +4,10 @@ The bot under test talks to it through its real ``AsyncWebClient`` (``base_url=f
 Required arguments and error codes follow Slack's machine-readable method reference, kept in
 ``reference/methods.json`` (see ``reference/NOTICE.md``): a method missing there answers
 ``unknown_method``, so the bot cannot come to depend on a method the project has not reviewed.
+
+Socket Mode: ``apps.connections.open`` takes the app-level token (``app_token``) and answers a
+``ws://`` URL served on the same port by ``fake.socket_mode`` (see ``socket_mode.py``);
+``revoke_app_token``, ``socket_mode_refuse`` and ``socket_mode_unreachable`` break it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
+
+from .socket_mode import SocketModeHub
 
 JsonDict = dict[str, Any]
 
@@ -74,6 +80,10 @@ MISSING_ARG_ERRORS: dict[str, tuple[str, ...]] = {
 }
 # Gaps in the scraped reference (see its README).
 EXTRA_REQUIRED: dict[str, tuple[str, ...]] = {"bookmarks.add": ("channel_id",)}
+# Methods that take the app-level token (xapp-), and only in the Authorization header.
+APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
+# Bot and user tokens: the wrong type for app-token methods.
+WORKSPACE_TOKEN_PREFIXES = ("xoxb-", "xoxp-")
 
 CHANNEL_NAME_OK = re.compile(r"[a-z0-9_-]+")
 REACTION_NAME_OK = re.compile(r"[\w+'-]+(::skin-tone-[2-6])?")
@@ -561,8 +571,11 @@ class FakeSlack:
         team_name: str = "Acme",
         app_id: str = "A0TEST",
         bot_name: str = "incident-bot",
+        app_token: str | None = None,
     ) -> None:
         self.bot_token = bot_token
+        # The app-level token Socket Mode needs (default: xapp-1-<app_id>-1-fakeapptoken).
+        self.app_token = app_token if app_token is not None else f"xapp-1-{app_id}-1-fakeapptoken"
         self.team_id = team_id
         self.team_domain = team_domain
         self.team_name = team_name
@@ -586,6 +599,7 @@ class FakeSlack:
         self.ephemerals: list[JsonDict] = []
         self.calls: list[Call] = []
         self.responses: list[ResponseUrlPost] = []
+        self.socket_mode = SocketModeHub(self)
 
         self.delay = 0.0
         self.trigger_ttl = TRIGGER_TTL
@@ -594,6 +608,8 @@ class FakeSlack:
 
         self._delays: dict[str, float] = {}
         self._faults: list[_Fault] = []
+        self._revoked_app_tokens: set[str] = set()
+        self._socket_refusal: _Fault | None = None
         self._rate_limit: tuple[float, int, random.Random] | None = None
         self._triggers: dict[str, _Trigger] = {}
         self._response_targets: dict[str, _ResponseTarget] = {}
@@ -604,6 +620,7 @@ class FakeSlack:
         self._base_url: str | None = None
         self._handlers: dict[str, Callable[[JsonDict], JsonDict]] = {
             "auth.test": self._auth_test,
+            "apps.connections.open": self._apps_connections_open,
             "team.info": self._team_info,
             "users.info": self._users_info,
             "users.list": self._users_list,
@@ -654,6 +671,8 @@ class FakeSlack:
         app.router.add_post("/upload/{file_id}", self._handle_upload)
         app.router.add_get("/files-pri/{file_id}/{name}", self._handle_download)
         app.router.add_post("/response/{key}", self._handle_response_url)
+        app.router.add_get("/link/", self.socket_mode.handle_link)
+        app.router.add_get("/link", self.socket_mode.handle_link)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -662,6 +681,7 @@ class FakeSlack:
         self._base_url = f"http://{host}:{port}"
 
     async def stop(self) -> None:
+        await self.socket_mode.shutdown()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -985,6 +1005,40 @@ class FakeSlack:
             raise ValueError("fraction must be within [0, 1]")
         self._rate_limit = (fraction, retry_after, random.Random(seed)) if fraction else None
 
+    def revoke_app_token(self) -> None:
+        """From now on apps.connections.open answers ``invalid_auth`` to the current app token.
+
+        Sockets already open stay up; set ``app_token`` to a new value to issue another token.
+        """
+        self._revoked_app_tokens.add(self.app_token)
+
+    def socket_mode_refuse(
+        self,
+        error: str | None = "internal_error",
+        *,
+        status: int = 200,
+        retry_after: int | None = None,
+    ) -> None:
+        """apps.connections.open fails with ``error`` until called with None.
+
+        ``status=429`` or ``retry_after`` answers ``ratelimited`` with a Retry-After header.
+        """
+        self._socket_refusal = (
+            None
+            if error is None
+            else _Fault("apps.connections.open", error, status, retry_after, 1, False)
+        )
+
+    def socket_mode_unreachable(self, unreachable: bool = True) -> None:
+        """Slack out of reach for Socket Mode, until called with False.
+
+        Open sockets are cut without a close frame; apps.connections.open requests and new
+        WebSocket handshakes have their connections dropped.
+        """
+        self.socket_mode.unreachable = unreachable
+        if unreachable:
+            self.socket_mode.drop()
+
     def clear_faults(self) -> None:
         self._faults.clear()
         self._rate_limit = None
@@ -1049,7 +1103,8 @@ class FakeSlack:
         method = request.match_info["method"]
         at = time.monotonic()
         auth = request.headers.get("Authorization", "")
-        token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else None
+        header_token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else None
+        token = header_token
         parse_error: SlackError | None = None
         try:
             args, body_token = await self._read_args(request, method)
@@ -1061,6 +1116,10 @@ class FakeSlack:
             await asyncio.sleep(wait)
 
         fault = self._take_fault(method)
+        if method in APP_TOKEN_METHODS:
+            if self.socket_mode.unreachable:
+                fault = _Fault(method, None, 0, None, 1, True)
+            fault = fault or self._socket_refusal
         if fault is not None and fault.drop:
             self.calls.append(Call(method, args, False, "connection_dropped", 0, at))
             if request.transport is not None:
@@ -1075,7 +1134,8 @@ class FakeSlack:
             body, status = {"ok": False, "error": "ratelimited"}, 429
             headers = {"Retry-After": str(self._rate_limit[1])}
         else:
-            body, status = self._dispatch(method, args, token, parse_error), 200
+            body = self._dispatch(method, args, token, parse_error, header_token=header_token)
+            status = 200
         self.calls.append(
             Call(method, args, body.get("ok") is True, body.get("error"), status, at, body)
         )
@@ -1097,7 +1157,13 @@ class FakeSlack:
         return rng.random() < fraction
 
     def _dispatch(
-        self, method: str, args: JsonDict, token: str | None, parse_error: SlackError | None
+        self,
+        method: str,
+        args: JsonDict,
+        token: str | None,
+        parse_error: SlackError | None,
+        *,
+        header_token: str | None = None,
     ) -> JsonDict:
         ref = self.reference.get(method)
         handler = self._handlers.get(method)
@@ -1105,8 +1171,16 @@ class FakeSlack:
             return {"ok": False, "error": "unknown_method", "req_method": method}
         if not token:
             return {"ok": False, "error": "not_authed"}
-        if token != self.bot_token:
-            return {"ok": False, "error": "invalid_auth"}
+        if method in APP_TOKEN_METHODS:
+            auth_error = self._app_token_error(header_token)
+            if auth_error is not None:
+                return {"ok": False, "error": auth_error}
+        elif token != self.bot_token:
+            wrong_type = self._valid_app_token(token)
+            return {
+                "ok": False,
+                "error": "not_allowed_token_type" if wrong_type else "invalid_auth",
+            }
         if parse_error is not None:
             return parse_error.body()
         try:
@@ -1114,6 +1188,20 @@ class FakeSlack:
             return {"ok": True, **handler(args)}
         except SlackError as exc:
             return exc.body()
+
+    def _valid_app_token(self, token: str) -> bool:
+        return token == self.app_token and token not in self._revoked_app_tokens
+
+    def _app_token_error(self, header_token: str | None) -> str | None:
+        if header_token is None:
+            # Slack takes an app-level token only from the Authorization header; the same
+            # token as a POST parameter is refused.
+            return "invalid_auth"
+        if header_token.startswith(WORKSPACE_TOKEN_PREFIXES):
+            return "not_allowed_token_type"
+        if not self._valid_app_token(header_token):
+            return "invalid_auth"
+        return None
 
     def _check_required(self, method: str, ref: JsonDict, args: JsonDict) -> None:
         required = [*ref["required"], *EXTRA_REQUIRED.get(method, ())]
@@ -1450,6 +1538,9 @@ class FakeSlack:
         return name
 
     # -- auth, team, users ----------------------------------------------------------------------
+
+    def _apps_connections_open(self, args: JsonDict) -> JsonDict:
+        return {"url": self.socket_mode.new_url()}
 
     def _auth_test(self, args: JsonDict) -> JsonDict:
         return {
