@@ -68,15 +68,12 @@ async def serve(settings: Settings, **options: Any) -> int:
         return 0
     try:
         starting.result()
-    except StartupError as e:
-        print(f"incident-bot: {e}", file=sys.stderr)
+    except (StartupError, OSError) as e:
         stopping.cancel()
         await app.stop(grace=0)
-        return 2
-    except OSError as e:
-        print(f"incident-bot: cannot start: {e.strerror or e}", file=sys.stderr)
-        stopping.cancel()
-        await app.stop(grace=0)
+        # Last, so the reason is the line a person sees at the end of the output.
+        reason = str(e) if isinstance(e, StartupError) else f"cannot start: {e.strerror or e}"
+        print(f"incident-bot: {reason}", file=sys.stderr)
         return 2
     await stopping
     log.info("stopping: finishing work in flight")

@@ -97,8 +97,10 @@ class BotApp:
         clock: Clock = utcnow,
         reminder_sync_seconds: float = 30.0,
         lease_seconds: float = 30.0,
+        socket_ping_seconds: float = 10.0,
     ):
         self.settings = settings
+        self._socket_ping_seconds = socket_ping_seconds
         self.inflight = InFlight()
         self.client = make_client(settings)
         self.store = Store(settings.database_url)
@@ -245,7 +247,11 @@ class BotApp:
             token = self.settings.slack_app_token
             assert token is not None
             self._socket = SocketMode(
-                self.bolt, token.get_secret_value(), self.client, self.inflight
+                self.bolt,
+                token.get_secret_value(),
+                self.client,
+                self.inflight,
+                ping_interval=self._socket_ping_seconds,
             )
             try:
                 await self._socket.connect()

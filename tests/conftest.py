@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 
 from bot.app import BotApp
 from bot.settings import Settings
-from tests.fakeslack import FakeSlack, SlackSender
+from tests.fakeslack import FakeSlack, SlackSender, SocketModeSender
 from tests.support import (
     ALICE,
     BOB,
@@ -85,7 +85,15 @@ async def fake() -> AsyncIterator[FakeSlack]:
 
 
 @pytest.fixture
-async def start_bot(fake: FakeSlack, database_url: str) -> AsyncIterator[StartBot]:
+def transport() -> str:
+    """How Slack reaches the bot: signed HTTP requests ("http"), or envelopes over Socket
+    Mode ("socket"). Tests where it matters run with both:
+    `@pytest.mark.parametrize("transport", TRANSPORTS)`."""
+    return "http"
+
+
+@pytest.fixture
+async def start_bot(fake: FakeSlack, database_url: str, transport: str) -> AsyncIterator[StartBot]:
     """Start a bot (several, for restarts or multiple processes) on the same database."""
     running: list[Bot] = []
 
@@ -95,16 +103,26 @@ async def start_bot(fake: FakeSlack, database_url: str) -> AsyncIterator[StartBo
         lease_seconds: float = 30.0,
         **overrides: Any,
     ) -> Bot:
+        socket = transport == "socket"
+        if socket:
+            overrides.setdefault("slack_app_token", fake.app_token)
         settings = settings_for(fake, database_url, **overrides)
         app = BotApp(
             settings,
             reminder_sync_seconds=reminder_sync_seconds,
             lease_seconds=lease_seconds,
+            # Reconnects are paced by the ping interval; a short one keeps tests fast.
+            socket_ping_seconds=0.1,
             **({"clock": clock} if clock else {}),
         )
         await app.start(host="127.0.0.1", port=0)
-        url = f"http://127.0.0.1:{app.port}/slack/events"
-        sender = SlackSender(url, SIGNING_SECRET, fake)
+        sender: SlackSender
+        if socket:
+            await fake.socket_mode.wait_connected()
+            sender, url = SocketModeSender(fake), ""
+        else:
+            url = f"http://127.0.0.1:{app.port}/slack/events"
+            sender = SlackSender(url, SIGNING_SECRET, fake)
         bot = Bot(app=app, fake=fake, slack=sender, url=url)
         running.append(bot)
         return bot

@@ -27,6 +27,8 @@ POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "").strip()
 ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"
 GENERAL = "C0GENERAL"
 ANNOUNCE = "C0ANNOUNCE"
+# Both ways Slack reaches the bot, for tests where it matters (the `transport` fixture).
+TRANSPORTS = ("http", "socket")
 
 # How long the bot must stay idle for Bot.settled() to count it settled.
 QUIET_SECONDS = 0.05

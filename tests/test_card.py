@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from tests.support import (
     ALICE,
     ANNOUNCE,
     BOB,
     CAROL,
     GENERAL,
+    TRANSPORTS,
     Bot,
     StartBot,
     card_of,
@@ -24,6 +27,7 @@ from tests.support import (
 )
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_card_controls_change_severity_and_roles(start_bot: StartBot) -> None:
     bot = await start_bot(announcements_channel=ANNOUNCE)
     bot.fake.add_channel("incidents", id=ANNOUNCE, members=["UBOT"])
@@ -206,6 +210,7 @@ async def test_resolved_incident_refuses_changes(bot: Bot) -> None:
     assert kinds == ["declared", "resolved", "reopened"]
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_double_click_gives_one_change(bot: Bot) -> None:
     inc = await declared(bot)
     clicks = [

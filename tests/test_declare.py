@@ -6,7 +6,9 @@ import asyncio
 import re
 from typing import Any
 
-from tests.support import ALICE, BOB, GENERAL, Bot, StartBot, texts_of, until
+import pytest
+
+from tests.support import ALICE, BOB, GENERAL, TRANSPORTS, Bot, StartBot, texts_of, until
 
 
 def responses_text(bot: Bot) -> str:
@@ -19,6 +21,7 @@ async def declared_channel(bot: Bot, number: int = 1) -> dict[str, Any]:
     return {"incident": inc, "channel": channel}
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_typed_declare_creates_channel_card_and_timeline(bot: Bot) -> None:
     reply = await bot.slack.command("declare sev2 Checkout latency", user=ALICE, channel=GENERAL)
     assert reply.status == 200
@@ -66,6 +69,7 @@ async def test_typed_declare_without_severity_uses_the_default(bot: Bot) -> None
     assert inc.severity == "SEV3"
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_modal_declare(bot: Bot) -> None:
     reply = await bot.slack.command("declare", user=ALICE, channel=GENERAL)
     assert reply.status == 200
@@ -124,6 +128,7 @@ async def test_modal_declare_private(bot: Bot) -> None:
     assert bot.fake.channels[inc.channel_id].is_private
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_modal_rejects_blank_title_and_bot_commander(bot: Bot) -> None:
     await bot.slack.command("declare", user=ALICE)
     view = await bot.fake.wait_for(lambda: next(iter(bot.fake.views.values()), None))
@@ -139,6 +144,7 @@ async def test_modal_rejects_blank_title_and_bot_commander(bot: Bot) -> None:
     assert bot.fake.calls_to("conversations.create") == []
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_double_submit_of_the_form_declares_once(bot: Bot) -> None:
     await bot.slack.command("declare", user=ALICE)
     view = await bot.fake.wait_for(lambda: next(iter(bot.fake.views.values()), None))

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.postmortem.render import PROMPT_MARKER
 from tests.support import (
     ALICE,
@@ -17,6 +19,7 @@ from tests.support import (
     CAROL,
     GENERAL,
     ROOT,
+    TRANSPORTS,
     Bot,
     card_of,
     declared,
@@ -27,6 +30,7 @@ from tests.support import (
 )
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_pushpin_reaction_adds_a_message_once_at_its_own_time(bot: Bot) -> None:
     inc = await declared(bot)
     msg = bot.fake.post_as_user(inc.channel_id, ALICE, "Error rate at 40% on <#C0GENERAL|general>")
@@ -59,6 +63,7 @@ async def test_thread_reply_can_be_pinned(bot: Bot) -> None:
     assert entry.text == "Replica lag 30 s" and entry.data["user"] == BOB
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_message_shortcut(bot: Bot) -> None:
     inc = await declared(bot)
     msg = bot.fake.post_as_user(inc.channel_id, CAROL, "Rollback finished")

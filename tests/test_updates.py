@@ -6,11 +6,14 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from tests.support import (
     ALICE,
     ANNOUNCE,
     BOB,
     GENERAL,
+    TRANSPORTS,
     Bot,
     StartBot,
     card_of,
@@ -66,6 +69,7 @@ async def test_typed_update_posts_stores_and_refreshes(start_bot: StartBot) -> N
     assert stored.next_update_due == entry.happened_at + timedelta(minutes=30)
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_update_modal_from_the_card_sets_status(bot: Bot) -> None:
     inc = await declared(bot)
     assert element(card_of(bot, inc), "card_update")["text"]["text"] == "Post update"
@@ -125,6 +129,7 @@ async def test_update_bad_input(bot: Bot) -> None:
     assert await entries(bot, inc, "update") == []
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_resolve_from_the_card_with_confirmation(start_bot: StartBot) -> None:
     bot = await start_bot(announcements_channel=ANNOUNCE)
     bot.fake.add_channel("incidents", id=ANNOUNCE, members=["UBOT"])

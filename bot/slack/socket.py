@@ -78,7 +78,11 @@ class SocketMode:
         while True:
             attempt += 1
             try:
-                self.connection.wss_uri = await self.connection.issue_new_wss_url()
+                # Asked here rather than by slack_sdk, which logs a refusal and retries it.
+                opened = await self.connection.web_client.apps_connections_open(
+                    app_token=self.connection.app_token
+                )
+                self.connection.wss_uri = opened["url"]
                 await asyncio.wait_for(self.connection.connect(), self.connect_timeout)
                 return
             except SlackApiError as e:
