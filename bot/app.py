@@ -3,7 +3,6 @@ together, and runs it over HTTP or Socket Mode."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
@@ -25,7 +24,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.errors import log_failure
+from bot.errors import DatabaseUnavailable, log_failure
 from bot.incidents.declare import Declarations
 from bot.incidents.find import Finder
 from bot.incidents.repair import Repair
@@ -100,7 +99,7 @@ class BotApp:
         self.settings = settings
         self.inflight = InFlight()
         self.client = make_client(settings)
-        self.store = Store(settings.database_url)
+        self.store = Store(settings.database_url, timeout=settings.database_timeout_seconds)
         # How long a process may work on a claimed piece of Slack work before another one
         # takes over; renewed while the work runs.
         self.claims = Claims(self.store, clock=clock, lease=timedelta(seconds=lease_seconds))
@@ -193,10 +192,7 @@ class BotApp:
     async def _health(self, _: web.Request) -> web.Response:
         """Whether the database answers (and, with Socket Mode, the socket is connected);
         always within about HEALTH_SECONDS, whatever state the database is in."""
-        try:
-            database = await asyncio.wait_for(self.store.ping(), HEALTH_SECONDS)
-        except TimeoutError:
-            database = False
+        database = await self.store.ping(within=HEALTH_SECONDS)
         body: dict[str, Any] = {"database": "ok" if database else "unreachable"}
         ok = database
         if self.settings.socket_mode:
@@ -212,6 +208,8 @@ class BotApp:
         """Migrate the database and learn who the bot is."""
         try:
             await self.store.migrate()
+        except DatabaseUnavailable as e:
+            raise StartupError(f"cannot use DATABASE_URL: the database is unavailable ({e})") from e
         except (OSError, SQLAlchemyError) as e:
             raise StartupError(f"cannot use DATABASE_URL: {type(e).__name__}") from e
         try:

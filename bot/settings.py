@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import (
@@ -17,6 +19,35 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The sane range of a number a setting or a request carries."""
+
+    low: float
+    high: float
+    unit: str
+    note: str = ""
+
+    def __str__(self) -> str:
+        note = f" ({self.note})" if self.note else ""
+        return f"from {self.low:g} to {self.high:g} {self.unit}{note}"
+
+    def holds(self, value: float) -> bool:
+        try:
+            return math.isfinite(value) and self.low <= value <= self.high
+        except OverflowError:  # an integer too large for a float
+            return False
+
+    def check(self, value: float) -> float:
+        if not self.holds(value):
+            raise ValueError(f"must be {self}")
+        return value
+
+
+# DATABASE_TIMEOUT_SECONDS: the longest any one wait for the database may take.
+DATABASE_TIMEOUT_SECONDS = Limits(1, 60, "seconds")
 
 
 class Severity(BaseModel):
@@ -66,6 +97,12 @@ class DatabaseSettings(BaseSettings):
     )
 
     database_url: str = "sqlite:///incident-bot.db"
+    database_timeout_seconds: float = 5.0
+
+    @field_validator("database_timeout_seconds")
+    @classmethod
+    def _database_timeout(cls, v: float) -> float:
+        return DATABASE_TIMEOUT_SECONDS.check(v)
 
     @field_validator("database_url")
     @classmethod
@@ -194,6 +231,7 @@ HINTS = {
     "slack_app_token": "an app-level token (xapp-…) with connections:write",
     "slack_api_url": "the Web API base URL, https://slack.com/api/",
     "database_url": "a SQLAlchemy URL such as sqlite:///incident-bot.db or postgresql://…",
+    "database_timeout_seconds": "a number of seconds, e.g. 5",
     "port": "a TCP port number, 1-65535",
     "incident_channel_prefix": "a short channel-name prefix such as inc",
     "announcements_channel": "a channel ID such as C0123ABCD",

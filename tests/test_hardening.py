@@ -1,0 +1,352 @@
+"""Hardening: databases that hang or are locked. Each test drives the real bot over HTTP,
+as Slack would."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from sqlalchemy.engine import make_url
+
+from bot.app import BotApp
+from bot.errors import DatabaseUnavailable
+from bot.store import Store
+from bot.store.engine import DEFAULT_TIMEOUT
+from tests.fakeslack import FakeSlack, SlackSender
+from tests.support import (
+    ALICE,
+    GENERAL,
+    POSTGRES_URL,
+    SIGNING_SECRET,
+    Bot,
+    StartBot,
+    declared,
+    entries,
+    postgres_admin,
+    settings_for,
+    until,
+)
+from tests.tcpproxy import FreezableProxy
+
+# The tests' bound on a database wait (DATABASE_TIMEOUT_SECONDS); the default is 5 s.
+SHORT = 1.0
+HEALTH_LIMIT = 2.0
+UNAVAILABLE = "the database is unavailable, so nothing was changed"
+
+
+# --- holding the database ----------------------------------------------------------------
+
+# Another process holding SQLite's write lock until its stdin closes.
+SQLITE_LOCKER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+conn.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.read()
+conn.execute("ROLLBACK")
+"""
+
+
+@contextlib.asynccontextmanager
+async def locked(database_url: str, table: str = "incident") -> AsyncIterator[None]:
+    """The database as another program can leave it: SQLite write-locked by another
+    process (BEGIN EXCLUSIVE), or a PostgreSQL table locked by another connection."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            SQLITE_LOCKER,
+            str(url.database),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        assert await proc.stdout.readline() == b"locked\n"
+        try:
+            yield
+        finally:
+            proc.stdin.close()
+            await proc.wait()
+        return
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        tx = conn.transaction()
+        await tx.start()
+        await conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        yield
+        await tx.rollback()
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database (the proxy tests need a server to freeze)."""
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL not configured (TEST_POSTGRES_URL unset)")
+    name = f"incident_bot_test_{uuid.uuid4().hex[:12]}"
+    await postgres_admin(f'CREATE DATABASE "{name}"')
+    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    await postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+StartOn = Callable[..., Awaitable[Bot]]
+
+
+@pytest.fixture
+async def start_on(fake: FakeSlack) -> AsyncIterator[StartOn]:
+    """Start the bot on a database of the test's choosing (behind a proxy, say)."""
+    running: list[Bot] = []
+
+    async def start(database_url: str, **overrides: Any) -> Bot:
+        app = BotApp(settings_for(fake, database_url, **overrides))
+        await app.start(host="127.0.0.1", port=0)
+        url = f"http://127.0.0.1:{app.port}/slack/events"
+        bot = Bot(app=app, fake=fake, slack=SlackSender(url, SIGNING_SECRET, fake), url=url)
+        running.append(bot)
+        return bot
+
+    yield start
+    for bot in running:
+        await bot.slack.close()
+        await bot.app.stop(grace=5)
+
+
+@contextlib.asynccontextmanager
+async def through_proxy(postgres_url: str) -> AsyncIterator[tuple[str, FreezableProxy]]:
+    url = make_url(postgres_url)
+    async with FreezableProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+        proxied = url.set(host="127.0.0.1", port=proxy.port)
+        yield proxied.render_as_string(hide_password=False), proxy
+
+
+# --- what the person hears, and when ------------------------------------------------------
+
+
+async def timed_answer(
+    bot: Bot, text: str, *, channel: str, words: str, timeout: float = 15
+) -> tuple[str, float]:
+    """Run a slash command; the first private answer containing `words`, and the seconds
+    from sending the command to that answer."""
+    before = len(bot.fake.responses)
+    sent = time.monotonic()
+    reply = await bot.slack.command(text, user=ALICE, channel=channel)
+    assert reply.status == 200 and reply.acked_in_time, reply
+
+    def answered() -> Any:
+        for r in bot.fake.responses[before:]:
+            if words in r.body.get("text", ""):
+                return r
+        return None
+
+    post = await until(answered, timeout=timeout, message=f"an answer saying {words!r}")
+    return post.body["text"], post.at - sent
+
+
+async def health(bot: Bot) -> tuple[int, dict[str, Any], float]:
+    url = bot.url.replace("/slack/events", "/healthz")
+    started = time.monotonic()
+    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+        body = await resp.json()
+        return resp.status, body, time.monotonic() - started
+
+
+async def severity_of(bot: Bot) -> str:
+    return (await bot.incidents())[0].severity
+
+
+# --- 6. databases that hang or are locked ---------------------------------------------------
+
+
+async def test_a_locked_database_is_told_within_the_bound_then_works(
+    start_bot: StartBot, database_url: str
+) -> None:
+    bot = await start_bot(database_timeout_seconds=SHORT)
+    inc = await declared(bot)
+    ch = inc.channel_id
+
+    async with locked(database_url):
+        said, took = await timed_answer(bot, "severity sev1", channel=ch, words="database")
+        assert UNAVAILABLE in said and "try again" in said, said
+        assert took < SHORT + 2, took
+        # The read-only status waits no longer, and a declaration creates nothing in Slack.
+        said, took = await timed_answer(bot, "status", channel=ch, words="database")
+        assert UNAVAILABLE in said and took < SHORT + 2, (said, took)
+        channels = len(bot.fake.calls_to("conversations.create"))
+        said, took = await timed_answer(
+            bot, "declare sev2 Locked out", channel=GENERAL, words="database"
+        )
+        assert "Could not declare the incident" in said and UNAVAILABLE in said, said
+        assert took < SHORT + 2, took
+        # /healthz answers in time, whatever it finds.
+        _, _, took = await health(bot)
+        assert took < HEALTH_LIMIT, took
+        await bot.settled()
+        assert len(bot.fake.calls_to("conversations.create")) == channels
+
+    # The lock is released: the same commands work, and nothing was half-done before.
+    await bot.ask("severity sev1", user=ALICE, channel=ch)
+    assert await severity_of(bot) == "SEV1"
+    assert len(await entries(bot, inc, "severity")) == 1
+    await bot.ask("declare sev2 Locked out", user=ALICE, channel=GENERAL)
+    second = await bot.wait_provisioned(2)
+    assert second.title == "Locked out"
+    assert [i.number for i in await bot.incidents()] == [1, 2]
+    status, body, _ = await health(bot)
+    assert (status, body["database"]) == (200, "ok")
+
+
+async def test_the_default_bound_answers_within_ten_seconds(
+    start_bot: StartBot, database_url: str
+) -> None:
+    bot = await start_bot()
+    assert bot.app.settings.database_timeout_seconds == DEFAULT_TIMEOUT == 5
+    inc = await declared(bot)
+    async with locked(database_url):
+        said, took = await timed_answer(
+            bot, "severity sev1", channel=inc.channel_id, words="database"
+        )
+    assert UNAVAILABLE in said
+    assert took < 10, took
+
+
+async def test_a_frozen_postgres_is_told_within_the_bound_and_healthz_answers(
+    start_on: StartOn, postgres_url: str
+) -> None:
+    async with through_proxy(postgres_url) as (url, proxy):
+        bot = await start_on(url, database_timeout_seconds=SHORT)
+        inc = await declared(bot)
+        ch = inc.channel_id
+        proxy.freeze()
+        # A statement times out, then SQLAlchemy gives the connection up to 2 s to close.
+        said, took = await timed_answer(bot, "severity sev1", channel=ch, words="database")
+        assert UNAVAILABLE in said, said
+        assert took < SHORT + 1 + 2 + 1.5, took
+        for _ in range(3):
+            status, body, took = await health(bot)
+            assert (status, body["database"]) == (503, "unreachable")
+            assert took < HEALTH_LIMIT, took
+        said, took = await timed_answer(bot, "status", channel=ch, words="database")
+        assert UNAVAILABLE in said and took < SHORT + 1 + 2 + 1.5, (said, took)
+
+        proxy.thaw()
+        await until(lambda: health_ok(bot), timeout=10, message="healthy again")
+        await bot.ask("severity sev1", user=ALICE, channel=ch)
+        assert await severity_of(bot) == "SEV1"
+        assert len(await entries(bot, inc, "severity")) == 1
+
+
+async def test_a_frozen_postgres_with_the_default_bound_is_told_within_ten_seconds(
+    start_on: StartOn, postgres_url: str
+) -> None:
+    async with through_proxy(postgres_url) as (url, proxy):
+        bot = await start_on(url)
+        inc = await declared(bot)
+        proxy.freeze()
+        said, took = await timed_answer(
+            bot, "severity sev1", channel=inc.channel_id, words="database"
+        )
+        assert UNAVAILABLE in said
+        assert took < 10, took
+        _, _, took = await health(bot)
+        assert took < HEALTH_LIMIT
+        proxy.thaw()
+
+
+async def health_ok(bot: Bot) -> bool:
+    status, _, _ = await health(bot)
+    return status == 200
+
+
+async def test_connections_killed_by_the_server_are_replaced_without_an_error(
+    start_on: StartOn, postgres_url: str
+) -> None:
+    bot = await start_on(postgres_url, database_timeout_seconds=SHORT)
+    inc = await declared(bot)
+    name = make_url(postgres_url).database
+    assert name is not None and name.isidentifier()
+    kill = f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"  # noqa: S608
+    await postgres_admin(kill)
+    told = await bot.ask("severity sev1", user=ALICE, channel=inc.channel_id)
+    assert told == [], told
+    assert await severity_of(bot) == "SEV1"
+
+
+async def test_a_change_stored_before_the_database_stopped_is_not_retried(
+    start_on: StartOn, postgres_url: str
+) -> None:
+    bot = await start_on(postgres_url, database_timeout_seconds=SHORT)
+    inc = await declared(bot)
+    # The severity is stored; reading the roles to show it again waits on the lock.
+    async with locked(postgres_url, "role_assignment"):
+        said, took = await timed_answer(
+            bot, "severity sev1", channel=inc.channel_id, words="database"
+        )
+    assert "was saved" in said and "no need to try again" in said, said
+    assert "nothing was changed" not in said
+    assert took < SHORT + 2
+    assert await severity_of(bot) == "SEV1"
+
+
+async def test_every_wait_is_bounded_by_default(database_url: str) -> None:
+    store = Store(database_url)
+    try:
+        await store.migrate()
+        async with store.engine.connect() as conn:
+            if store.dialect == "sqlite":
+                busy = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
+                assert busy == DEFAULT_TIMEOUT * 1000
+            else:
+                for name in ("statement_timeout", "lock_timeout"):
+                    shown = (await conn.exec_driver_sql(f"SHOW {name}")).scalar()
+                    assert shown == f"{DEFAULT_TIMEOUT:g}s", (name, shown)
+        assert store.engine.pool.timeout() == DEFAULT_TIMEOUT
+    finally:
+        await store.close()
+
+
+async def test_a_burst_queues_for_a_connection_but_a_stuck_pool_fails_fast(
+    database_url: str,
+) -> None:
+    bound = 0.5
+    store = Store(database_url, timeout=bound)
+    await store.migrate()
+    pool = store.engine.pool
+    held = [await store.engine.connect() for _ in range(pool.size() + pool._max_overflow)]
+    try:
+        # Every connection is taken and nobody's statements finish: the wait is the bound.
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailable, match="no connection came free"):
+            async with store.engine.connect():
+                pass
+        assert bound <= time.monotonic() - started < bound + 1
+
+        # Every connection is taken, but the database keeps answering one of them (a
+        # burst): the wait goes on past the bound until a connection comes free.
+        async def busy_then_done() -> None:
+            for _ in range(15):
+                await held[0].exec_driver_sql("SELECT 1")
+                await held[0].commit()
+                await asyncio.sleep(0.1)
+            await held.pop(0).close()
+
+        worker = asyncio.create_task(busy_then_done())
+        started = time.monotonic()
+        async with store.engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+        assert time.monotonic() - started > bound * 2
+        await worker
+    finally:
+        for conn in held:
+            await conn.close()
+        await store.close()
