@@ -34,7 +34,7 @@ from bot.postmortem.compile import Postmortems
 from bot.postmortem.history import fetch_history
 from bot.reminders import Reminders
 from bot.settings import Settings
-from bot.slack import listeners
+from bot.slack import listeners, protocol
 from bot.slack.directory import Directory
 from bot.slack.listeners import Operations
 from bot.slack.replies import Replies
@@ -157,6 +157,8 @@ class BotApp:
             process_before_response=False,
         )
         listeners.register(listeners.Listen(self.bolt, self.inflight), self.ops)
+        protocol.acknowledge_unused_events(self.bolt)
+        self._secret = secret.get_secret_value() if secret else ""
         self._runner: web.AppRunner | None = None
         self._socket: SocketMode | None = None
         self._stopped = False
@@ -186,6 +188,20 @@ class BotApp:
         return app
 
     async def _events(self, request: web.Request) -> web.Response:
+        """Signature first, then parsing and shape (protocol.py), then Bolt."""
+        raw = await request.read()
+        if protocol.is_ssl_check(raw):
+            return web.Response(status=200)
+        if not self._secret or not protocol.signed(self._secret, raw, request.headers):
+            log.info("refused a request without a valid signature")
+            return web.json_response({"error": "invalid request"}, status=401)
+        try:
+            body = protocol.parse(raw, request.headers.get("Content-Type", ""))
+        except protocol.Malformed as e:
+            log.info("refused a malformed request: %s", e)
+            return web.json_response({"error": "malformed request"}, status=400)
+        if protocol.quiet(body):
+            return web.Response(status=200)
         response = await self.bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)
 

@@ -1,10 +1,12 @@
-"""Hardening: databases that hang or are locked. Each test drives the real bot over HTTP,
-as Slack would."""
+"""Hardening: databases that hang or are locked, and the request protocol. Each test
+drives the real bot over HTTP, as Slack would."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 import sys
 import time
 import uuid
@@ -22,6 +24,7 @@ from bot.store.engine import DEFAULT_TIMEOUT
 from tests.fakeslack import FakeSlack, SlackSender
 from tests.support import (
     ALICE,
+    BOB,
     GENERAL,
     POSTGRES_URL,
     SIGNING_SECRET,
@@ -350,3 +353,196 @@ async def test_a_burst_queues_for_a_connection_but_a_stuck_pool_fails_fast(
         for conn in held:
             await conn.close()
         await store.close()
+
+
+# --- 7. protocol ------------------------------------------------------------------------------
+
+
+def no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+    bad = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert bad == [], [r.getMessage() for r in bad]
+
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (b"payload=%7Bnot+json", FORM),
+        (b"{oops", JSON),
+        (b"\xff\xfe not utf-8", FORM),
+        (b"[1, 2]", JSON),
+    ],
+)
+async def test_unsigned_requests_are_refused_before_anything_reads_them(
+    bot: Bot, caplog: pytest.LogCaptureFixture, body: bytes, headers: dict[str, str]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    reply = await bot.slack.raw(body, headers)
+    assert reply.status == 401
+    forged = {**headers, "X-Slack-Request-Timestamp": str(int(time.time()))}
+    forged["X-Slack-Signature"] = "v0=" + "0" * 64
+    assert (await bot.slack.raw(body, forged)).status == 401
+    no_tracebacks(caplog)
+    assert [c.method for c in bot.fake.calls if c.method != "auth.test"] == []
+
+
+def command_fields(**changes: str | None) -> dict[str, str]:
+    fields = {
+        "command": "/incident",
+        "text": "declare sev1 Malformed",
+        "user_id": ALICE,
+        "channel_id": GENERAL,
+        "team_id": "T0TEST",
+        "trigger_id": "1.2.abc",
+        "response_url": "http://127.0.0.1:9/never",
+    }
+    for key, value in changes.items():
+        if value is None:
+            fields.pop(key)
+        else:
+            fields[key] = value
+    return fields
+
+
+def as_form(fields: dict[str, str]) -> bytes:
+    from urllib.parse import urlencode
+
+    return urlencode(fields).encode()
+
+
+def as_payload(payload: Any) -> bytes:
+    return as_form({"payload": json.dumps(payload)})
+
+
+VIEW = {"id": "V1", "callback_id": "declare", "state": {"values": {}}}
+USER = {"id": ALICE}
+MALFORMED: list[tuple[str, bytes, dict[str, str]]] = [
+    ("command without user_id", as_form(command_fields(user_id=None)), FORM),
+    ("command without trigger_id", as_form(command_fields(trigger_id=None)), FORM),
+    ("payload not JSON", as_form({"payload": "{not json"}), FORM),
+    ("payload a JSON list", as_payload([1, 2]), FORM),
+    ("body not UTF-8", b"payload=\xff\xfe", FORM),
+    ("JSON body not JSON", b"{oops", JSON),
+    ("JSON of no known kind", b"{}", JSON),
+    (
+        "view without state",
+        as_payload(
+            {
+                "type": "view_submission",
+                "user": USER,
+                "view": {"id": "V1", "callback_id": "declare"},
+            }
+        ),
+        FORM,
+    ),
+    ("view without user", as_payload({"type": "view_submission", "view": VIEW}), FORM),
+    (
+        "block_actions without actions",
+        as_payload({"type": "block_actions", "user": USER, "trigger_id": "1.2.x"}),
+        FORM,
+    ),
+    (
+        "block_actions with a string action",
+        as_payload(
+            {"type": "block_actions", "user": USER, "trigger_id": "1.2.x", "actions": ["x"]}
+        ),
+        FORM,
+    ),
+    (
+        "shortcut without user",
+        as_payload({"type": "message_action", "callback_id": "timeline", "trigger_id": "1"}),
+        FORM,
+    ),
+    ("event without event", json.dumps({"type": "event_callback"}).encode(), JSON),
+    (
+        "reaction without item",
+        json.dumps(
+            {
+                "type": "event_callback",
+                "event": {"type": "reaction_added", "user": BOB, "reaction": "pushpin"},
+            }
+        ).encode(),
+        JSON,
+    ),
+]
+
+
+@pytest.mark.parametrize(("what", "body", "headers"), MALFORMED, ids=[m[0] for m in MALFORMED])
+async def test_malformed_signed_payloads_get_400_without_a_traceback(
+    bot: Bot, caplog: pytest.LogCaptureFixture, what: str, body: bytes, headers: dict[str, str]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    reply = await bot.slack.raw(body, {**headers, **bot.slack.sign(body)})
+    assert reply.status == 400, (what, reply)
+    await bot.settled()
+    no_tracebacks(caplog)
+    assert "Traceback" not in reply.text
+    assert await bot.incidents() == []
+    assert [c.method for c in bot.fake.calls if c.method != "auth.test"] == []
+
+
+async def test_slacks_own_checks_still_get_their_answers(bot: Bot) -> None:
+    reply = await bot.slack.url_verification("the-challenge")
+    assert reply.status == 200 and "the-challenge" in reply.text
+    # Slack's SSL check comes unsigned and carries nothing.
+    reply = await bot.slack.raw(b"ssl_check=1&token=legacy-verification-token", FORM)
+    assert reply.status == 200
+
+
+async def test_events_the_bot_does_not_use_are_acknowledged_quietly(
+    bot: Bot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    rate_limited = {
+        "token": "legacy-verification-token",
+        "type": "app_rate_limited",
+        "team_id": bot.fake.team_id,
+        "minute_rate_limited": 1518467820,
+        "api_app_id": bot.fake.app_id,
+    }
+    body = json.dumps(rate_limited).encode()
+    reply = await bot.slack.raw(body, {**JSON, **bot.slack.sign(body)})
+    assert reply.status == 200
+    for event in (
+        {"type": "tokens_revoked", "tokens": {"oauth": [], "bot": ["UBOT"]}},
+        {"type": "app_uninstalled"},
+        {"type": "emoji_changed", "subtype": "add", "name": "party", "value": "https://x"},
+        {"type": "reaction_added", "user": BOB, "reaction": "tada", "item": {"type": "file"}},
+    ):
+        reply = await bot.slack.event(event)
+        assert reply.status == 200, (event, reply)
+    await bot.settled()
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert loud == [], [r.getMessage() for r in loud]
+
+
+async def test_numbering_belongs_to_the_installation_not_the_requests_team(bot: Bot) -> None:
+    await bot.ask("declare sev2 Home team", user=ALICE, channel=GENERAL)
+    await bot.wait_provisioned(1)
+    # A Slack Connect (or Enterprise Grid) request carries another team.
+    await bot.slack.command("declare sev2 Visiting team", user=BOB, team_id="T0OTHER")
+    await bot.wait_provisioned(2)
+    await bot.slack.command("declare", user=BOB, team_id="T0OTHER")
+    view = await until(lambda: next(iter(bot.fake.views.values()), None))
+    await bot.slack.submit_view(
+        view["id"],
+        user=BOB,
+        inputs={"title": "Visiting by form"},
+        team={"id": "T0OTHER", "domain": "other"},
+    )
+    await bot.wait_provisioned(3)
+    await bot.settled()
+    incidents = await bot.incidents()
+    assert [(i.number, i.title) for i in incidents] == [
+        (1, "Home team"),
+        (2, "Visiting team"),
+        (3, "Visiting by form"),
+    ]
+    assert {i.team_id for i in incidents} == {bot.fake.team_id}
+    # The list is the installation's, whoever asks.
+    told = await bot.ask("list", user=BOB, channel=GENERAL)
+    listed = json.dumps(told)
+    assert all(f"INC-{n}" in listed for n in (1, 2, 3)), listed
