@@ -1,5 +1,5 @@
-"""Hardening: databases that hang or are locked, and the request protocol. Each test
-drives the real bot over HTTP, as Slack would."""
+"""Hardening: databases that hang or are locked, the request protocol, and the bounds on
+settings and inputs. Each test drives the real bot over HTTP, as Slack would."""
 
 from __future__ import annotations
 
@@ -11,20 +11,25 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from sqlalchemy.engine import make_url
 
+from bot import settings as bot_settings
 from bot.app import BotApp
 from bot.errors import DatabaseUnavailable
+from bot.settings import SettingsError, load_settings
 from bot.store import Store
 from bot.store.engine import DEFAULT_TIMEOUT
 from tests.fakeslack import FakeSlack, SlackSender
 from tests.support import (
     ALICE,
     BOB,
+    BOT_TOKEN,
     GENERAL,
     POSTGRES_URL,
     SIGNING_SECRET,
@@ -37,6 +42,7 @@ from tests.support import (
     until,
 )
 from tests.tcpproxy import FreezableProxy
+from tests.test_running import run_bot
 
 # The tests' bound on a database wait (DATABASE_TIMEOUT_SECONDS); the default is 5 s.
 SHORT = 1.0
@@ -546,3 +552,98 @@ async def test_numbering_belongs_to_the_installation_not_the_requests_team(bot: 
     told = await bot.ask("list", user=BOB, channel=GENERAL)
     listed = json.dumps(told)
     assert all(f"INC-{n}" in listed for n in (1, 2, 3)), listed
+
+
+# --- 8. settings and inputs with sane bounds ----------------------------------------------
+
+
+def base_env() -> dict[str, str]:
+    return {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET}
+
+
+OUT_OF_BOUNDS = [
+    ("REMINDER_INTERVAL_MINUTES", "1e10"),
+    ("REMINDER_INTERVAL_MINUTES", "inf"),
+    ("REMINDER_INTERVAL_MINUTES", "nan"),
+    ("REMINDER_INTERVAL_MINUTES", "0.01"),
+    ("REMINDER_INTERVAL_MINUTES", "1441"),
+    ("SEVERITIES", '[{"name": "SEV1", "label": "Critical", "reminder_minutes": 0.01}]'),
+    ("SEVERITIES", '[{"name": "SEV1", "label": "Critical", "reminder_minutes": 1e10}]'),
+    ("DATABASE_TIMEOUT_SECONDS", "0"),
+    ("DATABASE_TIMEOUT_SECONDS", "inf"),
+    ("EXTRA_ROLES", '[{"name": "communications", "label": "Comms"}]'),
+    ("EXTRA_ROLES", '[{"name": "ic", "label": "IC"}]'),
+    ("EXTRA_ROLES", '[{"name": "incident_commander", "label": "Boss"}]'),
+    ("EXTRA_ROLES", '[{"name": "Incident-Commander", "label": "Boss"}]'),
+    ("EXTRA_ROLES", '[{"name": "COMMS", "label": "Press"}]'),
+    ("EXTRA_ROLES", '[{"name": "lead", "label": "Incident Commander"}]'),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), OUT_OF_BOUNDS)
+def test_settings_out_of_bounds_stop_start_up_with_one_line(
+    name: str, value: str, tmp_path: Path
+) -> None:
+    result = run_bot({**base_env(), name: value}, tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert name in lines[0] and "Traceback" not in result.stderr
+
+
+def test_the_documented_bounds_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bot_settings, "REMINDER_MINUTES", bot_settings.Limits(1, 1440, "minutes"))
+    for minutes in ("1", "7.5", "1440"):
+        settings = load_settings(
+            slack_bot_token=BOT_TOKEN,
+            slack_signing_secret=SIGNING_SECRET,
+            reminder_interval_minutes=minutes,
+            extra_roles='[{"name": "Scribe", "label": "Scribe"}]',
+            _env_file=None,
+        )
+        assert settings.reminder_interval_minutes == float(minutes)
+        assert [r.name for r in settings.extra_roles] == ["scribe"]
+    with pytest.raises(SettingsError):
+        load_settings(
+            slack_bot_token=BOT_TOKEN,
+            slack_signing_secret=SIGNING_SECRET,
+            reminder_interval_minutes="0.5",
+            _env_file=None,
+        )
+
+
+async def test_a_forged_snooze_is_refused(start_bot: StartBot) -> None:
+    bot = await start_bot(reminder_interval_minutes=0.5 / 60, reminder_sync_seconds=0.2)
+    inc = await declared(bot)
+
+    def reminders() -> list[dict[str, Any]]:
+        said = bot.fake.messages(inc.channel_id, include_system=False)
+        return [m for m in said if "needs a status update" in m.get("text", "")]
+
+    [reminder, *_] = await until(reminders, message="a reminder")
+    for forged in ("999999", "0", "9" * 200):
+        # A client that rewrote the button: the action id carries the minutes.
+        message = bot.fake.channels[inc.channel_id].find(reminder["ts"])
+        assert message is not None
+        snooze = next(
+            el
+            for block in message["blocks"]
+            for el in block.get("elements") or []
+            if str(el.get("action_id", "")).startswith("reminder_snooze:")
+        )
+        snooze["action_id"] = f"reminder_snooze:{forged}"
+        before = (await bot.incidents())[0].next_update_due
+        await bot.slack.block_action(
+            user=BOB,
+            channel=inc.channel_id,
+            message_ts=reminder["ts"],
+            action_id=f"reminder_snooze:{forged}",
+        )
+        await bot.settled()
+        assert await entries(bot, inc, "snooze") == []
+        after = (await bot.incidents())[0].next_update_due
+        assert after is not None and before is not None
+        assert after - datetime.now(UTC) < timedelta(minutes=1), forged
+    told = bot.private_to(BOB)
+    assert len([t for t in told if "can be snoozed from 1 to 1440 minutes" in t]) == 3, told
+    assert not any("went wrong" in t for t in told), told
