@@ -3,7 +3,6 @@ together, and runs it over HTTP or Socket Mode."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import logging
@@ -25,7 +24,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.errors import log_failure
+from bot.errors import DatabaseUnavailable, log_failure
 from bot.incidents.declare import Declarations
 from bot.incidents.drift import Drift
 from bot.incidents.find import Finder
@@ -36,7 +35,7 @@ from bot.postmortem.compile import Postmortems
 from bot.postmortem.history import fetch_history
 from bot.reminders import Reminders
 from bot.settings import Settings
-from bot.slack import listeners
+from bot.slack import listeners, protocol
 from bot.slack.directory import Directory
 from bot.slack.listeners import Operations
 from bot.slack.replies import Replies
@@ -103,7 +102,7 @@ class BotApp:
         self._socket_ping_seconds = socket_ping_seconds
         self.inflight = InFlight()
         self.client = make_client(settings)
-        self.store = Store(settings.database_url)
+        self.store = Store(settings.database_url, timeout=settings.database_timeout_seconds)
         # How long a process may work on a claimed piece of Slack work before another one
         # takes over; renewed while the work runs.
         self.claims = Claims(self.store, clock=clock, lease=timedelta(seconds=lease_seconds))
@@ -169,6 +168,8 @@ class BotApp:
             process_before_response=False,
         )
         listeners.register(listeners.Listen(self.bolt, self.inflight), self.ops)
+        protocol.acknowledge_unused_events(self.bolt)
+        self._secret = secret.get_secret_value() if secret else ""
         self._runner: web.AppRunner | None = None
         self._socket: SocketMode | None = None
         self._stopped = False
@@ -198,16 +199,27 @@ class BotApp:
         return app
 
     async def _events(self, request: web.Request) -> web.Response:
+        """Signature first, then parsing and shape (protocol.py), then Bolt."""
+        raw = await request.read()
+        if protocol.is_ssl_check(raw):
+            return web.Response(status=200)
+        if not self._secret or not protocol.signed(self._secret, raw, request.headers):
+            log.info("refused a request without a valid signature")
+            return web.json_response({"error": "invalid request"}, status=401)
+        try:
+            body = protocol.parse(raw, request.headers.get("Content-Type", ""))
+        except protocol.Malformed as e:
+            log.info("refused a malformed request: %s", e)
+            return web.json_response({"error": "malformed request"}, status=400)
+        if protocol.quiet(body):
+            return web.Response(status=200)
         response = await self.bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)
 
     async def _health(self, _: web.Request) -> web.Response:
         """Whether the database answers (and, with Socket Mode, the socket is connected);
         always within about HEALTH_SECONDS, whatever state the database is in."""
-        try:
-            database = await asyncio.wait_for(self.store.ping(), HEALTH_SECONDS)
-        except TimeoutError:
-            database = False
+        database = await self.store.ping(within=HEALTH_SECONDS)
         body: dict[str, Any] = {"database": "ok" if database else "unreachable"}
         ok = database
         if self.settings.socket_mode:
@@ -223,6 +235,8 @@ class BotApp:
         """Migrate the database and learn who the bot is."""
         try:
             await self.store.migrate()
+        except DatabaseUnavailable as e:
+            raise StartupError(f"cannot use DATABASE_URL: the database is unavailable ({e})") from e
         except (OSError, SQLAlchemyError) as e:
             raise StartupError(f"cannot use DATABASE_URL: {type(e).__name__}") from e
         try:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import (
@@ -19,6 +21,43 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The sane range of a number a setting or a request carries."""
+
+    low: float
+    high: float
+    unit: str
+    note: str = ""
+
+    def __str__(self) -> str:
+        note = f" ({self.note})" if self.note else ""
+        return f"from {self.low:g} to {self.high:g} {self.unit}{note}"
+
+    def holds(self, value: float) -> bool:
+        try:
+            return math.isfinite(value) and self.low <= value <= self.high
+        except OverflowError:  # an integer too large for a float
+            return False
+
+    def check(self, value: float) -> float:
+        if not self.holds(value):
+            raise ValueError(f"must be {self}")
+        return value
+
+
+# Reminder intervals (REMINDER_INTERVAL_MINUTES, a severity's reminder_minutes): at least a
+# minute, so a channel is never flooded; at most a day, so an incident is never forgotten.
+# (The tests lower the floor to run reminders in fractions of a second.)
+REMINDER_MINUTES = Limits(1, 24 * 60, "minutes", "24 hours")
+# A snooze of the update reminder.
+SNOOZE_MINUTES = Limits(1, 24 * 60, "minutes", "24 hours")
+# DATABASE_TIMEOUT_SECONDS: the longest any one wait for the database may take.
+DATABASE_TIMEOUT_SECONDS = Limits(1, 60, "seconds")
+# Other names people type for the built-in roles (`/incident role ic @bob`).
+ROLE_ALIASES = {"ic": "commander", "incident_commander": "commander", "communications": "comms"}
+
+
 class Severity(BaseModel):
     """One severity level. Lower position in the list = worse."""
 
@@ -26,7 +65,17 @@ class Severity(BaseModel):
     label: str = Field(min_length=1, max_length=40)
     description: str = Field(default="", max_length=150)
     # Overrides REMINDER_INTERVAL_MINUTES for incidents at this level.
-    reminder_minutes: float | None = Field(default=None, gt=0)
+    reminder_minutes: float | None = None
+
+    @field_validator("reminder_minutes")
+    @classmethod
+    def _reminder_minutes(cls, v: float | None) -> float | None:
+        if v is not None:
+            try:
+                REMINDER_MINUTES.check(v)
+            except ValueError as e:
+                raise ValueError(f"reminder_minutes {e}") from None
+        return v
 
 
 class Role(BaseModel):
@@ -35,6 +84,16 @@ class Role(BaseModel):
     name: str = Field(min_length=1, max_length=30, pattern=r"^[a-z][a-z0-9_-]*$")
     label: str = Field(min_length=1, max_length=40)
     description: str = Field(default="", max_length=300)
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _lower(cls, v: Any) -> Any:
+        return v.strip().lower() if isinstance(v, str) else v
+
+
+def role_spelling(name: str) -> str:
+    """A role name as people may type it: any case, `-` or `_`."""
+    return name.strip().lower().replace("-", "_")
 
 
 DEFAULT_SEVERITIES = [
@@ -66,6 +125,12 @@ class DatabaseSettings(BaseSettings):
     )
 
     database_url: str = "sqlite:///incident-bot.db"
+    database_timeout_seconds: float = 5.0
+
+    @field_validator("database_timeout_seconds")
+    @classmethod
+    def _database_timeout(cls, v: float) -> float:
+        return DATABASE_TIMEOUT_SECONDS.check(v)
 
     @field_validator("database_url")
     @classmethod
@@ -83,7 +148,7 @@ class Settings(DatabaseSettings):
     port: int = Field(default=3000, ge=1, le=65535)
     incident_channel_prefix: str = Field(default="inc", min_length=1, max_length=20)
     announcements_channel: str | None = None
-    reminder_interval_minutes: float = Field(default=30, gt=0)
+    reminder_interval_minutes: float = 30
     # JSON list of {"name", "label", "description", "reminder_minutes"}; worst first.
     severities: Annotated[list[Severity], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_SEVERITIES)
@@ -110,6 +175,11 @@ class Settings(DatabaseSettings):
         if v is not None and not v.get_secret_value().startswith("xapp-"):
             raise ValueError("must be an app-level token starting with xapp-")
         return v
+
+    @field_validator("reminder_interval_minutes")
+    @classmethod
+    def _reminder_interval(cls, v: float) -> float:
+        return REMINDER_MINUTES.check(v)
 
     @field_validator("timeline_emoji")
     @classmethod
@@ -167,7 +237,22 @@ class Settings(DatabaseSettings):
         roles = [r.name for r in self.roles]
         if len(set(roles)) != len(roles):
             raise ValueError("EXTRA_ROLES repeats a role (commander and comms always exist)")
+        self._no_shadow_roles()
         return self
+
+    def _no_shadow_roles(self) -> None:
+        """An extra role must not be commander or comms under another spelling or label:
+        `/incident role communications @bob` would reach one and the card show the other."""
+        taken = {role_spelling(alias): role for alias, role in ROLE_ALIASES.items()}
+        taken.update({role_spelling(r.name): r.name for r in BUILTIN_ROLES})
+        labels = {r.label.strip().lower(): r.name for r in BUILTIN_ROLES}
+        for extra in self.extra_roles:
+            same = taken.get(role_spelling(extra.name)) or labels.get(extra.label.strip().lower())
+            if same is not None:
+                raise ValueError(
+                    f"EXTRA_ROLES names `{extra.name}` ({extra.label}), which is {same}: "
+                    "commander and comms always exist; give extra roles other names"
+                )
 
     @property
     def socket_mode(self) -> bool:
@@ -194,10 +279,11 @@ HINTS = {
     "slack_app_token": "an app-level token (xapp-…) with connections:write",
     "slack_api_url": "the Web API base URL, https://slack.com/api/",
     "database_url": "a SQLAlchemy URL such as sqlite:///incident-bot.db or postgresql://…",
+    "database_timeout_seconds": "a number of seconds, e.g. 5",
     "port": "a TCP port number, 1-65535",
     "incident_channel_prefix": "a short channel-name prefix such as inc",
     "announcements_channel": "a channel ID such as C0123ABCD",
-    "reminder_interval_minutes": "a number of minutes greater than 0, e.g. 30 or 0.5",
+    "reminder_interval_minutes": "a number of minutes, e.g. 30 or 7.5",
     "severities": 'a JSON list such as [{"name": "SEV1", "label": "Critical"}]',
     "default_severity": "one of the severity names",
     "extra_roles": 'a JSON list such as [{"name": "scribe", "label": "Scribe"}]',

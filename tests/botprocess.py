@@ -3,7 +3,8 @@
 `python -m tests.botprocess` starts the bot from the environment exactly as `python -m bot`
 does (settings, logging, SIGTERM), except that the provisioning lease and the reminder sync
 period come from BOT_LEASE_SECONDS and BOT_SYNC_SECONDS (default 1 and 0.5 seconds), so
-what a killed process left half-done is picked up by the next one within seconds.
+what a killed process left half-done is picked up by the next one within seconds, and
+that reminder intervals may be shorter than a minute.
 
 `BotProcess` launches it from a test against a FakeSlack and a database, waits until it is
 healthy, and can kill it (SIGKILL) or stop it (SIGTERM). Its output goes to a log file that
@@ -50,8 +51,11 @@ def seconds_from_env(name: str, default: float) -> float:
 
 
 def main() -> int:
+    from bot import settings as bot_settings
     from bot.__main__ import serve, setup_logging
+    from tests.support import TEST_REMINDER_MINUTES
 
+    bot_settings.REMINDER_MINUTES = TEST_REMINDER_MINUTES
     try:
         settings = load_settings(http=None)
     except SettingsError as e:

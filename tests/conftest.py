@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
+from bot import settings as bot_settings
 from bot.app import BotApp
 from bot.settings import Settings
 from tests.fakeslack import FakeSlack, SlackSender, SocketModeSender
@@ -27,6 +28,7 @@ from tests.support import (
     GENERAL,
     POSTGRES_URL,
     SIGNING_SECRET,
+    TEST_REMINDER_MINUTES,
     Bot,
     StartBot,
     postgres_admin,
@@ -50,6 +52,13 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             yellow=True,
             bold=True,
         )
+
+
+@pytest.fixture(autouse=True)
+def _reminders_in_fractions_of_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reminder tests use intervals of a second or less; the bot itself refuses less than a
+    minute (tests of that limit start `python -m bot`, which has it)."""
+    monkeypatch.setattr(bot_settings, "REMINDER_MINUTES", TEST_REMINDER_MINUTES)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

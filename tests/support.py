@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from bot.app import BotApp
-from bot.settings import Settings
+from bot.settings import Limits, Settings
 from bot.store import Incident, Store, TimelineEntry
 from tests.fakeslack import FakeSlack, SlackSender
 
@@ -32,6 +32,9 @@ TRANSPORTS = ("http", "socket")
 
 # How long the bot must stay idle for Bot.settled() to count it settled.
 QUIET_SECONDS = 0.05
+
+# Reminder intervals the tests may use (the bot's own floor is a minute).
+TEST_REMINDER_MINUTES = Limits(0.001, 24 * 60, "minutes")
 
 
 # --- polling ---------------------------------------------------------------------------------

@@ -241,6 +241,7 @@ class Response:
 
     async def snooze(self, incident_id: int, minutes: int, actor: str, key: str) -> Changed:
         """Move the next update's due time; one snooze per reminder message."""
+        rules.check_snooze(minutes)
         now = self.clock()
         async with self.store.session() as s:
             inc = await self.store.locked(s, incident_id)

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.errors import BadInput
-from bot.settings import Role, Settings
+from bot.settings import ROLE_ALIASES, SNOOZE_MINUTES, Role, Settings, role_spelling
 from bot.slack.text import one_line
 from bot.store import Incident, Status, TimelineEntry
 
@@ -20,7 +20,6 @@ TITLE_MAX = 250
 DESCRIPTION_MAX = 3000
 SUMMARY_MAX = 3000
 OPEN_STATUSES = [s.value for s in Status if s is not Status.resolved]
-ROLE_ALIASES = {"ic": "commander", "incident_commander": "commander", "communications": "comms"}
 
 
 @dataclass(frozen=True)
@@ -139,6 +138,13 @@ def require_open(inc: Incident) -> None:
         raise BadInput(f"{inc.ref} is resolved. `/incident reopen` it first.")
 
 
+def check_snooze(minutes: int) -> int:
+    """A snooze's length comes from the button's action id; a forged one is refused."""
+    if not SNOOZE_MINUTES.holds(minutes):
+        raise BadInput(f"A reminder can be snoozed {SNOOZE_MINUTES}.")
+    return minutes
+
+
 def reminder_interval(settings: Settings, severity: str) -> timedelta:
     sev = settings.severity(severity)
     minutes = (sev.reminder_minutes if sev else None) or settings.reminder_interval_minutes
@@ -153,7 +159,7 @@ def rank(settings: Settings, severity: str) -> int:
 
 def role(settings: Settings, name: str) -> Role:
     name = name.strip().lower()
-    name = ROLE_ALIASES.get(name, name)
+    name = ROLE_ALIASES.get(role_spelling(name), name)
     for candidate in settings.roles:
         if candidate.name == name:
             return candidate

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from bot.store.engine import make_engine, migrate
+from bot.store.engine import DEFAULT_TIMEOUT, Probe, make_engine, migrate
 from bot.store.tables import (
     FollowUp,
     Incident,
@@ -34,28 +34,27 @@ Row = TypeVar("Row", RoleAssignment, StatusUpdate, FollowUp)
 class Store:
     """The database: sessions plus the queries operations share."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT):
         self.url = url
-        self.engine = make_engine(url)
+        self.timeout = timeout
+        self.engine = make_engine(url, timeout=timeout)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.probe = Probe(url)
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     async def migrate(self) -> None:
-        await migrate(self.engine)
+        await migrate(self.engine, connect_within=self.timeout)
 
     async def close(self) -> None:
+        await self.probe.close()
         await self.engine.dispose()
 
-    async def ping(self) -> bool:
-        try:
-            async with self.engine.connect() as conn:
-                await conn.exec_driver_sql("SELECT 1")
-            return True
-        except Exception:
-            return False
+    async def ping(self, within: float) -> bool:
+        """Whether the database answers, known within `within` seconds in every state."""
+        return await self.probe.answers(within)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -55,7 +55,9 @@ def register(app: Listen, ops: Operations) -> None:
     ) -> None:
         sub, rest = split_command(clean(body.get("text") or ""))
         user_id: str = body["user_id"]
-        team_id: str = body.get("team_id") or context.team_id
+        # Numbering belongs to the installation (its team, learned at start-up), not to the
+        # team a request carries (Slack Connect, Enterprise Grid).
+        team_id: str = context.authorize_result.team_id or body.get("team_id") or ""
         reply = responder(respond)
 
         if sub in ("", "help"):

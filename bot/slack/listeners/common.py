@@ -13,7 +13,7 @@ from slack_bolt.async_app import AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block
 
-from bot.errors import BadInput, SlackFailure, slack_error
+from bot.errors import BadInput, DatabaseUnavailable, SlackFailure, slack_error
 from bot.incidents.declare import Declaration, Declarations
 from bot.incidents.drift import Drift
 from bot.incidents.find import Finder
@@ -24,6 +24,7 @@ from bot.postmortem.compile import Postmortems
 from bot.settings import Settings
 from bot.slack import answers
 from bot.slack.replies import Replies
+from bot.store.engine import watching_writes
 from bot.work import InFlight
 
 log = logging.getLogger(__name__)
@@ -79,9 +80,22 @@ class Listen:
         return self._on(self.bolt.shortcut(callback_id))
 
 
-def sorry(action: str, e: Exception) -> str:
+def sorry(action: str, e: Exception, *, stored: bool = False) -> str:
+    """What the person hears when `action` failed with `e`; `stored` when something of
+    it had been stored already (so it must not be retried)."""
     if isinstance(e, BadInput | SlackFailure):
         return f":warning: {e}"
+    if isinstance(e, DatabaseUnavailable):
+        if stored:
+            return (
+                ":warning: Your change was saved, but the database stopped answering before "
+                "the bot had finished. Slack catches up once the database is back; "
+                "there is no need to try again."
+            )
+        return (
+            f":warning: Could not {action}: the database is unavailable, so nothing was "
+            "changed. Please try again in a minute."
+        )
     if isinstance(e, SlackApiError):
         return f":warning: Slack refused to {action} (`{slack_error(e)}`). Please try again."
     return (
@@ -92,13 +106,17 @@ def sorry(action: str, e: Exception) -> str:
 
 async def guarded(action: str, reply: Reply, work: Callable[[], Awaitable[None]]) -> None:
     """Run work after the ack; whatever fails, the person hears about it privately."""
-    try:
-        await work()
-    except (BadInput, SlackFailure) as e:
-        await reply(sorry(action, e), None)
-    except Exception as e:
-        log.exception("failed to %s", action)
-        await reply(sorry(action, e), None)
+    with watching_writes() as writes:
+        try:
+            await work()
+        except (BadInput, SlackFailure) as e:
+            await reply(sorry(action, e), None)
+        except DatabaseUnavailable as e:
+            log.warning("could not %s: the database is unavailable (%s)", action, e)
+            await reply(sorry(action, e, stored=writes.stored), None)
+        except Exception as e:
+            log.exception("failed to %s", action)
+            await reply(sorry(action, e), None)
 
 
 def responder(respond: AsyncRespond) -> Reply:

@@ -99,7 +99,8 @@ def register(app: Listen, ops: Operations) -> None:
     async def declare_submitted(ack: AsyncAck, body: Body, context: Any) -> None:
         form = Form(body["view"])
         user_id: str = body["user"]["id"]
-        team_id: str = (body.get("team") or {}).get("id") or context.team_id
+        # The installation's team, as for the command (see commands.py).
+        team_id: str = context.authorize_result.team_id or (body.get("team") or {}).get("id") or ""
         title = form.text(DeclareForm.TITLE)
         severity = form.option(DeclareForm.SEVERITY)
         commander = form.user(DeclareForm.COMMANDER) or user_id
