@@ -84,8 +84,8 @@ class Reminders:
         try:
             for incident in await self.store.reminder_due_times():
                 await self.schedule(incident)
-        except Exception:
-            log.exception("could not read reminder due times")
+        except Exception as e:
+            log_failure(log, "could not read reminder due times", e)
 
     @staticmethod
     def job_id(incident_id: int) -> str:

@@ -22,6 +22,7 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import slack_error
+from bot.slack import protocol
 from bot.work import InFlight
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,14 @@ class SocketMode:
             return  # never acknowledged: Slack delivers it to another connection
         async with self.inflight.track():
             started = time.time()
+            payload = request.payload if isinstance(request.payload, dict) else {}
+            missing = protocol.lacks(payload)
+            if missing or protocol.quiet(payload):
+                # Acknowledged so Slack does not send it again; nothing to do with it.
+                if missing:
+                    log.info("ignored a malformed envelope: %s without %s", request.type, missing)
+                await client.send_socket_mode_response({"envelope_id": request.envelope_id})
+                return
             response = await run_async_bolt_app(self.bolt, request)
             await send_async_response(client, request, response, started)
 

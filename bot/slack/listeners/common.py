@@ -3,17 +3,18 @@ flight, and answers that always reach the person."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from slack_bolt.async_app import AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block
 
-from bot.errors import BadInput, DatabaseUnavailable, SlackFailure, slack_error
+from bot.errors import BadInput, DatabaseUnavailable, SlackFailure, log_failure, slack_error
 from bot.incidents.declare import Declaration, Declarations
 from bot.incidents.drift import Drift
 from bot.incidents.find import Finder
@@ -74,7 +75,22 @@ class Listen:
         return self._on(self.bolt.view(callback_id))
 
     def event(self, event: str) -> Callable[[F], F]:
-        return self._on(self.bolt.event(event))
+        """An Events API listener. Nobody waits for its answer, so a failure is logged:
+        one line for Slack or the database saying no, a traceback for anything else."""
+        register = self._on(self.bolt.event(event))
+
+        def decorate(fn: F) -> F:
+            @functools.wraps(fn)
+            async def logged(*args: Any, **kwargs: Any) -> None:
+                try:
+                    await fn(*args, **kwargs)
+                except Exception as e:
+                    log_failure(log, f"could not handle a {event} event", e)
+
+            register(cast(F, logged))
+            return fn
+
+        return decorate
 
     def shortcut(self, callback_id: str) -> Callable[[F], F]:
         return self._on(self.bolt.shortcut(callback_id))
