@@ -59,3 +59,10 @@ def log_failure(log: logging.Logger, what: str, e: BaseException) -> None:
         log.warning("%s: %s", what, e)
     else:
         log.error("%s", what, exc_info=e)
+
+
+def problem(surface: str, e: BaseException) -> str:
+    """What a stored change could not do, as `surface: reason` for the person's answer."""
+    if isinstance(e, DatabaseUnavailable):
+        return "database: unavailable"
+    return f"{surface}: {slack_error(e)}"

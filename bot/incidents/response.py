@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from bot.errors import BadInput, log_failure, slack_error
+from bot.errors import BadInput, log_failure, problem
 from bot.incidents import rules
 from bot.incidents.declare import OnChange
 from bot.incidents.rules import Changed
@@ -55,7 +55,7 @@ class Response:
             return incident
         except Exception as e:
             log_failure(log, f"{stored.ref} is stored but not shown", e)
-            problems.append(f"card: {slack_error(e)}")
+            problems.append(problem("card", e))
             return stored
 
     async def _post(
@@ -69,7 +69,7 @@ class Response:
                 await self.surfaces.post(inc, text)
         except Exception as e:
             log_failure(log, f"could not post in the channel of {inc.ref}", e)
-            problems.append(f"message: {slack_error(e)}")
+            problems.append(problem("message", e))
 
     def _interval(self, severity: str) -> timedelta:
         return rules.reminder_interval(self.settings, severity)
@@ -193,7 +193,7 @@ class Response:
         except Exception as e:
             # Stored, and marked unposted: the repair job posts it once Slack lets it.
             log_failure(log, f"could not post an update of {inc.ref}", e)
-            problems.append(f"update: {slack_error(e)}")
+            problems.append(problem("update", e))
         inc = await self._after_change(inc, problems)
         return Changed(inc, True, f"Update recorded on {inc.ref}.", tuple(problems))
 
@@ -220,7 +220,7 @@ class Response:
             await self.surfaces.announce(inc, text, body)
         except Exception as e:
             log_failure(log, f"could not post the resolution of {inc.ref}", e)
-            problems.append(f"message: {slack_error(e)}")
+            problems.append(problem("message", e))
         return Changed(inc, True, f"{inc.ref} is resolved.", tuple(problems))
 
     async def reopen(self, incident_id: int, actor: str) -> Changed:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.errors import BadInput, log_failure, slack_error
+from bot.errors import BadInput, log_failure, problem
 from bot.incidents import rules
 from bot.incidents.rules import Changed
 from bot.slack import blocks
@@ -109,5 +109,5 @@ class Timeline:
             await self.surfaces.post(incident, text)
         except Exception as e:
             log_failure(log, f"could not post in the channel of {incident.ref}", e)
-            return [f"message: {slack_error(e)}"]
+            return [problem("message", e)]
         return []

@@ -41,6 +41,12 @@ def update_too_late(inc: Incident) -> str:
 
 def stored_but(message: str, problems: Sequence[str]) -> str:
     """A change that is stored but not (yet) shown everywhere in Slack."""
+    if any(p.startswith("database:") for p in problems):
+        return (
+            f":warning: {message} It was saved, but the database stopped answering before "
+            "the bot had finished; Slack catches up once the database is back. There is no "
+            "need to try again."
+        )
     which = ", ".join(f"{p.partition(': ')[0]} `{p.partition(': ')[2]}`" for p in problems)
     return (
         f":warning: {message} It is recorded, but Slack refused to show it everywhere yet "

@@ -104,7 +104,7 @@ class SocketMode:
     async def connected(self) -> bool:
         return self._accepting and await self.connection.is_connected()
 
-    async def _handle(self, client: Any, request: SocketModeRequest) -> None:
+    async def _handle(self, socket: Any, request: SocketModeRequest) -> None:
         if not self._accepting:
             return  # never acknowledged: Slack delivers it to another connection
         async with self.inflight.track():
@@ -115,10 +115,10 @@ class SocketMode:
                 # Acknowledged so Slack does not send it again; nothing to do with it.
                 if missing:
                     log.info("ignored a malformed envelope: %s without %s", request.type, missing)
-                await client.send_socket_mode_response({"envelope_id": request.envelope_id})
+                await socket.send_socket_mode_response({"envelope_id": request.envelope_id})
                 return
             response = await run_async_bolt_app(self.bolt, request)
-            await send_async_response(client, request, response, started)
+            await send_async_response(socket, request, response, started)
 
     def stop_accepting(self) -> None:
         """Take no new envelope and never reconnect; the open socket still carries the
