@@ -20,6 +20,7 @@ from bot.settings import BUILTIN_ROLES, DEFAULT_SEVERITIES
 from bot.slack.directory import Directory
 from bot.store import FollowUp, Incident, RoleAssignment, StatusUpdate, TimelineEntry
 from tests.fakeslack import FakeSlack
+from tests.readable import shape, shows_itself
 from tests.support import ALICE, BOB, BOT_TOKEN, CAROL, GENERAL
 
 BOT_USER, BOT_ID = "UBOT", "BBOT"
@@ -504,16 +505,21 @@ def test_user_text_never_becomes_markup() -> None:
     headings = [line for line in outside_code(md) if re.match(r"\s*#", line)]
     assert headings == [md.splitlines()[0], *(f"## {s}" for s in SECTIONS)]
     assert md.splitlines()[0] == (
-        "# INC-42: Checkout down &lt;!channel&gt; \\# heading \\[x\\](http\\://evil) "
-        "&lt;script&gt;alert(1)&lt;/script&gt;"
+        "# INC-42: Checkout down &lt;!channel> # heading [x\\](http://evil) "
+        "&lt;script>alert(1)&lt;/script>"
     )
     assert "<script" not in md and "<!channel>" not in md and "<!here>" not in md
-    assert "](http://evil)" not in md and "http://evil" not in md.replace("http\\://evil", "")
-    # Only the links people posted in Slack become links.
-    links = re.findall(r"(?<!\\)\]\(([^)]*)\)|<(https?:[^>]*)>", md)
-    assert links == [("", "https://status.example.com")]
+    # Parsed as a reader's Markdown viewer parses it: the one heading is the title, no HTML,
+    # and only the links people posted in Slack are links (a bare URL shows itself).
+    found = shape(md)
+    assert found.headings[0] == (
+        "INC-42: Checkout down <!channel> # heading [x](http://evil) <script>alert(1)</script>"
+    )
+    assert found.html == [] and found.images == 0
+    assert [link.href for link in found.links if not shows_itself(link)] == []
+    assert "https://status.example.com" in [link.href for link in found.links]
     # A note's own list line stays text inside its timeline item.
-    assert "  \\- \\[x\\] done?" in md.splitlines()
+    assert "  \\- [x] done?" in md.splitlines()
     # Code is kept as code, inside the message's list item.
     assert "  ```\n  SELECT 1;\n  # not a heading\n  ```" in md
 
@@ -574,14 +580,14 @@ def test_severity_roles_updates_and_follow_ups() -> None:
     ]
     updates = section(md, "Status updates")
     assert "- **2024-05-01 12:45:00 UTC** · monitoring · Carol Chen: update-two" in updates
-    assert "update-one &lt;!channel&gt; \\# heading" in updates
+    assert "update-one &lt;!channel> # heading" in updates
     summary = section(md, "Summary")
-    assert "Payments fail.\n\\# not a heading\n\\[x\\](http\\://evil)" in summary
+    assert "Payments fail.\n\\# not a heading\n\\[x\\](http://evil)" in summary
     assert "**Last status update** (2024-05-01 12:45:00 UTC, monitoring" in summary
     assert summary.index("update-two") < summary.index(PROMPT_MARKER)
     follow = section(md, "Follow-ups").strip().splitlines()
     assert follow == [
-        "- [ ] Alert on cache hit rate \\[x\\](http\\://evil) (owner: Bob Baker)",
+        "- [ ] Alert on cache hit rate [x\\](http://evil) (owner: Bob Baker)",
         "- [ ] Write the cache runbook (no owner yet)",
     ]
     assert "None recorded." in section(render(story_facts(follow_ups=[])), "Follow-ups")
@@ -623,12 +629,12 @@ def test_timeline_shows_each_message_once_in_order() -> None:
     # Entries and messages interleave by time; entries first on a tie.
     assert lines.index(
         "- **2024-05-01 12:00:00 UTC** · *declared* · Alice Archer: Declared INC-42 at SEV3: "
-        "&lt;!channel&gt; \\# heading \\[x\\](http\\://evil) "
-        "&lt;script&gt;alert(1)&lt;/script&gt;"
+        "&lt;!channel> # heading [x\\](http://evil) "
+        "&lt;script>alert(1)&lt;/script>"
     ) < lines.index(
         "- **2024-05-01 12:00:00 UTC** · *role* · Alice Archer: @Alice Archer is Incident Commander"
     )
-    assert "· *note* · Carol Chen: note-one &lt;!channel&gt; \\# heading" in timeline
+    assert "· *note* · Carol Chen: note-one &lt;!channel> # heading" in timeline
     assert "💬 Bob Baker: h-bob-file graph\n  📎 latency.png" in timeline
     assert "💬 Alice Archer *(edited)*: h-alice-edit **now** fixed" in timeline
     assert "h-carol-mention @Bob Baker check #general <https://status.example.com>" in timeline
