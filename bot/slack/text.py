@@ -18,16 +18,22 @@ import bisect
 import re
 import string
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from urllib.parse import quote
 
 __all__ = [
     "MAX_CHANNEL_NAME",
+    "SlackNames",
     "channel_name",
     "escape",
     "literal",
+    "markdown_code_block",
+    "markdown_code_span",
     "markdown_escape",
+    "markdown_link",
+    "markdown_piece",
+    "markdown_with_pieces",
     "one_line",
     "parse_user_name",
     "parse_user_ref",
@@ -753,6 +759,35 @@ class _Converter:
             if part or len(parts) == 1:
                 out.append(self.text_line(part))
         return "\n".join(out)
+
+
+def markdown_piece(index: int) -> str:
+    """The placeholder for ``pieces[index]`` in text given to :func:`markdown_with_pieces`."""
+    return f"{_INLINE_MARK}{index}{_INLINE_MARK}"
+
+
+def markdown_with_pieces(text: str, pieces: Sequence[str]) -> str:
+    """Plain text holding placeholders (:func:`markdown_piece`) for Markdown already
+    rendered, e.g. links, mentions and code: the text is escaped line by line as
+    :func:`markdown_escape` escapes it, line starts included, and each piece is put in
+    as it is. A piece counts as an unknown neighbour of the text around it."""
+    text = text.replace(_BLOCK_MARK, "\ufffd")
+    out: list[str] = []
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        prefix, used = _split_line_start(line)
+        math = _has_math(_INLINE_PIECE.sub("", line))
+        parts = _INLINE_PIECE.split(line[used:])
+        last = len(parts) - 1
+        rendered = [prefix]
+        for i, part in enumerate(parts):
+            if i % 2:
+                rendered.append(pieces[int(part)])
+                continue
+            before = (line[used - 1] if prefix else "\n") if i == 0 else None
+            after = "\n" if i == last else None
+            rendered.append(_md_inline(part, before=before, after=after, math=math))
+        out.append("".join(rendered))
+    return "\n".join(out)
 
 
 def slack_to_markdown(
