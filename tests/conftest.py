@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from bot.app import BotApp
 from bot.settings import Settings
+from tests.drafts import every_draft_reads_as_slack_showed  # noqa: F401 (autouse fixture)
 from tests.fakeslack import FakeSlack, SlackSender
 from tests.support import (
     ALICE,

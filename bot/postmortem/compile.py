@@ -64,12 +64,12 @@ class Postmortems:
         for entry in timeline:
             data = entry.data or {}
             wanted.users.add(entry.actor or "")
-            if entry.kind == "message" and isinstance(data.get("message"), dict):
-                wanted.update(content.references(data["message"]))
-            elif entry.kind == "message":
+            if entry.kind == "message":
+                # Who wrote it: a person, or an app (by its bot user or its bot id).
                 author = str(data.get("user") or "")
                 (wanted.bots if author.startswith("B") else wanted.users).add(author)
-                texts.append(entry.text)
+            if entry.kind == "message" and isinstance(data.get("message"), dict):
+                wanted.update(content.references(data["message"]))
             else:
                 texts.append(entry.text)
         wanted.users.update(a.user_id for a in assignments)

@@ -37,6 +37,7 @@ USERS_CONCURRENCY = 8
 LOOKUP_ERRORS = (SlackClientError, aiohttp.ClientError, TimeoutError)
 # Shown for what Slack will not name.
 PRIVATE_CHANNEL = "private-channel"
+UNKNOWN_CHANNEL = "unknown-channel"
 UNKNOWN_GROUP = "unknown-group"
 
 User = Mapping[str, Any]
@@ -267,7 +268,8 @@ class Directory:
 
     async def channel_names(self, channel_ids: Iterable[str]) -> dict[str, str]:
         """Channels' names (``conversations.info``); one the bot may not see is shown as
-        ``private-channel``, as Slack shows it to people outside it."""
+        ``private-channel``, as Slack shows it to people outside it, and one Slack failed
+        to name as ``unknown-channel``."""
         wanted = sorted({c for c in channel_ids if c})
         found: dict[str, str] = {}
 
@@ -275,19 +277,16 @@ class Directory:
             async def ask() -> str | None:
                 try:
                     resp = await self.client.conversations_info(channel=channel_id)
-                except SlackApiError as e:
-                    log.info("conversations.info %s: %s", channel_id, slack_error(e))
-                    return PRIVATE_CHANNEL
                 except LOOKUP_ERRORS as e:
                     log.info("conversations.info %s: %s", channel_id, slack_error(e))
-                    return None
+                    # Slack hides private channels the bot is not in as "not found".
+                    return PRIVATE_CHANNEL if slack_error(e) == "channel_not_found" else None
                 channel = resp.get("channel") or {}
                 return str(channel.get("name") or "") or PRIVATE_CHANNEL
 
             async def look() -> None:
-                found[channel_id] = (
-                    await self._lookup(f"channel:{channel_id}", ask, keep=False) or PRIVATE_CHANNEL
-                )
+                name = await self._lookup(f"channel:{channel_id}", ask, keep=False)
+                found[channel_id] = name or UNKNOWN_CHANNEL
 
             return look
 

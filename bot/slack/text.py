@@ -362,6 +362,16 @@ def _bare_url(text: str, start: int) -> str:
     return match[0] if match else ""
 
 
+def _balanced(text: str) -> bool:
+    """Whether every "[" in ``text`` is closed by a "]", in order."""
+    depth = 0
+    for ch in text:
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
 def _has_math(line: str) -> bool:
     # GitHub renders $…$ as math; a single "$" (a price) never pairs.
     return line.count("$") >= 2
@@ -379,6 +389,7 @@ def _md_inline(
     """Escape text that does not start a line, between the given neighbours."""
     if math is None:
         math = _has_math(text)
+    balanced = in_link and "](" not in text and _balanced(text)
     out: list[str] = []
     i, n = 0, len(text)
     while i < n:
@@ -397,7 +408,7 @@ def _md_inline(
             prev = text[i - 1] if i > 0 else before
             nxt = text[j] if j < n else after
             run = text[i:j]
-            out.append("\\" + "\\".join(run) if in_link or _delimits(ch, prev, nxt) else run)
+            out.append("\\" + "\\".join(run) if _delimits(ch, prev, nxt) else run)
             i = j
             continue
         nxt = text[i + 1] if i + 1 < n else after
@@ -406,11 +417,15 @@ def _md_inline(
             out.append("\\\\" if nxt is None or nxt in _ASCII_PUNCT or nxt in "\r\n" else ch)
         elif ch == "`":
             out.append("\\`")
-        elif ch == "[" and in_link:
+        elif ch == "[" and in_link and not balanced:
             out.append("\\[")
         elif ch == "]":
-            # Only "](" makes a link (nothing in a draft defines references).
-            out.append("\\]" if in_link or nxt is None or nxt == "(" else ch)
+            # Only "](" makes a link (nothing in a draft defines references); inside a
+            # link's text, an unbalanced bracket would end it.
+            if in_link:
+                out.append(ch if balanced else "\\]")
+            else:
+                out.append("\\]" if nxt is None or nxt == "(" else ch)
         elif ch == "<":
             # Raw HTML and autolinks start with "<" and a letter, "/", "!" or "?".
             out.append("&lt;" if nxt is None or nxt in _HTML_START else ch)
