@@ -17,8 +17,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.postmortem.history import fetch_history
 from bot.postmortem.render import PROMPT_MARKER, PostmortemFacts, duration, render
 from bot.settings import BUILTIN_ROLES, DEFAULT_SEVERITIES
-from bot.slack.directory import Directory
+from bot.slack.directory import Directory, Person
 from bot.store import FollowUp, Incident, RoleAssignment, StatusUpdate, TimelineEntry
+from tests.drafts import check_draft
 from tests.fakeslack import FakeSlack
 from tests.readable import shape, shows_itself
 from tests.support import ALICE, BOB, BOT_TOKEN, CAROL, GENERAL
@@ -238,6 +239,70 @@ async def test_user_names_asks_once_per_unknown_user(fake: FakeSlack) -> None:
     # Everything is cached now: a second draft asks Slack nothing.
     assert await directory.display_names(ids) == names
     assert len(fake.calls_to("users.info")) == 5
+
+
+async def test_names_for_a_draft_never_fail_and_are_asked_once(fake: FakeSlack) -> None:
+    fake.add_bot("B0GRAF", "Grafana")
+    fake.add_channel("ops", id="C0OPS")
+    fake.add_channel("secret", id="C0SECRET", is_private=True, members=[ALICE])
+    fake.add_usergroup("sre-team", id="S0SRE")
+    fake.invisible_users.add("U0EXT")
+    directory = Directory(client_for(fake))
+
+    async def everything() -> tuple[Any, ...]:
+        return (
+            await directory.people([ALICE, "U0EXT", "U0NOBODY", "USLACKBOT", HELPER_BOT]),
+            await directory.bot_names(["B0GRAF", "B0NONE"]),
+            await directory.channel_names(["C0OPS", "C0SECRET"]),
+            await directory.usergroup_handles(["S0SRE", "S0GONE"]),
+        )
+
+    people, bots, channels, groups = await everything()
+    assert people[ALICE] == Person("Alice Archer")
+    # Slack Connect people users.info will not show, and ids Slack does not know.
+    assert not people["U0EXT"].known and not people["U0NOBODY"].known
+    assert people["USLACKBOT"].app and people[HELPER_BOT].app
+    assert bots == {"B0GRAF": "Grafana"}
+    assert channels == {"C0OPS": "ops", "C0SECRET": "private-channel"}
+    assert groups == {"S0SRE": "sre-team", "S0GONE": "unknown-group"}
+    asked = len(fake.calls)
+    assert asked == 4 + 2 + 2 + 1  # no users.info for Slackbot; one usergroups.list
+    # A second draft asks Slack nothing: every answer, "no" included, is kept.
+    assert await everything() == (people, bots, channels, groups)
+    assert len(fake.calls) == asked
+
+
+async def test_a_failed_name_lookup_is_neutral_and_asked_again(fake: FakeSlack) -> None:
+    directory = Directory(client_for(fake))
+    fake.fail("users.info", error="fatal_error")
+    fake.fail("bots.info", error="fatal_error")
+    fake.fail("usergroups.list", error="missing_scope")
+    fake.fail("conversations.info", error="fatal_error")
+    fake.add_bot("B0GRAF", "Grafana")
+    fake.add_usergroup("sre-team", id="S0SRE")
+    assert await directory.people([BOB]) == {BOB: Person("", known=False)}
+    assert await directory.bot_names(["B0GRAF"]) == {}
+    assert await directory.usergroup_handles(["S0SRE"]) == {"S0SRE": "unknown-group"}
+    assert await directory.channel_names([GENERAL]) == {GENERAL: "unknown-channel"}
+    # Errors are not kept: the next draft asks again and gets the names.
+    assert await directory.people([BOB]) == {BOB: Person("Bob Baker")}
+    assert await directory.bot_names(["B0GRAF"]) == {"B0GRAF": "Grafana"}
+    assert await directory.usergroup_handles(["S0SRE"]) == {"S0SRE": "sre-team"}
+    assert await directory.channel_names([GENERAL]) == {GENERAL: "general"}
+
+
+async def test_name_lookups_overlap_a_few_at_a_time(fake: FakeSlack) -> None:
+    ids = [f"U0P{i:03d}" for i in range(40)]
+    for uid in ids:
+        fake.add_user(uid, uid.lower())
+    fake.set_delay("users.info", 0.1)
+    directory = Directory(client_for(fake))
+    started = time.perf_counter()
+    people = await directory.people(ids)
+    elapsed = time.perf_counter() - started
+    assert all(p.known for p in people.values())
+    # 40 lookups of 0.1 s each: 8 at a time take 0.5 s; one at a time would take 4 s.
+    assert 0.45 <= elapsed < 3.0, elapsed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -683,3 +748,24 @@ def test_a_big_channel_renders_fast() -> None:
     elapsed = time.perf_counter() - started
     assert md.count("↳") == 3_000 and md.count("💬") == 7_000
     assert elapsed < 1.0, f"rendering took {elapsed:.2f} s"
+
+
+def test_the_draft_check_notices_what_a_reader_would() -> None:
+    """tests/drafts.py reads every draft the suite renders; it must catch each defect."""
+    facts = story_facts()
+    md = render(facts)
+    check_draft(facts, md)
+    line = next(line for line in md.splitlines() if "h-carol-mention" in line)
+    broken = {
+        "lost content": md.replace("h-bob-file graph", "h-bob-file"),
+        "an id for a name": md.replace("@Bob Baker check", "@U0BOB check"),
+        "an escape left visible": md.replace("h-alice-page paging", "h-alice-page paging\\"),
+        "a heading from people's text": md.replace(line, line + "\n\n# h-carol heading"),
+        "HTML": md.replace(line, line + " <b>bold</b>"),
+        "an image": md.replace(line, line + " ![x](https://status.example.com)"),
+        "a hidden link": md.replace(line, line + " [status](https://evil.example.com)"),
+    }
+    for defect, draft in broken.items():
+        assert draft != md, defect
+        with pytest.raises(AssertionError):
+            check_draft(facts, draft)

@@ -252,7 +252,8 @@ class Directory:
                     resp = await self.client.bots_info(bot=bot_id)
                 except LOOKUP_ERRORS as e:
                     log.info("bots.info %s: %s", bot_id, slack_error(e))
-                    return None
+                    # An app Slack does not know stays unknown; anything else, ask again.
+                    return "" if slack_error(e) == "bot_not_found" else None
                 name = (resp.get("bot") or {}).get("name")
                 return str(name) if name else ""
 
