@@ -377,6 +377,10 @@ def _has_math(line: str) -> bool:
     return line.count("$") >= 2
 
 
+# Where escaping may be needed: a character that can be markup, or a bare URL's start.
+_MD_NEXT = re.compile(r"[*_~\\`\[\]<&$|]|(?<![^\W_])(?=(?:https?|ftp)://)", re.IGNORECASE)
+
+
 def _md_inline(
     text: str,
     *,
@@ -393,14 +397,20 @@ def _md_inline(
     out: list[str] = []
     i, n = 0, len(text)
     while i < n:
+        # Most text has nothing to escape: copy it up to the next character that may.
+        found = _MD_NEXT.search(text, i)
+        if found is None:
+            out.append(text[i:])
+            break
+        out.append(text[i : found.start()])
+        i = found.start()
         ch = text[i]
-        if ch in "hHfF" and not in_link and (i == 0 or not text[i - 1].isalnum()):
-            url = _bare_url(text, i)
-            if url:
-                # GFM links a bare URL before it looks for emphasis in it: keep it as is.
-                out.append(url)
-                i += len(url)
-                continue
+        if not found.group():
+            url = "" if in_link else _bare_url(text, i)
+            # GFM links a bare URL before it looks for emphasis in it: keep it as is.
+            out.append(url or ch)
+            i += len(url) or 1
+            continue
         if ch in "*_~":
             j = i
             while j < n and text[j] == ch:
