@@ -93,6 +93,8 @@ class Directory:
         self.bot_id: str | None = None
         self.team_id: str | None = None
         self._cache = _Expiring(ttl_seconds, monotonic)
+        # Shared by every name lookup a draft makes, so together they stay a few at a time.
+        self._lookups = asyncio.Semaphore(USERS_CONCURRENCY)
 
     async def connect(self) -> None:
         """Learn who the bot is, once, instead of on the first request."""
@@ -190,10 +192,10 @@ class Directory:
         return value
 
     async def _bounded(self, jobs: Iterable[Callable[[], Awaitable[None]]]) -> None:
-        limit = asyncio.Semaphore(USERS_CONCURRENCY)
+        """Run lookups, at most USERS_CONCURRENCY at a time across all kinds of lookup."""
 
         async def run(job: Callable[[], Awaitable[None]]) -> None:
-            async with limit:
+            async with self._lookups:
                 await job()
 
         async with asyncio.TaskGroup() as group:
