@@ -16,7 +16,7 @@ PARSER = MarkdownIt("gfm-like")
 def squash(text: str) -> str:
     """Whitespace runs as one space: rendered Markdown does not show line breaks inside a
     paragraph, nor indentation."""
-    return " ".join(text.replace("\x00", "\ufffd").split())
+    return " ".join(text.replace("\x00", "\ufffd").replace("\x01", "\ufffd").split())
 
 
 def tokens(md: str) -> list[Token]:

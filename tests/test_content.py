@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
 from bot.slack.content import (
     UNKNOWN_APP,
     Names,
@@ -17,6 +20,7 @@ from bot.slack.content import (
     snapshot,
 )
 from tests.readable import shape, squash, tokens, visible
+from tests.test_text import FRAGMENTS, URL_LIKE
 
 NAMES = Names(
     users={"U1": "Alice Archer", "U2": "Bob *the* Builder"},
@@ -340,3 +344,54 @@ def test_snapshot_keeps_what_shows() -> None:
         "attachments": [{"text": "t", "is_share": True}],
     }
     assert md(snapshot(message)) == md(message)
+
+
+STYLES = st.fixed_dictionaries(
+    {},
+    optional={
+        "bold": st.booleans(),
+        "italic": st.booleans(),
+        "strike": st.booleans(),
+        "code": st.booleans(),
+    },
+)
+WORDS = st.sampled_from([*FRAGMENTS, "(x)", "a.", "é", "🔥", "  ", "word"]) | st.text(max_size=6)
+RUNS = st.lists(
+    st.one_of(
+        st.builds(lambda t, s: {"type": "text", "text": t, "style": s}, WORDS, STYLES),
+        st.builds(
+            lambda t, s: {"type": "link", "url": "https://example.com/p", "text": t, "style": s},
+            WORDS,
+            STYLES,
+        ),
+        st.just({"type": "user", "user_id": "U2"}),
+        st.just({"type": "emoji", "name": "fire", "unicode": "1f525"}),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(RUNS)
+def test_rich_text_reads_as_slack_shows_it(runs: list[dict[str, Any]]) -> None:
+    """Any mix of styled text, links and mentions reads as its words: styles either work
+    or are left out, and nothing becomes a heading, list, HTML, image or stray link."""
+    shown = "".join(
+        "@Bob *the* Builder"
+        if run["type"] == "user"
+        else "🔥"
+        if run["type"] == "emoji"
+        else run["text"]
+        if run["type"] == "text" or run["text"].strip()
+        else run["url"]
+        for run in runs
+    )
+    assume(not URL_LIKE.search(shown))
+    out = md(rich(section(*runs)))
+    found = shape(out)
+    assert found.headings == [] and found.html == [] and found.images == 0, out
+    assert {link.href for link in found.links} <= {"https://example.com/p"}, out
+    kinds = {t.type for t in tokens(out)} - {"paragraph_open", "paragraph_close", "inline"}
+    assert kinds == set(), (out, kinds)
+    assert squash(visible(out)) == squash(shown), out

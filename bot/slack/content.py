@@ -631,18 +631,41 @@ def _emoji(run: Run) -> str:
         return f":{run.text}:"
 
 
-def _is_punct(ch: str) -> bool:
-    return unicodedata.category(ch)[0] in "PS"
+def _is_punct(ch: str, symbols: bool) -> bool:
+    category = unicodedata.category(ch)
+    return category.startswith("P") or (symbols and category.startswith("S"))
+
+
+def _is_space(ch: str, loose: bool) -> bool:
+    if ch in " \t\n\r\f" or unicodedata.category(ch) == "Zs":
+        return True
+    return loose and ch.isspace()
 
 
 def _can_wrap(first: str, last: str, before: str, after: str) -> bool:
     """Whether emphasis markers around text from ``first`` to ``last`` open and close
-    between the characters ``before`` and ``after`` (CommonMark's flanking rules)."""
-    if first.isspace() or last.isspace():
-        return False
-    opens = not _is_punct(first) or before.isspace() or _is_punct(before)
-    closes = not _is_punct(last) or after.isspace() or _is_punct(after)
-    return opens and closes
+    between the characters ``before`` and ``after`` (CommonMark's flanking rules) for
+    every reading of what is punctuation (Unicode symbols count since CommonMark 0.31)
+    and whitespace (some parsers count a vertical tab and other separators)."""
+    for symbols in (False, True):
+        for loose in (False, True):
+            space, punct = _is_space, _is_punct
+            if space(first, loose) or space(last, loose):
+                return False
+            opens = not punct(first, symbols) or space(before, loose) or punct(before, symbols)
+            closes = not punct(last, symbols) or space(after, loose) or punct(after, symbols)
+            if not (opens and closes):
+                return False
+    return True
+
+
+def _markers_work(bit: _Bit, before: str, after: str) -> bool:
+    """Whether ``bit``'s markers ("**", "*", "~~" or a mix) open and close around it."""
+    stars = bit.marks.rstrip("~")
+    if stars and stars != bit.marks:
+        # "**~~x~~**": the stars sit next to tildes, the tildes next to the text.
+        return _can_wrap("~", "~", before, after) and _can_wrap(bit.first, bit.last, "~", "~")
+    return _can_wrap(bit.first, bit.last, before, after)
 
 
 @dataclass
@@ -692,7 +715,7 @@ class _Inline:
     def shown(self, run: Run, *, in_code: bool = False) -> str:
         """What a run shows, as plain text."""
         if run.kind == "link":
-            return run.text or run.target
+            return run.text if run.text.strip() else run.target
         if run.kind == "user":
             return "@" + self.names.user(run.target)
         if run.kind == "channel":
@@ -708,14 +731,29 @@ class _Inline:
     def piece(self, run: Run) -> str | None:
         """The Markdown of a run that is markup of its own (code, link, mention)."""
         if run.code:
-            return markdown_code_span(self.shown(run, in_code=True))
+            code = self.shown(run, in_code=True)
+            return markdown_code_span(code) if code else ""
         if run.kind == "link" and _SAFE_URL.match(run.target):
-            return markdown_link(run.target, run.text or run.target)
+            return markdown_link(run.target, self.shown(run))
         if run.kind in ("user", "channel", "usergroup", "broadcast"):
             return markdown_escape(self.shown(run))
         return None
 
     def render(self, runs: Sequence[Run]) -> str:
+        # Code next to code is one code span (two would run their backticks together).
+        merged: list[Run] = []
+        for run in runs:
+            if run.kind == "text" and not run.text:
+                continue
+            if run.code and run.kind != "text":
+                # A link or mention in code shows as its text, in the code.
+                run = Run("text", self.shown(run, in_code=True), "", *run.styles, code=True)
+            last = merged[-1] if merged else None
+            if last is not None and last.code and run.code:
+                merged[-1] = Run("text", last.text + run.text, "", *last.styles, code=True)
+            else:
+                merged.append(run)
+        runs = merged
         bits: list[_Bit] = []
         # Consecutive runs in the same style read as one.
         groups: list[list[Run]] = []
@@ -731,9 +769,17 @@ class _Inline:
             for run in group:
                 piece = self.piece(run)
                 if piece:
+                    # A link's text keeps its outer spaces outside the link, as shown.
+                    label = self.shown(run) if run.kind == "link" and not run.code else ""
+                    lead = " " if label[:1].isspace() else ""
+                    trail = " " if label[-1:].isspace() else ""
+                    line += [_Bit("raw", lead)] if lead else []
                     line.append(_Bit("piece", piece, piece[0], piece[-1]))
+                    line += [_Bit("raw", trail)] if trail else []
                     continue
-                for i, chunk in enumerate(self.shown(run).split("\n")):
+                # NUL and SOH mark pieces; in people's text they are nothing to show.
+                plain = self.shown(run).replace("\x00", "\ufffd").replace("\x01", "\ufffd")
+                for i, chunk in enumerate(plain.split("\n")):
                     if i:
                         bits += self._styled(line, marks)
                         bits.append(_Bit("raw", "\n"))
@@ -778,12 +824,12 @@ class _Inline:
                 wrapped_last = False
                 continue
             before, after = _neighbour(bits, index, -1), _neighbour(bits, index, +1)
-            if wrapped_last or not _can_wrap(bit.first, bit.last, before, after):
+            if wrapped_last or not _markers_work(bit, before, after):
                 # The markers would show as text: keep the words, lose the style.
                 flat += bit.inner
                 wrapped_last = False
                 continue
-            inner = markdown_with_pieces(*_with_pieces(bit.inner))
+            inner = markdown_with_pieces(*_with_pieces(bit.inner), mid_line=True)
             flat.append(_Bit("piece", f"{bit.marks}{inner}{bit.marks[::-1]}"))
             wrapped_last = True
         return markdown_with_pieces(*_with_pieces(flat))

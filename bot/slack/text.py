@@ -318,27 +318,38 @@ def _is_punct(ch: str, *, symbols: bool) -> bool:
     return category.startswith("P") or (symbols and category.startswith("S"))
 
 
+def _is_space(ch: str, *, loose: bool) -> bool:
+    """CommonMark's whitespace (space separators, tab, line feed, form feed, carriage
+    return); ``loose`` also counts what some parsers count (vertical tab, and the
+    separators Python counts)."""
+    if ch in " \t\n\r\f" or unicodedata.category(ch) == "Zs":
+        return True
+    return loose and ch.isspace()
+
+
 def _delimits(marker: str, before: str | None, after: str | None) -> bool:
     """Whether a run of ``marker`` (``*``, ``_`` or ``~``) between these neighbours
     could open or close emphasis or strikethrough.
 
-    CommonMark's flanking rules; an unknown neighbour could be anything. Unicode
-    symbols count as punctuation since CommonMark 0.31 and not before, so the run
-    is escaped if either reading lets it act.
+    CommonMark's flanking rules; an unknown neighbour could be anything. Parsers differ
+    on what counts as punctuation (Unicode symbols, since CommonMark 0.31) and as
+    whitespace, so the run is escaped if any reading lets it act.
     """
     if before is None or after is None:
         return True
     for symbols in (False, True):
-        before_space, after_space = before.isspace(), after.isspace()
-        before_punct = _is_punct(before, symbols=symbols)
-        after_punct = _is_punct(after, symbols=symbols)
-        left = not after_space and (not after_punct or before_space or before_punct)
-        right = not before_space and (not before_punct or after_space or after_punct)
-        if marker != "_":
-            if left or right:
+        for loose in (False, True):
+            before_space = _is_space(before, loose=loose)
+            after_space = _is_space(after, loose=loose)
+            before_punct = _is_punct(before, symbols=symbols)
+            after_punct = _is_punct(after, symbols=symbols)
+            left = not after_space and (not after_punct or before_space or before_punct)
+            right = not before_space and (not before_punct or after_space or after_punct)
+            if marker != "_":
+                if left or right:
+                    return True
+            elif (left and (not right or before_punct)) or (right and (not left or after_punct)):
                 return True
-        elif (left and (not right or before_punct)) or (right and (not left or after_punct)):
-            return True
     return False
 
 
@@ -362,6 +373,18 @@ def _bare_url(text: str, start: int) -> str:
     return match[0] if match else ""
 
 
+def _guard_image(rendered: list[str], piece: str) -> None:
+    """Before ``piece``: a "!" just before a link would make it an image. What precedes
+    is text (people's, or a name), where "\\!" reads the same."""
+    if not piece.startswith("["):
+        return
+    for i in range(len(rendered) - 1, -1, -1):
+        if rendered[i]:
+            if rendered[i].endswith("!") and not rendered[i].endswith("\\!"):
+                rendered[i] = rendered[i][:-1] + "\\!"
+            return
+
+
 def _balanced(text: str) -> bool:
     """Whether every "[" in ``text`` is closed by a "]", in order."""
     depth = 0
@@ -378,7 +401,7 @@ def _has_math(line: str) -> bool:
 
 
 # Where escaping may be needed: a character that can be markup, or a bare URL's start.
-_MD_NEXT = re.compile(r"[*_~\\`\[\]<&$|]|(?<![^\W_])(?=(?:https?|ftp)://)", re.IGNORECASE)
+_MD_NEXT = re.compile(r"[*_~\\`\[\]<&$|!]|(?<![^\W_])(?=(?:https?|ftp)://)", re.IGNORECASE)
 
 
 def _md_inline(
@@ -442,6 +465,9 @@ def _md_inline(
         elif ch == "&":
             # "&copy;" would render as "©".
             out.append("&amp;" if _ENTITY_AHEAD.match(text, i + 1) else ch)
+        elif ch == "!" and not in_link:
+            # "![" starts an image; before a piece, _image_guard decides.
+            out.append("\\!" if nxt == "[" else ch)
         elif ch == "$" and math:
             out.append("\\$")
         elif ch == "|" and table_cell:
@@ -518,7 +544,7 @@ def markdown_escape(text: str, *, table_cell: bool = False) -> str:
 
 def markdown_code_span(content: str) -> str:
     """``content`` as a Markdown code span, shown exactly (on one line)."""
-    content = " ".join(content.splitlines()) if "\n" in content or "\r" in content else content
+    content = content.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
     longest = max((len(run) for run in _BACKTICKS.findall(content)), default=0)
     fence = "`" * (longest + 1)
     if (content.startswith("`") or content.endswith("`")) or (
@@ -728,17 +754,21 @@ class _Converter:
         """Text with inline pieces -> Markdown."""
         parts = _INLINE_PIECE.split(text)
         last = len(parts) - 1
+        out: list[str] = []
         for i, part in enumerate(parts):
             if i % 2:
-                parts[i] = self.pieces[int(part)]
+                _guard_image(out, self.pieces[int(part)])
+                out.append(self.pieces[int(part)])
             else:
-                parts[i] = _md_inline(
-                    part,
-                    before=before if i == 0 else None,
-                    after=after if i == last else None,
-                    math=math,
+                out.append(
+                    _md_inline(
+                        part,
+                        before=before if i == 0 else None,
+                        after=after if i == last else None,
+                        math=math,
+                    )
                 )
-        return "".join(parts)
+        return "".join(out)
 
     def inline(
         self,
@@ -791,25 +821,29 @@ def markdown_piece(index: int) -> str:
     return f"{_INLINE_MARK}{index}{_INLINE_MARK}"
 
 
-def markdown_with_pieces(text: str, pieces: Sequence[str]) -> str:
+def markdown_with_pieces(text: str, pieces: Sequence[str], *, mid_line: bool = False) -> str:
     """Plain text holding placeholders (:func:`markdown_piece`) for Markdown already
     rendered, e.g. links, mentions and code: the text is escaped line by line as
     :func:`markdown_escape` escapes it, line starts included, and each piece is put in
-    as it is. A piece counts as an unknown neighbour of the text around it."""
+    as it is. A piece counts as an unknown neighbour of the text around it. With
+    ``mid_line`` the text goes between other Markdown on one line (inside emphasis
+    markers): its ends are unknown neighbours and it starts no line."""
     text = text.replace(_BLOCK_MARK, "\ufffd")
     out: list[str] = []
+    edge = None if mid_line else "\n"
     for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        prefix, used = _split_line_start(line)
+        prefix, used = ("", 0) if mid_line else _split_line_start(line)
         math = _has_math(_INLINE_PIECE.sub("", line))
         parts = _INLINE_PIECE.split(line[used:])
         last = len(parts) - 1
         rendered = [prefix]
         for i, part in enumerate(parts):
             if i % 2:
+                _guard_image(rendered, pieces[int(part)])
                 rendered.append(pieces[int(part)])
                 continue
-            before = (line[used - 1] if prefix else "\n") if i == 0 else None
-            after = "\n" if i == last else None
+            before = (line[used - 1] if prefix else edge) if i == 0 else None
+            after = edge if i == last else None
             rendered.append(_md_inline(part, before=before, after=after, math=math))
         out.append("".join(rendered))
     return "\n".join(out)
