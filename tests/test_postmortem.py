@@ -247,11 +247,12 @@ async def test_names_for_a_draft_never_fail_and_are_asked_once(fake: FakeSlack) 
     fake.add_channel("secret", id="C0SECRET", is_private=True, members=[ALICE])
     fake.add_usergroup("sre-team", id="S0SRE")
     fake.invisible_users.add("U0EXT")
+    fake.add_user("U0DEPLOY", "deploys", is_bot=True)
     directory = Directory(client_for(fake))
 
     async def everything() -> tuple[Any, ...]:
         return (
-            await directory.people([ALICE, "U0EXT", "U0NOBODY", "USLACKBOT", HELPER_BOT]),
+            await directory.people([ALICE, "U0EXT", "U0NOBODY", "USLACKBOT", "U0DEPLOY"]),
             await directory.bot_names(["B0GRAF", "B0NONE"]),
             await directory.channel_names(["C0OPS", "C0SECRET"]),
             await directory.usergroup_handles(["S0SRE", "S0GONE"]),
@@ -261,7 +262,7 @@ async def test_names_for_a_draft_never_fail_and_are_asked_once(fake: FakeSlack) 
     assert people[ALICE] == Person("Alice Archer")
     # Slack Connect people users.info will not show, and ids Slack does not know.
     assert not people["U0EXT"].known and not people["U0NOBODY"].known
-    assert people["USLACKBOT"].app and people[HELPER_BOT].app
+    assert people["USLACKBOT"].app and people["U0DEPLOY"].app
     assert bots == {"B0GRAF": "Grafana"}
     assert channels == {"C0OPS": "ops", "C0SECRET": "private-channel"}
     assert groups == {"S0SRE": "sre-team", "S0GONE": "unknown-group"}

@@ -163,7 +163,7 @@ async def test_real_channel_compiles_to_a_draft_a_person_can_read(
     # 4. An edited message is marked; 5. a deleted parent keeps its replies under a stub.
     assert "Bob Baker *(edited)*: Error rate **back under 1%** after the rollback" in timeline
     tomb = item_of(timeline, "thread under a deleted message")
-    assert "Carol Chen: the deleted question was about the session cache" in tomb
+    assert "Carol Chen: the deleted question was about the token cache" in tomb
     # 6. A reply also sent to the channel shows once, in its thread.
     assert draft.count("Flag flipped back; payments recovering") == 1
     owner = item_of(timeline, "Who owns the payments flag?")
