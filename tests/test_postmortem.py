@@ -17,9 +17,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.postmortem.history import fetch_history
 from bot.postmortem.render import PROMPT_MARKER, PostmortemFacts, duration, render
 from bot.settings import BUILTIN_ROLES, DEFAULT_SEVERITIES
-from bot.slack.directory import Directory
+from bot.slack.directory import Directory, Person
 from bot.store import FollowUp, Incident, RoleAssignment, StatusUpdate, TimelineEntry
+from tests.drafts import check_draft
 from tests.fakeslack import FakeSlack
+from tests.readable import shape, shows_itself
 from tests.support import ALICE, BOB, BOT_TOKEN, CAROL, GENERAL
 
 BOT_USER, BOT_ID = "UBOT", "BBOT"
@@ -237,6 +239,71 @@ async def test_user_names_asks_once_per_unknown_user(fake: FakeSlack) -> None:
     # Everything is cached now: a second draft asks Slack nothing.
     assert await directory.display_names(ids) == names
     assert len(fake.calls_to("users.info")) == 5
+
+
+async def test_names_for_a_draft_never_fail_and_are_asked_once(fake: FakeSlack) -> None:
+    fake.add_bot("B0GRAF", "Grafana")
+    fake.add_channel("ops", id="C0OPS")
+    fake.add_channel("secret", id="C0SECRET", is_private=True, members=[ALICE])
+    fake.add_usergroup("sre-team", id="S0SRE")
+    fake.invisible_users.add("U0EXT")
+    fake.add_user("U0DEPLOY", "deploys", is_bot=True)
+    directory = Directory(client_for(fake))
+
+    async def everything() -> tuple[Any, ...]:
+        return (
+            await directory.people([ALICE, "U0EXT", "U0NOBODY", "USLACKBOT", "U0DEPLOY"]),
+            await directory.bot_names(["B0GRAF", "B0NONE"]),
+            await directory.channel_names(["C0OPS", "C0SECRET"]),
+            await directory.usergroup_handles(["S0SRE", "S0GONE"]),
+        )
+
+    people, bots, channels, groups = await everything()
+    assert people[ALICE] == Person("Alice Archer")
+    # Slack Connect people users.info will not show, and ids Slack does not know.
+    assert not people["U0EXT"].known and not people["U0NOBODY"].known
+    assert people["USLACKBOT"].app and people["U0DEPLOY"].app
+    assert bots == {"B0GRAF": "Grafana"}
+    assert channels == {"C0OPS": "ops", "C0SECRET": "private-channel"}
+    assert groups == {"S0SRE": "sre-team", "S0GONE": "unknown-group"}
+    asked = len(fake.calls)
+    assert asked == 4 + 2 + 2 + 1  # no users.info for Slackbot; one usergroups.list
+    # A second draft asks Slack nothing: every answer, "no" included, is kept.
+    assert await everything() == (people, bots, channels, groups)
+    assert len(fake.calls) == asked
+
+
+async def test_a_failed_name_lookup_is_neutral_and_asked_again(fake: FakeSlack) -> None:
+    directory = Directory(client_for(fake))
+    fake.fail("users.info", error="fatal_error")
+    fake.fail("bots.info", error="fatal_error")
+    fake.fail("usergroups.list", error="missing_scope")
+    fake.fail("conversations.info", error="fatal_error")
+    fake.add_bot("B0GRAF", "Grafana")
+    fake.add_usergroup("sre-team", id="S0SRE")
+    assert await directory.people([BOB]) == {BOB: Person("", known=False)}
+    assert await directory.bot_names(["B0GRAF"]) == {}
+    assert await directory.usergroup_handles(["S0SRE"]) == {"S0SRE": "unknown-group"}
+    assert await directory.channel_names([GENERAL]) == {GENERAL: "unknown-channel"}
+    # Errors are not kept: the next draft asks again and gets the names.
+    assert await directory.people([BOB]) == {BOB: Person("Bob Baker")}
+    assert await directory.bot_names(["B0GRAF"]) == {"B0GRAF": "Grafana"}
+    assert await directory.usergroup_handles(["S0SRE"]) == {"S0SRE": "sre-team"}
+    assert await directory.channel_names([GENERAL]) == {GENERAL: "general"}
+
+
+async def test_name_lookups_overlap_a_few_at_a_time(fake: FakeSlack) -> None:
+    ids = [f"U0P{i:03d}" for i in range(40)]
+    for uid in ids:
+        fake.add_user(uid, uid.lower())
+    fake.set_delay("users.info", 0.1)
+    directory = Directory(client_for(fake))
+    started = time.perf_counter()
+    people = await directory.people(ids)
+    elapsed = time.perf_counter() - started
+    assert all(p.known for p in people.values())
+    # 40 lookups of 0.1 s each: 8 at a time take 0.5 s; one at a time would take 4 s.
+    assert 0.45 <= elapsed < 3.0, elapsed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -504,16 +571,21 @@ def test_user_text_never_becomes_markup() -> None:
     headings = [line for line in outside_code(md) if re.match(r"\s*#", line)]
     assert headings == [md.splitlines()[0], *(f"## {s}" for s in SECTIONS)]
     assert md.splitlines()[0] == (
-        "# INC-42: Checkout down &lt;!channel&gt; \\# heading \\[x\\](http\\://evil) "
-        "&lt;script&gt;alert(1)&lt;/script&gt;"
+        "# INC-42: Checkout down &lt;!channel> # heading [x\\](http://evil) "
+        "&lt;script>alert(1)&lt;/script>"
     )
     assert "<script" not in md and "<!channel>" not in md and "<!here>" not in md
-    assert "](http://evil)" not in md and "http://evil" not in md.replace("http\\://evil", "")
-    # Only the links people posted in Slack become links.
-    links = re.findall(r"(?<!\\)\]\(([^)]*)\)|<(https?:[^>]*)>", md)
-    assert links == [("", "https://status.example.com")]
+    # Parsed as a reader's Markdown viewer parses it: the one heading is the title, no HTML,
+    # and only the links people posted in Slack are links (a bare URL shows itself).
+    found = shape(md)
+    assert found.headings[0] == (
+        "INC-42: Checkout down <!channel> # heading [x](http://evil) <script>alert(1)</script>"
+    )
+    assert found.html == [] and found.images == 0
+    assert [link.href for link in found.links if not shows_itself(link)] == []
+    assert "https://status.example.com" in [link.href for link in found.links]
     # A note's own list line stays text inside its timeline item.
-    assert "  \\- \\[x\\] done?" in md.splitlines()
+    assert "  \\- [x] done?" in md.splitlines()
     # Code is kept as code, inside the message's list item.
     assert "  ```\n  SELECT 1;\n  # not a heading\n  ```" in md
 
@@ -574,14 +646,14 @@ def test_severity_roles_updates_and_follow_ups() -> None:
     ]
     updates = section(md, "Status updates")
     assert "- **2024-05-01 12:45:00 UTC** · monitoring · Carol Chen: update-two" in updates
-    assert "update-one &lt;!channel&gt; \\# heading" in updates
+    assert "update-one &lt;!channel> # heading" in updates
     summary = section(md, "Summary")
-    assert "Payments fail.\n\\# not a heading\n\\[x\\](http\\://evil)" in summary
+    assert "Payments fail.\n\\# not a heading\n\\[x\\](http://evil)" in summary
     assert "**Last status update** (2024-05-01 12:45:00 UTC, monitoring" in summary
     assert summary.index("update-two") < summary.index(PROMPT_MARKER)
     follow = section(md, "Follow-ups").strip().splitlines()
     assert follow == [
-        "- [ ] Alert on cache hit rate \\[x\\](http\\://evil) (owner: Bob Baker)",
+        "- [ ] Alert on cache hit rate [x\\](http://evil) (owner: Bob Baker)",
         "- [ ] Write the cache runbook (no owner yet)",
     ]
     assert "None recorded." in section(render(story_facts(follow_ups=[])), "Follow-ups")
@@ -623,12 +695,12 @@ def test_timeline_shows_each_message_once_in_order() -> None:
     # Entries and messages interleave by time; entries first on a tie.
     assert lines.index(
         "- **2024-05-01 12:00:00 UTC** · *declared* · Alice Archer: Declared INC-42 at SEV3: "
-        "&lt;!channel&gt; \\# heading \\[x\\](http\\://evil) "
-        "&lt;script&gt;alert(1)&lt;/script&gt;"
+        "&lt;!channel> # heading [x\\](http://evil) "
+        "&lt;script>alert(1)&lt;/script>"
     ) < lines.index(
         "- **2024-05-01 12:00:00 UTC** · *role* · Alice Archer: @Alice Archer is Incident Commander"
     )
-    assert "· *note* · Carol Chen: note-one &lt;!channel&gt; \\# heading" in timeline
+    assert "· *note* · Carol Chen: note-one &lt;!channel> # heading" in timeline
     assert "💬 Bob Baker: h-bob-file graph\n  📎 latency.png" in timeline
     assert "💬 Alice Archer *(edited)*: h-alice-edit **now** fixed" in timeline
     assert "h-carol-mention @Bob Baker check #general <https://status.example.com>" in timeline
@@ -677,3 +749,24 @@ def test_a_big_channel_renders_fast() -> None:
     elapsed = time.perf_counter() - started
     assert md.count("↳") == 3_000 and md.count("💬") == 7_000
     assert elapsed < 1.0, f"rendering took {elapsed:.2f} s"
+
+
+def test_the_draft_check_notices_what_a_reader_would() -> None:
+    """tests/drafts.py reads every draft the suite renders; it must catch each defect."""
+    facts = story_facts()
+    md = render(facts)
+    check_draft(facts, md)
+    line = next(line for line in md.splitlines() if "h-carol-mention" in line)
+    broken = {
+        "lost content": md.replace("h-bob-file graph", "h-bob-file"),
+        "an id for a name": md.replace("@Bob Baker check", "@U0BOB check"),
+        "an escape left visible": md.replace("h-alice-page paging", "h-alice-page paging\\"),
+        "a heading from people's text": md.replace(line, line + "\n\n# h-carol heading"),
+        "HTML": md.replace(line, line + " <b>bold</b>"),
+        "an image": md.replace(line, line + " ![x](https://status.example.com)"),
+        "a hidden link": md.replace(line, line + " [status](https://evil.example.com)"),
+    }
+    for defect, draft in broken.items():
+        assert draft != md, defect
+        with pytest.raises(AssertionError):
+            check_draft(facts, draft)

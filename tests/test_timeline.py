@@ -49,8 +49,10 @@ async def test_pushpin_reaction_adds_a_message_once_at_its_own_time(bot: Bot) ->
 
     [entry] = await entries(bot, inc, "message")
     assert entry.happened_at == datetime.fromtimestamp(float(msg["ts"]), UTC)
-    assert (entry.actor, entry.data) == (BOB, {"ts": msg["ts"], "user": ALICE})
+    assert (entry.actor, entry.data["ts"], entry.data["user"]) == (BOB, msg["ts"], ALICE)
     assert entry.text == msg["text"]
+    # What the message showed is kept with the entry.
+    assert entry.data["message"]["text"] == msg["text"]
 
 
 async def test_thread_reply_can_be_pinned(bot: Bot) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from bot.errors import BadInput, log_failure, problem
 from bot.incidents import rules
 from bot.incidents.rules import Changed
-from bot.slack import blocks
+from bot.slack import blocks, content
 from bot.slack.surfaces import Surfaces
 from bot.slack.text import clean
 from bot.store import FollowUp, Incident, Store, utcnow
@@ -43,10 +43,9 @@ class Timeline:
         if message is None:
             raise BadInput("That message is gone, so it cannot go on the timeline.")
         author = message.get("user") or message.get("bot_id")
-        text = clean(
-            message.get("text")
-            or ", ".join(f.get("name", "file") for f in message.get("files", []))
-        )
+        # What the message shows (blocks, attachments, files), not only its text field;
+        # the snapshot lets the postmortem show it even once it is deleted or edited.
+        text = clean(content.mrkdwn(message))
         async with self.store.session() as s:
             added = await self.store.add_entry(
                 s,
@@ -55,7 +54,7 @@ class Timeline:
                     "message",
                     actor,
                     text[:ENTRY_TEXT_MAX],
-                    {"ts": ts, "user": author},
+                    {"ts": ts, "user": author, "message": content.snapshot(message)},
                     now=self.clock(),
                     at=datetime.fromtimestamp(float(ts), UTC),
                     source_key=f"msg:{ts}",

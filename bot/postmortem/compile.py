@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from bot.errors import BadInput
 from bot.incidents.rules import Changed
 from bot.postmortem.history import Message
 from bot.postmortem.render import PostmortemFacts, render
 from bot.settings import Settings
-from bot.slack import blocks
-from bot.slack.directory import Directory
+from bot.slack import blocks, content
+from bot.slack.content import UNKNOWN_PERSON, References
+from bot.slack.directory import Directory, Person
 from bot.slack.surfaces import Surfaces
 from bot.store import FollowUp, Postmortem, RoleAssignment, StatusUpdate, Store, utcnow
 from bot.store.claims import Clock
@@ -49,21 +50,42 @@ class Postmortems:
             updates = await self.store.all_of(s, StatusUpdate, incident_id)
             follow_ups = await self.store.all_of(s, FollowUp, incident_id)
         timeline = await self.store.timeline(incident_id)
-        people: set[str] = {incident.declared_by}
-        texts: list[str] = []
+        wanted = References()
+        # Names some messages carry themselves (exports, Slack Connect), for people
+        # users.info will not show.
+        hints: dict[str, str] = {}
+        wanted.users.add(incident.declared_by)
         for msg in messages:
             for m in [msg, *msg.get("replies", [])]:
-                people.add(m.get("user") or "")
-                texts.append(m.get("text") or "")
+                wanted.update(content.references(m))
+                if m.get("user") and content.profile_name(m):
+                    hints.setdefault(str(m["user"]), content.profile_name(m))
+        texts: list[str] = []
         for entry in timeline:
-            people.update([entry.actor or "", str((entry.data or {}).get("user") or "")])
-            texts.append(entry.text)
-        people.update(a.user_id for a in assignments)
-        people.update(u.posted_by for u in updates)
-        people.update(f.owner or "" for f in follow_ups)
-        people.update(MENTIONED.findall("\n".join(texts)))
-        people.discard("")
-        names = await self.directory.display_names(people)
+            data = entry.data or {}
+            wanted.users.add(entry.actor or "")
+            if entry.kind == "message":
+                # Who wrote it: a person, or an app (by its bot user or its bot id).
+                author = str(data.get("user") or "")
+                (wanted.bots if author.startswith("B") else wanted.users).add(author)
+            if entry.kind == "message" and isinstance(data.get("message"), dict):
+                wanted.update(content.references(data["message"]))
+            else:
+                texts.append(entry.text)
+        wanted.users.update(a.user_id for a in assignments)
+        wanted.users.update(a.assigned_by for a in assignments)
+        wanted.users.update(u.posted_by for u in updates)
+        wanted.users.update(f.owner or "" for f in follow_ups)
+        wanted.users.update(f.created_by for f in follow_ups)
+        wanted.users.update(MENTIONED.findall("\n".join(texts)))
+        wanted.users.discard("")
+        wanted.channels.discard(incident.channel_id)
+        people, bots, channels, usergroups = await asyncio.gather(
+            self.directory.people(wanted.users),
+            self.directory.bot_names(wanted.bots),
+            self.directory.channel_names(wanted.channels),
+            self.directory.usergroup_handles(wanted.usergroups),
+        )
         return PostmortemFacts(
             incident=incident,
             severities=self.settings.severities,
@@ -73,10 +95,13 @@ class Postmortems:
             updates=updates,
             follow_ups=follow_ups,
             messages=messages,
-            names=names,
-            channels={incident.channel_id: incident.channel_name or incident.channel_id},
+            names=_names(people, hints),
+            channels={**channels, incident.channel_id: incident.channel_name or "this channel"},
             bot_user_id=self.directory.bot_user_id or "",
             bot_id=self.directory.bot_id,
+            usergroups=usergroups,
+            bots=bots,
+            apps=frozenset(uid for uid, person in people.items() if person.app),
         )
 
     async def compile(self, incident_id: int, actor: str) -> Changed:
@@ -118,3 +143,16 @@ class Postmortems:
             )
             await self.store.set_postmortem_file(saved.pk, file_id)
             return Changed(incident, True, f"Posted version {version} of the draft.")
+
+
+def _names(people: Mapping[str, Person], hints: Mapping[str, str]) -> dict[str, str]:
+    """A name per user id. Someone Slack would not show takes the name their own messages
+    carry, else a neutral label, numbered when there are several."""
+    names = {uid: person.name for uid, person in people.items() if person.known and person.name}
+    unseen = sorted(uid for uid in people if uid not in names)
+    for uid in [uid for uid in unseen if hints.get(uid)]:
+        names[uid] = hints[uid]
+    nameless = [uid for uid in unseen if uid not in names]
+    for n, uid in enumerate(nameless, start=1):
+        names[uid] = UNKNOWN_PERSON if len(nameless) == 1 else f"{UNKNOWN_PERSON} {n}"
+    return names

@@ -9,15 +9,24 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from bot.settings import Role, Severity
+from bot.slack import content
 from bot.slack.text import markdown_escape, slack_to_markdown
 from bot.store import FollowUp, Incident, RoleAssignment, Status, StatusUpdate, TimelineEntry
 
-__all__ = ["NOISE_SUBTYPES", "PROMPT_MARKER", "PostmortemFacts", "duration", "render", "ts_key"]
+__all__ = [
+    "EVENT_SUBTYPES",
+    "NOISE_SUBTYPES",
+    "PROMPT_MARKER",
+    "PostmortemFacts",
+    "duration",
+    "render",
+    "ts_key",
+]
 
 # Channel housekeeping, not conversation.
 NOISE_SUBTYPES = frozenset(
@@ -26,25 +35,39 @@ NOISE_SUBTYPES = frozenset(
         "channel_leave",
         "channel_topic",
         "channel_purpose",
-        "channel_name",
         "channel_archive",
         "channel_unarchive",
+        "channel_posting_permissions",
+        "channel_canvas_updated",
         "group_join",
         "group_leave",
         "group_topic",
         "group_purpose",
-        "group_name",
         "group_archive",
         "group_unarchive",
         "pinned_item",
         "unpinned_item",
         "bot_add",
         "bot_remove",
-        "bot_message",
+        "bot_enable",
+        "bot_disable",
+        "app_conversation_join",
+        "app_conversation_leave",
+        "joiner_notification",
+        "joiner_notification_for_inviter",
+        "huddle_thread",
+        "sh_room_created",
+        "reminder_add",
+        "ekm_access_denied",
         "tombstone",
         "message_deleted",
         "message_changed",
+        "message_replied",
     }
+)
+# Housekeeping that matters to the story: one line each.
+EVENT_SUBTYPES = frozenset(
+    {"channel_name", "group_name", "channel_convert_to_private", "channel_convert_to_public"}
 )
 DELETED_TEXT = "This message was deleted."
 SLACKBOT = "USLACKBOT"
@@ -130,10 +153,16 @@ class PostmortemFacts:
     follow_ups: Sequence[FollowUp]
     # As returned by fetch_history.
     messages: Sequence[dict]
+    # Display names by user id (people, and neutral labels for those Slack does not show).
     names: Mapping[str, str]
     channels: Mapping[str, str]
     bot_user_id: str
     bot_id: str | None
+    # User group handles and app names by id, for mentions and app messages.
+    usergroups: Mapping[str, str] = field(default_factory=dict)
+    bots: Mapping[str, str] = field(default_factory=dict)
+    # User ids that are apps, not people (integrations' bot users, Slackbot).
+    apps: frozenset[str] = frozenset()
 
 
 def _pinned_ts(entry: TimelineEntry) -> str:
@@ -149,13 +178,20 @@ def _is_deleted(msg: Mapping[str, Any]) -> bool:
     )
 
 
-def _is_human(msg: Mapping[str, Any], bot_user_id: str, bot_id: str | None) -> bool:
-    if msg.get("subtype") in NOISE_SUBTYPES or msg.get("bot_id"):
-        return False
+def _kind(msg: Mapping[str, Any], bot_user_id: str, bot_id: str | None) -> str:
+    """ "person", "app" (an integration's message), "event" (housekeeping worth a line)
+    or "noise" (housekeeping, the bot's own posts, deleted messages)."""
+    subtype = msg.get("subtype")
+    if subtype in EVENT_SUBTYPES:
+        return "event" if msg.get("user") else "noise"
+    if subtype in NOISE_SUBTYPES or _is_deleted(msg):
+        return "noise"
     user = msg.get("user")
-    if not user or user in (bot_user_id, SLACKBOT):
-        return False
-    return not _is_deleted(msg)
+    if user == bot_user_id or (bot_id and msg.get("bot_id") == bot_id):
+        return "noise"
+    if content.is_app(msg) or user == SLACKBOT:
+        return "app"
+    return "person" if user else "noise"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,11 +261,17 @@ def _item(head: str, body: Sequence[str], indent: str = "") -> list[str]:
     inner = indent + "  "
     first = f"{indent}- {head}"
     rest = list(body)
-    if rest and rest[0] and not rest[0].startswith(("```", ">", "~~~")):
+    if rest and rest[0] and not _OPENS_BLOCK.match(rest[0]):
         first += ": " + rest.pop(0)
-    elif rest and not rest[0]:
+    elif rest and rest[0]:
+        first += ":"
+    elif rest:
         rest.pop(0)
     return [first, *[inner + line if line else "" for line in rest]]
+
+
+# A line that starts a block of its own (fence, quote, list item) cannot follow a head.
+_OPENS_BLOCK = re.compile(r"```|~~~|>|(?:[-+*]|\d{1,9}[.)])(?:[ \t]|$)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,6 +293,13 @@ class _Renderer:
         self.f = facts
         self.inc = facts.incident
         self.names = facts.names
+        self.content_names = content.Names(
+            users=facts.names,
+            channels=facts.channels,
+            usergroups=facts.usergroups,
+            bots=facts.bots,
+        )
+        self.apps = set(facts.apps) | {SLACKBOT, facts.bot_user_id}
         self.severity_rank = {s.name: i for i, s in enumerate(facts.severities)}
         self.severity_label = {s.name: s.label for s in facts.severities}
         self.timeline = sorted(facts.timeline, key=self._entry_key)
@@ -258,14 +307,14 @@ class _Renderer:
             facts.updates,
             key=lambda u: (_micros(u.posted_at), u.id or 0, u.status, u.posted_by, u.summary),
         )
-        self.transcript = self._transcript()
-        self.by_ts = {m.ts: m for top in self.transcript for m in (top, *top.replies) if m.shown}
         # Pinned messages found in the transcript are shown there, once.
         self.pinned: dict[str, TimelineEntry] = {}
         for entry in self.timeline:
             ts = _pinned_ts(entry)
             if entry.kind == "message" and ts and ts not in self.pinned:
                 self.pinned[ts] = entry
+        self.transcript = self._transcript()
+        self.by_ts = {m.ts: m for top in self.transcript for m in (top, *top.replies) if m.shown}
 
     # -- ordering ------------------------------------------------------------------------------
 
@@ -282,7 +331,7 @@ class _Renderer:
         )
 
     def _transcript(self) -> list[_Message]:
-        human = self._human
+        shown = self._shown
         tops = sorted(self.f.messages, key=lambda m: (ts_key(m.get("ts")), str(m.get("ts"))))
         in_threads = {
             str(r.get("ts")) for m in tops for r in m.get("replies") or () if r.get("ts") != m["ts"]
@@ -300,27 +349,43 @@ class _Renderer:
                 msg.get("replies") or (), key=lambda r: (ts_key(r.get("ts")), str(r.get("ts")))
             ):
                 rts = str(reply.get("ts"))
-                if rts in seen or not human(reply):
+                if rts in seen or not shown(reply, rts):
                     continue
                 seen.add(rts)
                 replies.append(_Message(rts, ts_key(rts), reply, (), True))
-            shown = human(msg)
-            if shown or replies:
-                out.append(_Message(ts, ts_key(ts), msg, tuple(replies), shown))
+            visible = shown(msg, ts)
+            if visible or replies:
+                out.append(_Message(ts, ts_key(ts), msg, tuple(replies), visible))
         return out
 
-    def _human(self, msg: Mapping[str, Any]) -> bool:
-        return _is_human(msg, self.f.bot_user_id, self.f.bot_id)
+    def kind(self, msg: Mapping[str, Any]) -> str:
+        return _kind(msg, self.f.bot_user_id, self.f.bot_id)
+
+    def _shown(self, msg: Mapping[str, Any], ts: str) -> bool:
+        """People's messages and one-line events; an app's message once someone pinned it."""
+        kind = self.kind(msg)
+        return kind in ("person", "event") or (kind == "app" and ts in self.pinned)
+
+    def is_person(self, user_id: str | None) -> bool:
+        return bool(user_id) and user_id not in self.apps and not str(user_id).startswith("B")
 
     # -- names ---------------------------------------------------------------------------------
 
     def raw_name(self, user_id: str | None) -> str:
         if not user_id:
             return "someone"
-        return " ".join((self.names.get(user_id) or user_id).split()) or user_id
+        if user_id in self.f.bots:
+            return " ".join(self.f.bots[user_id].split()) or content.UNKNOWN_APP
+        name = " ".join((self.names.get(user_id) or "").split())
+        if name:
+            return name
+        return content.UNKNOWN_APP if user_id.startswith("B") else content.UNKNOWN_PERSON
 
     def name(self, user_id: str | None) -> str:
         return markdown_escape(self.raw_name(user_id))
+
+    def author(self, msg: Mapping[str, Any]) -> str:
+        return markdown_escape(content.author_of(msg, self.content_names))
 
     def severity(self, name: str) -> str:
         label = self.severity_label.get(name)
@@ -342,7 +407,9 @@ class _Renderer:
         return lines if any(lines) else []
 
     def slack_text(self, text: str) -> list[str]:
-        md = slack_to_markdown(text, users=self.names, channels=self.f.channels)
+        md = slack_to_markdown(
+            text, users=self.names, channels=self.f.channels, usergroups=self.f.usergroups
+        )
         lines = [line.rstrip() for line in md.strip("\n").split("\n")]
         return lines if any(lines) else []
 
@@ -515,14 +582,25 @@ class _Renderer:
             # A parent comes before its replies, so the first match per thread is its earliest.
             for m in (top, *top.replies):
                 user = m.msg.get("user")
-                if m.shown and user not in ignore and m.micros >= start:
+                if (
+                    m.shown
+                    and self.kind(m.msg) != "app"
+                    and self.is_person(user)
+                    and user not in ignore
+                    and m.micros >= start
+                ):
                     found.append((m.micros, str(user)))
                     break
         for entry in self.timeline:
             actor = entry.actor
             if entry.kind == "message":
+                # An app's message is not a response, whoever pinned it.
                 actor = (entry.data or {}).get("user") or actor
-            if actor not in ignore and _micros(entry.happened_at) >= start:
+            if (
+                self.is_person(actor)
+                and actor not in ignore
+                and _micros(entry.happened_at) >= start
+            ):
                 found.append((_micros(entry.happened_at), str(actor)))
                 break
         for update in self.updates:
@@ -575,6 +653,18 @@ class _Renderer:
 
     # -- timeline ------------------------------------------------------------------------------
 
+    def event(self, msg: Mapping[str, Any]) -> str:
+        """What a rename or a change of visibility did, in words."""
+        subtype = msg.get("subtype")
+        if subtype in ("channel_name", "group_name"):
+            old, new = str(msg.get("old_name") or ""), str(msg.get("name") or "")
+            if old and new:
+                return f"renamed the channel from #{_one_line(old)} to #{_one_line(new)}"
+            return "renamed the channel"
+        if subtype == "channel_convert_to_private":
+            return "made the channel private"
+        return "made the channel public"
+
     def message_lines(self, m: _Message, indent: str = "", reply: bool = False) -> list[str]:
         msg = m.msg
         when = f"**{_when(_from_micros(m.micros))}**"
@@ -582,46 +672,41 @@ class _Renderer:
         if not m.shown:
             if _is_deleted(msg):
                 why = "a deleted message"
-            elif (
-                msg.get("bot_id")
-                or msg.get("subtype") == "bot_message"
-                or msg.get("user")
-                in (
-                    self.f.bot_user_id,
-                    SLACKBOT,
-                )
-            ):
+            elif self.kind(msg) == "app" or msg.get("user") == self.f.bot_user_id:
                 why = "a bot message"
             else:
                 why = "a message left out"
             return _item(f"{arrow}{when} · *thread under {why}*", [], indent)
+        kind = self.kind(msg)
+        if kind == "event":
+            head = f"{arrow}{when} · {self.author(msg)} *{self.event(msg)}*"
+            return _item(head, [], indent)
         pin = self.pinned.get(m.ts)
-        author = str(msg.get("user") or "")
+        author = str(msg.get("user") or msg.get("bot_id") or "")
         icon = "📌 " if pin else ("" if reply else "💬 ")
-        head = f"{arrow}{when} · {icon}{self.name(author)}"
+        head = f"{arrow}{when} · {icon}{self.author(msg)}"
         if msg.get("edited"):
             head += " *(edited)*"
         if pin is not None and pin.actor and pin.actor != author:
             head += f" (pinned by {self.name(pin.actor)})"
-        body = self.slack_text(str(msg.get("text") or ""))
-        files = [
-            "📎 " + _one_line(str(f.get("name") or f.get("title") or "file"))
-            for f in msg.get("files") or ()
-            if isinstance(f, Mapping)
-        ]
-        if files:
-            body.append(" · ".join(files))
-        return _item(head, body, indent)
+        return _item(head, content.markdown(msg, self.content_names), indent)
 
     def entry_lines(self, entry: TimelineEntry) -> list[str]:
         when = f"**{_when(entry.happened_at)}**"
         if entry.kind == "message":
             data = entry.data or {}
-            author = data.get("user") or entry.actor
-            head = f"{when} · 📌 {self.name(author)}"
+            author = str(data.get("user") or entry.actor or "")
+            message = data.get("message")
+            if isinstance(message, Mapping):
+                # Kept when it was added: what the message showed, even if it is gone now.
+                head = f"{when} · 📌 {self.author(message)}"
+                body = content.markdown(message, self.content_names)
+            else:
+                head = f"{when} · 📌 {self.name(author)}"
+                body = self.slack_text(entry.text)
             if entry.actor and entry.actor != author:
                 head += f" (pinned by {self.name(entry.actor)})"
-            return _item(head, self.slack_text(entry.text))
+            return _item(head, body)
         head = f"{when} · *{_one_line(entry.kind.replace('_', '-'))}*"
         if entry.actor:
             head += f" · {self.name(entry.actor)}"
@@ -674,10 +759,11 @@ class _Renderer:
         return out
 
     def participants(self) -> list[str]:
+        """The people involved (never apps), with how many messages each wrote."""
         counts: Counter[str] = Counter()
         for top in self.transcript:
             for m in (top, *top.replies):
-                if m.shown:
+                if m.shown and self.kind(m.msg) == "person":
                     counts[str(m.msg.get("user"))] += 1
         people = set(counts)
         people.add(self.inc.declared_by)
@@ -689,7 +775,7 @@ class _Renderer:
         people.update(f.created_by for f in self.f.follow_ups)
         for a in self.f.assignments:
             people.update((a.user_id, a.assigned_by))
-        people -= {"", self.f.bot_user_id}
+        people = {uid for uid in people if self.is_person(uid)}
         out = ["## Participants", ""]
         for uid in sorted(people, key=lambda u: (self.raw_name(u).casefold(), self.raw_name(u), u)):
             n = counts[uid]

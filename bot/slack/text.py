@@ -16,17 +16,24 @@ from __future__ import annotations
 
 import bisect
 import re
+import string
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from urllib.parse import quote
 
 __all__ = [
     "MAX_CHANNEL_NAME",
+    "SlackNames",
     "channel_name",
     "escape",
     "literal",
+    "markdown_code_block",
+    "markdown_code_span",
     "markdown_escape",
+    "markdown_link",
+    "markdown_piece",
+    "markdown_with_pieces",
     "one_line",
     "parse_user_name",
     "parse_user_ref",
@@ -268,99 +275,304 @@ def split_command(text: str) -> tuple[str, str]:
 # Markdown escaping
 # ---------------------------------------------------------------------------
 
-# Output is meant for CommonMark/GFM renderers (GitHub).  "<" and ">" become
-# entities rather than "\<": every Markdown dialect decodes entities, while
-# some (Python-Markdown) do not treat "\<" as an escape and would pass raw
-# HTML through.
-_MD_INLINE = re.compile(
-    r"(?P<char>[\\`*_\[\]|~#$])"
-    r"|(?P<lt><)|(?P<gt>>)"
-    # "&copy;" would render as "©".
-    r"|(?P<amp>&(?=#?[0-9A-Za-z]+;))"
-    # GFM autolinks bare URLs, www. hosts and e-mail addresses; an escape
-    # at the trigger character stops each of them.
-    r"|(?P<scheme>:(?=//))"
-    r"|(?P<www>(?<![0-9A-Za-z])www\.)"
-    r"|(?P<at>(?<=[0-9A-Za-z._+-])@)",
-    re.IGNORECASE,
-)
-# Inside link text GFM never autolinks, so those escapes would only be noise.
-_MD_INLINE_IN_LINK = re.compile(
-    r"(?P<char>[\\`*_\[\]|~#$])|(?P<lt><)|(?P<gt>>)|(?P<amp>&(?=#?[0-9A-Za-z]+;))"
-)
+# Output is meant for CommonMark/GFM renderers (GitHub) and for people who
+# edit it by hand, so only what would change the rendering is escaped, and
+# only where it would: "cities_120", "#rich-text-blocks" and
+# "https://status.example.com" stay as typed.  A bare URL stays a URL, which
+# GFM shows as a link to itself, as Slack does.
+#
+# Text is often placed next to other Markdown (a name after "by ", a label
+# inside "**…**"), so the characters beyond its ends are unknown (None) and
+# emphasis markers there are escaped; "\n" stands for a known line boundary.
 
-
-def _md_inline_sub(match: re.Match[str]) -> str:
-    kind = match.lastgroup
-    if kind == "lt":
-        return "&lt;"
-    if kind == "gt":
-        return "&gt;"
-    if kind == "amp":
-        return "&amp;"
-    if kind == "www":
-        return match[0][:3] + "\\."
-    return "\\" + match[0]
-
-
-def _md_inline(text: str, *, in_link: bool = False) -> str:
-    """Escape text that does not start a line."""
-    pattern = _MD_INLINE_IN_LINK if in_link else _MD_INLINE
-    return pattern.sub(_md_inline_sub, text)
-
-
-_ORDERED_MARKER = re.compile(r"(\d{1,9})([.)])(?=[ \t]|$)")
-# Setext underlines, thematic breaks and table delimiter rows ("|:--|--:|")
-# are lines made only of these characters.
-_RULE_LIKE = re.compile(r"[-:|\s]*")
-_ONLY_EQUALS = re.compile(r"[=\s]*")
-
-
-def _split_line_start(line: str) -> tuple[str, str]:
-    """Split off and neutralise what would make ``line`` a block construct.
-
-    Returns the escaped Markdown prefix and the untouched remainder.  Block
-    constructs are decided by the first characters of a line: indentation
-    (code block), ``-``/``+``/digits (lists), ``-``/``=``/``:`` lines (setext
-    headings, rules, table delimiter rows).  ``#``, ``>``, ``*``, ``_``, backticks, ``~`` and ``|``
-    are escaped everywhere by the inline pass.
-    """
-    if not line or line.isspace():
-        # Blank lines only separate paragraphs; keep them blank.
-        return "", line
-    first = line[0]
-    if first in " \t":
-        # An entity is not indentation, so nothing after it can be an
-        # indented code block, list or heading.
-        return ("&#32;" if first == " " else "&#9;"), line[1:]
-    if first in "-:" and _RULE_LIKE.fullmatch(line):
-        return "\\" + first, line[1:]
-    if first in "-+" and line[1:2] in ("", " ", "\t"):
-        return "\\" + first, line[1:]
-    if first == "=" and _ONLY_EQUALS.fullmatch(line):
-        return "\\=", line[1:]
-    ordered = _ORDERED_MARKER.match(line)
-    if ordered is not None:
-        return ordered[1] + "\\" + ordered[2], line[ordered.end() :]
-    return "", line
-
-
+_ASCII_PUNCT = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+_ENTITY_AHEAD = re.compile(r"#?[0-9A-Za-z]+;")
+_HTML_START = frozenset(string.ascii_letters + "/!?")
 _LINE_BREAK_KEEP = re.compile(r"(\r\n|\r|\n)")
 
+# Everything RFC 3986 allows unencoded, minus "(" and ")" which would end a
+# Markdown link destination.  "%" stays so existing escapes are not doubled.
+_URL_SAFE = ":/?#[]@!$&'*+,;=%-._~"
+_BACKTICKS = re.compile(r"`+")
 
-def markdown_escape(text: str) -> str:
-    """Escape plain user text so Markdown shows it literally.
 
-    The result never forms a heading, list, quote, code, link, autolink,
-    emphasis, strikethrough, table, math or HTML.  Newlines are kept.
-    Escapes are backslashes, ``&lt;``/``&gt;``/``&amp;``, and ``&#32;``/``&#9;``
-    for leading indentation.
+def _tidy(name: str) -> str:
+    # Names come from Slack profiles; a newline in one must not start a
+    # new Markdown block.
+    return " ".join(name.split())
+
+
+_ATX_HEADING = re.compile(r"#{1,6}(?:[ \t]|$)")
+_BULLET = re.compile(r"[-+*](?:[ \t]|$)")
+_ORDERED_MARKER = re.compile(r"(\d{1,9})[.)](?:[ \t]|$)")
+_THEMATIC_BREAK = re.compile(r"([-*_])(?:[ \t]*\1){2,}[ \t]*$")
+_SETEXT_UNDERLINE = re.compile(r"(?:=+|-+)[ \t]*$")
+# GFM table delimiter rows: "|:--|--:|", "--- | ---".
+_TABLE_DELIMITER = re.compile(r"[-:| \t]*-[-:| \t]*$")
+
+
+def _is_punct(ch: str, *, symbols: bool) -> bool:
+    if ch in _ASCII_PUNCT:
+        return True
+    category = unicodedata.category(ch)
+    return category.startswith("P") or (symbols and category.startswith("S"))
+
+
+def _is_space(ch: str, *, loose: bool) -> bool:
+    """CommonMark's whitespace (space separators, tab, line feed, form feed, carriage
+    return); ``loose`` also counts what some parsers count (vertical tab, and the
+    separators Python counts)."""
+    if ch in " \t\n\r\f" or unicodedata.category(ch) == "Zs":
+        return True
+    return loose and ch.isspace()
+
+
+def _delimits(marker: str, before: str | None, after: str | None) -> bool:
+    """Whether a run of ``marker`` (``*``, ``_`` or ``~``) between these neighbours
+    could open or close emphasis or strikethrough.
+
+    CommonMark's flanking rules; an unknown neighbour could be anything. Parsers differ
+    on what counts as punctuation (Unicode symbols, since CommonMark 0.31) and as
+    whitespace, so the run is escaped if any reading lets it act.
+    """
+    if before is None or after is None:
+        return True
+    for symbols in (False, True):
+        for loose in (False, True):
+            before_space = _is_space(before, loose=loose)
+            after_space = _is_space(after, loose=loose)
+            before_punct = _is_punct(before, symbols=symbols)
+            after_punct = _is_punct(after, symbols=symbols)
+            left = not after_space and (not after_punct or before_space or before_punct)
+            right = not before_space and (not before_punct or after_space or after_punct)
+            if marker != "_":
+                if left or right:
+                    return True
+            elif (left and (not right or before_punct)) or (right and (not left or after_punct)):
+                return True
+    return False
+
+
+_URL_START = re.compile(r"(?:https?|ftp)://((?:[A-Za-z0-9_-]+\.)+[A-Za-z0-9_-]+)", re.IGNORECASE)
+# Where GFM and other parsers (linkify-it) agree a URL goes on.
+_URL_RUN = re.compile(r"(?:[^\s\x00-\x1f\x7f-\x9f<>&\"()\[\]{}]|&(?!#?[0-9A-Za-z]+;))+")
+
+
+def _bare_url(text: str, start: int) -> str:
+    """The bare URL GFM would link at ``start`` ("" if none), as far as every parser
+    agrees it goes: up to a space, bracket, quote or "&copy;"-like reference.
+
+    GFM links a scheme followed by a valid domain (a dot, no "_" in its last two
+    parts). It leaves trailing punctuation out of the link; kept as typed it cannot
+    act as markup, since every marker that could open emphasis is escaped.
+    """
+    start_match = _URL_START.match(text, start)
+    if start_match is None or "_" in "".join(start_match[1].split(".")[-2:]):
+        return ""
+    match = _URL_RUN.match(text, start)
+    return match[0] if match else ""
+
+
+def _guard_image(rendered: list[str], piece: str) -> None:
+    """Before ``piece``: a "!" just before a link would make it an image. What precedes
+    is text (people's, or a name), where "\\!" reads the same."""
+    if not piece.startswith("["):
+        return
+    for i in range(len(rendered) - 1, -1, -1):
+        if rendered[i]:
+            if rendered[i].endswith("!") and not rendered[i].endswith("\\!"):
+                rendered[i] = rendered[i][:-1] + "\\!"
+            return
+
+
+def _balanced(text: str) -> bool:
+    """Whether every "[" in ``text`` is closed by a "]", in order."""
+    depth = 0
+    for ch in text:
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _has_math(line: str) -> bool:
+    # GitHub renders $…$ as math; a single "$" (a price) never pairs.
+    return line.count("$") >= 2
+
+
+# Where escaping may be needed: a character that can be markup, or a bare URL's start.
+_MD_NEXT = re.compile(r"[*_~\\`\[\]<&$|!]|(?<![^\W_])(?=(?:https?|ftp)://)", re.IGNORECASE)
+
+
+def _md_inline(
+    text: str,
+    *,
+    before: str | None = None,
+    after: str | None = None,
+    in_link: bool = False,
+    table_cell: bool = False,
+    math: bool | None = None,
+) -> str:
+    """Escape text that does not start a line, between the given neighbours."""
+    if math is None:
+        math = _has_math(text)
+    balanced = in_link and "](" not in text and _balanced(text)
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        # Most text has nothing to escape: copy it up to the next character that may.
+        found = _MD_NEXT.search(text, i)
+        if found is None:
+            out.append(text[i:])
+            break
+        out.append(text[i : found.start()])
+        i = found.start()
+        ch = text[i]
+        if not found.group():
+            url = "" if in_link else _bare_url(text, i)
+            # GFM links a bare URL before it looks for emphasis in it: keep it as is.
+            out.append(url or ch)
+            i += len(url) or 1
+            continue
+        if ch in "*_~":
+            j = i
+            while j < n and text[j] == ch:
+                j += 1
+            prev = text[i - 1] if i > 0 else before
+            nxt = text[j] if j < n else after
+            run = text[i:j]
+            out.append("\\" + "\\".join(run) if _delimits(ch, prev, nxt) else run)
+            i = j
+            continue
+        nxt = text[i + 1] if i + 1 < n else after
+        if ch == "\\":
+            # "\" before punctuation is an escape, and before a line end a hard break.
+            out.append("\\\\" if nxt is None or nxt in _ASCII_PUNCT or nxt in "\r\n" else ch)
+        elif ch == "`":
+            out.append("\\`")
+        elif ch == "[" and in_link and not balanced:
+            out.append("\\[")
+        elif ch == "]":
+            # Only "](" makes a link (nothing in a draft defines references); inside a
+            # link's text, an unbalanced bracket would end it.
+            if in_link:
+                out.append(ch if balanced else "\\]")
+            else:
+                out.append("\\]" if nxt is None or nxt == "(" else ch)
+        elif ch == "<":
+            # Raw HTML and autolinks start with "<" and a letter, "/", "!" or "?".
+            out.append("&lt;" if nxt is None or nxt in _HTML_START else ch)
+        elif ch == "&":
+            # "&copy;" would render as "©".
+            out.append("&amp;" if _ENTITY_AHEAD.match(text, i + 1) else ch)
+        elif ch == "!" and not in_link:
+            # "![" starts an image; before a piece, _image_guard decides.
+            out.append("\\!" if nxt == "[" else ch)
+        elif ch == "$" and math:
+            out.append("\\$")
+        elif ch == "|" and table_cell:
+            out.append("\\|")
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _split_line_start(line: str) -> tuple[str, int]:
+    """What would make ``line`` a block construct, neutralised.
+
+    Returns the Markdown for the start of the line and how many characters of
+    ``line`` it stands for; the rest is escaped inline. Indentation is dropped
+    (rendered Markdown does not show it, and it could start a code block);
+    headings, quotes, list markers, thematic breaks, setext underlines, table
+    delimiter rows, "~~~" fences and link reference definitions are escaped at
+    their first character.
+    """
+    text = line.lstrip(" \t")
+    lead = len(line) - len(text)
+    if not text:
+        return "", len(line)
+    first = text[0]
+    if (
+        _ATX_HEADING.match(text)
+        or first in ">["
+        or _BULLET.match(text)
+        or _THEMATIC_BREAK.match(text)
+        or _SETEXT_UNDERLINE.match(text)
+        or _TABLE_DELIMITER.match(text)
+        or text.startswith("~~~")
+    ):
+        return "\\" + first, lead + 1
+    ordered = _ORDERED_MARKER.match(text)
+    if ordered is not None:
+        digits = ordered[1]
+        return digits + "\\" + text[len(digits)], lead + len(digits) + 1
+    return "", lead
+
+
+def _escape_line(line: str, *, first: bool, last: bool, table_cell: bool = False) -> str:
+    prefix, used = _split_line_start(line)
+    if prefix:
+        before: str | None = line[used - 1]
+    else:
+        before = None if first else "\n"
+    rest = _md_inline(
+        line[used:],
+        before=before,
+        after=None if last else "\n",
+        table_cell=table_cell,
+        math=_has_math(line),
+    )
+    return prefix + rest
+
+
+def markdown_escape(text: str, *, table_cell: bool = False) -> str:
+    """Plain user text as Markdown that shows it as typed.
+
+    The result never forms a heading, list, quote, code, link, image, emphasis,
+    strikethrough, table, math or HTML; a bare URL stays a URL. Only what would
+    change the rendering is escaped, so the text stays easy to edit. Line breaks
+    are kept; indentation at the start of a line is dropped, as rendering would.
+    ``table_cell`` also escapes ``|`` for text inside a GFM table.
     """
     parts = _LINE_BREAK_KEEP.split(text)
+    last = len(parts) - 1
     for i in range(0, len(parts), 2):
-        prefix, rest = _split_line_start(parts[i])
-        parts[i] = prefix + _md_inline(rest)
+        parts[i] = _escape_line(parts[i], first=i == 0, last=i == last, table_cell=table_cell)
     return "".join(parts)
+
+
+def markdown_code_span(content: str) -> str:
+    """``content`` as a Markdown code span, shown exactly (on one line)."""
+    content = content.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")
+    longest = max((len(run) for run in _BACKTICKS.findall(content)), default=0)
+    fence = "`" * (longest + 1)
+    if (content.startswith("`") or content.endswith("`")) or (
+        content.startswith(" ") and content.endswith(" ") and content.strip(" ")
+    ):
+        # Markdown strips one space from each end when both are present.
+        content = f" {content} "
+    return f"{fence}{content}{fence}"
+
+
+def markdown_code_block(content: str) -> str:
+    """``content`` as a fenced Markdown code block, shown exactly."""
+    content = content.replace("\r\n", "\n").replace("\r", "\n")
+    longest = max((len(run) for run in _BACKTICKS.findall(content)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}\n{content}\n{fence}" if content else f"{fence}\n{fence}"
+
+
+def markdown_link(url: str, label: str) -> str:
+    """A Markdown link to a http(s)/mailto ``url``; an autolink when ``label`` is the URL."""
+    encoded = quote(url, safe=_URL_SAFE)
+    label = _tidy(label)
+    if not label or label == url:
+        # Autolink contents are not entity-decoded, so only the percent
+        # encoding (no spaces, brackets or controls) is needed.
+        return f"<{encoded}>"
+    destination = re.sub(r"&(?=#?[0-9A-Za-z]+;)", "&amp;", encoded)
+    return f"[{_md_inline(label, in_link=True)}]({destination})"
 
 
 # ---------------------------------------------------------------------------
@@ -379,20 +591,11 @@ _SLACK_TOKENS = re.compile(
     r"```(?P<block>.*?)```|`(?P<code>[^`\n]+)`|<(?P<token>[^<>\n]*)>",
     re.DOTALL,
 )
+_ANGLE_TOKEN = re.compile(r"<([^<>\n]*)>")
 _SAFE_SCHEME = re.compile(r"(?:https?|mailto):", re.IGNORECASE)
 _ANY_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
-# Everything RFC 3986 allows unencoded, minus "(" and ")" which would end a
-# Markdown link destination.  "%" stays so existing escapes are not doubled.
-_URL_SAFE = ":/?#[]@!$&'*+,;=%-._~"
-_BACKTICKS = re.compile(r"`+")
 
 _SLACK_MARKERS = {"*": "**", "_": "*", "~": "~~"}
-
-
-def _tidy(name: str) -> str:
-    # Names come from Slack profiles; a newline in one must not start a
-    # new Markdown block.
-    return " ".join(name.split())
 
 
 def _is_word(ch: str) -> bool:
@@ -433,12 +636,78 @@ def _emphasis_spans(text: str, active: frozenset[str]) -> list[tuple[int, int, s
     return spans
 
 
+def _slack_plain(text: str) -> str:
+    """Plain text put back into the Slack-escaped stream."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _format_timestamp(value: str) -> str:
+    try:
+        moment = datetime.fromtimestamp(int(value), UTC)
+    except (ValueError, OverflowError, OSError):
+        return ""
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+class SlackNames:
+    """Names for the ids in Slack's ``<…>`` tokens; each map wins over a token's own label."""
+
+    def __init__(
+        self,
+        users: Mapping[str, str],
+        channels: Mapping[str, str],
+        usergroups: Mapping[str, str] | None = None,
+    ) -> None:
+        self.users = users
+        self.channels = channels
+        self.usergroups = usergroups or {}
+
+    def user(self, user_id: str, label: str = "") -> str:
+        return _tidy(self.users.get(user_id) or label) or user_id
+
+    def channel(self, channel_id: str, label: str = "") -> str:
+        return _tidy(self.channels.get(channel_id) or label).lstrip("#") or channel_id
+
+    def usergroup(self, group_id: str, label: str = "") -> str:
+        return _tidy(self.usergroups.get(group_id) or label).lstrip("@") or group_id
+
+    def special(self, command: str, label: str) -> str:
+        """``<!here>``, ``<!subteam^S1>``, ``<!date^…>`` as a reader sees them."""
+        name, _, argument = command.partition("^")
+        if name in ("here", "channel", "everyone"):
+            return "@" + name
+        if name == "subteam":
+            return "@" + self.usergroup(argument.partition("|")[0], label)
+        if name == "date":
+            return label or _format_timestamp(argument.partition("^")[0]) or command
+        return label or command
+
+    def token(self, body: str) -> str:
+        """What Slack shows for a ``<…>`` token (``body`` still Slack-escaped), as text."""
+        target, _, label = body.partition("|")
+        label = unescape(label)
+        if target.startswith("@") and len(target) > 1:
+            return "@" + self.user(target[1:], label)
+        if target.startswith("#") and len(target) > 1:
+            return "#" + self.channel(target[1:], label)
+        if target.startswith("!"):
+            return self.special(target[1:], label)
+        url = unescape(target)
+        if label or _ANY_SCHEME.match(url):
+            return _tidy(label) or url
+        return f"<{url}>"
+
+    def code(self, content: str) -> str:
+        """Slack-escaped text inside code, as Slack shows it: tokens unwrapped, entities
+        decoded."""
+        return unescape(_ANGLE_TOKEN.sub(lambda m: _slack_plain(self.token(m[1])), content))
+
+
 class _Converter:
     """One slack_to_markdown call: holds the stashed pieces."""
 
-    def __init__(self, users: Mapping[str, str], channels: Mapping[str, str]) -> None:
-        self.users = users
-        self.channels = channels
+    def __init__(self, names: SlackNames) -> None:
+        self.names = names
         self.pieces: list[str] = []
 
     def stash(self, rendered: str, mark: str = _INLINE_MARK) -> str:
@@ -449,95 +718,84 @@ class _Converter:
 
     def token(self, match: re.Match[str]) -> str:
         if match["block"] is not None:
-            return self.stash(self.code_block(unescape(match["block"])), _BLOCK_MARK)
+            # Slack users usually write ```\ncode\n```; Markdown fences add those
+            # line breaks themselves.
+            content = match["block"].removeprefix("\n").removesuffix("\n")
+            return self.stash(markdown_code_block(self.names.code(content)), _BLOCK_MARK)
         if match["code"] is not None:
-            return self.stash(self.code_span(unescape(match["code"])))
+            return self.stash(markdown_code_span(self.names.code(match["code"])))
         return self.angle(match["token"])
-
-    @staticmethod
-    def code_block(content: str) -> str:
-        # Slack users usually write ```\ncode\n```; Markdown fences add those
-        # line breaks themselves.
-        content = content.removeprefix("\n").removesuffix("\n")
-        longest = max((len(run) for run in _BACKTICKS.findall(content)), default=0)
-        fence = "`" * max(3, longest + 1)
-        return f"{fence}\n{content}\n{fence}" if content else f"{fence}\n{fence}"
-
-    @staticmethod
-    def code_span(content: str) -> str:
-        # Markdown strips one space from each end of a code span when both
-        # are present; pad so the content stays exactly as typed.
-        if content.startswith(" ") and content.endswith(" ") and content.strip(" "):
-            content = f" {content} "
-        return f"`{content}`"
 
     def angle(self, body: str) -> str:
         """Render a Slack ``<...>`` token (``body`` is still Slack-escaped)."""
         target, _, label = body.partition("|")
-        label = unescape(label)
-        if target.startswith("@") and len(target) > 1:
-            user = target[1:]
-            name = _tidy(self.users.get(user) or label) or user
-            return self.stash("@" + _md_inline(name))
-        if target.startswith("#") and len(target) > 1:
-            channel = target[1:]
-            name = _tidy(self.channels.get(channel) or label).lstrip("#") or channel
-            return self.stash("#" + _md_inline(name))
+        if target[:1] in ("@", "#") and len(target) > 1:
+            return self.stash(_md_inline(self.names.token(body)))
         if target.startswith("!"):
-            return self.special(target[1:], label)
+            name = target[1:].partition("^")[0]
+            shown = self.names.special(target[1:], unescape(label))
+            if name in ("here", "channel", "everyone", "subteam"):
+                return self.stash(_md_inline(shown))
+            return _slack_plain(shown)
         url = unescape(target)
         if _SAFE_SCHEME.match(url):
-            return self.stash(self.link(url, _tidy(label)))
+            return self.stash(markdown_link(url, unescape(label)))
         # Anything else (javascript:, tel:, stray brackets) is shown as text:
         # it goes back into the Slack-escaped stream, which escapes it.
         if label:
-            return _slack_plain(label)
+            return _slack_plain(unescape(label))
         if _ANY_SCHEME.match(url):
             return target
         return f"&lt;{body}&gt;"
 
-    def special(self, command: str, label: str) -> str:
-        name, _, argument = command.partition("^")
-        if name in ("here", "channel", "everyone"):
-            return self.stash("@" + name)
-        if name == "subteam":
-            handle = _tidy(label).lstrip("@") or argument
-            return self.stash("@" + _md_inline(handle))
-        if name == "date":
-            if label:
-                return _slack_plain(label)
-            return _format_timestamp(argument.partition("^")[0]) or _slack_plain(command)
-        return _slack_plain(label or command)
-
-    @staticmethod
-    def link(url: str, label: str) -> str:
-        encoded = quote(url, safe=_URL_SAFE)
-        if not label or label == url:
-            # Autolink contents are not entity-decoded, so only the percent
-            # encoding (no spaces, brackets or controls) is needed.
-            return f"<{encoded}>"
-        destination = re.sub(r"&(?=#?[0-9A-Za-z]+;)", "&amp;", encoded)
-        return f"[{_md_inline(label, in_link=True)}]({destination})"
-
     # -- text ----------------------------------------------------------------
 
-    def plain(self, text: str) -> str:
-        """Slack-escaped text with inline pieces -> Markdown."""
+    def plain(self, text: str, before: str | None, after: str | None, math: bool) -> str:
+        """Text with inline pieces -> Markdown."""
         parts = _INLINE_PIECE.split(text)
+        last = len(parts) - 1
+        out: list[str] = []
         for i, part in enumerate(parts):
-            parts[i] = self.pieces[int(part)] if i % 2 else _md_inline(unescape(part))
-        return "".join(parts)
+            if i % 2:
+                _guard_image(out, self.pieces[int(part)])
+                out.append(self.pieces[int(part)])
+            else:
+                out.append(
+                    _md_inline(
+                        part,
+                        before=before if i == 0 else None,
+                        after=after if i == last else None,
+                        math=math,
+                    )
+                )
+        return "".join(out)
 
-    def inline(self, text: str, active: frozenset[str] = frozenset()) -> str:
+    def inline(
+        self,
+        text: str,
+        math: bool,
+        active: frozenset[str] = frozenset(),
+        before: str | None = None,
+        after: str | None = None,
+    ) -> str:
         out: list[str] = []
         position = 0
         for start, end, marker in _emphasis_spans(text, active):
             md = _SLACK_MARKERS[marker]
-            out.append(self.plain(text[position:start]))
-            out.append(md + self.inline(text[start + 1 : end], active | {marker}) + md)
+            out.append(
+                self.plain(text[position:start], before if not position else None, None, math)
+            )
+            out.append(md + self.inline(text[start + 1 : end], math, active | {marker}) + md)
             position = end + 1
-        out.append(self.plain(text[position:]))
+        out.append(self.plain(text[position:], before if not position else None, after, math))
         return "".join(out)
+
+    def text_line(self, raw: str) -> str:
+        text = unescape(raw)
+        prefix, used = _split_line_start(text)
+        math = _has_math(_INLINE_PIECE.sub("", text))
+        before = text[used - 1] if prefix else "\n"
+        return prefix + self.inline(text[used:], math, before=before, after="\n")
 
     def line(self, line: str) -> str:
         """One Slack line (quote marker removed) -> one or more Markdown lines."""
@@ -554,40 +812,65 @@ class _Converter:
             if i < len(parts) - 1:
                 part = part.rstrip()
             if part or len(parts) == 1:
-                prefix, rest = _split_line_start(part)
-                out.append(prefix + self.inline(rest))
+                out.append(self.text_line(part))
         return "\n".join(out)
 
 
-def _slack_plain(text: str) -> str:
-    """Plain text put back into the Slack-escaped stream."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def markdown_piece(index: int) -> str:
+    """The placeholder for ``pieces[index]`` in text given to :func:`markdown_with_pieces`."""
+    return f"{_INLINE_MARK}{index}{_INLINE_MARK}"
 
 
-def _format_timestamp(value: str) -> str:
-    try:
-        moment = datetime.fromtimestamp(int(value), UTC)
-    except (ValueError, OverflowError, OSError):
-        return ""
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
+def markdown_with_pieces(text: str, pieces: Sequence[str], *, mid_line: bool = False) -> str:
+    """Plain text holding placeholders (:func:`markdown_piece`) for Markdown already
+    rendered, e.g. links, mentions and code: the text is escaped line by line as
+    :func:`markdown_escape` escapes it, line starts included, and each piece is put in
+    as it is. A piece counts as an unknown neighbour of the text around it. With
+    ``mid_line`` the text goes between other Markdown on one line (inside emphasis
+    markers): its ends are unknown neighbours and it starts no line."""
+    text = text.replace(_BLOCK_MARK, "\ufffd")
+    out: list[str] = []
+    edge = None if mid_line else "\n"
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        prefix, used = ("", 0) if mid_line else _split_line_start(line)
+        math = _has_math(_INLINE_PIECE.sub("", line))
+        parts = _INLINE_PIECE.split(line[used:])
+        last = len(parts) - 1
+        rendered = [prefix]
+        for i, part in enumerate(parts):
+            if i % 2:
+                _guard_image(rendered, pieces[int(part)])
+                rendered.append(pieces[int(part)])
+                continue
+            before = (line[used - 1] if prefix else edge) if i == 0 else None
+            after = edge if i == last else None
+            rendered.append(_md_inline(part, before=before, after=after, math=math))
+        out.append("".join(rendered))
+    return "\n".join(out)
 
 
-def slack_to_markdown(text: str, *, users: Mapping[str, str], channels: Mapping[str, str]) -> str:
+def slack_to_markdown(
+    text: str,
+    *,
+    users: Mapping[str, str],
+    channels: Mapping[str, str],
+    usergroups: Mapping[str, str] | None = None,
+) -> str:
     """Convert a Slack message (as delivered, still escaped) to GFM Markdown.
 
-    Mentions become ``@Name``/``#channel`` (the maps win over names embedded
-    in the token, then the raw id), http(s)/mailto links become Markdown
+    Mentions become ``@Name``/``#channel``/``@handle`` (the maps win over names
+    embedded in the token, then the raw id), http(s)/mailto links become Markdown
     links, other schemes become plain text, Slack emphasis becomes Markdown
-    emphasis, code is copied verbatim and quotes become ``>`` lines.  All
-    remaining text is escaped with the same rules as :func:`markdown_escape`,
+    emphasis, quotes become ``>`` lines. Code is shown as Slack shows it: link and
+    mention tokens unwrapped to their text, entities decoded, nothing escaped.
+    All remaining text is escaped with the same rules as :func:`markdown_escape`,
     so user text such as ``<script>`` or ``# title`` is shown, not rendered.
 
     Lines are kept as lines (Markdown soft breaks).  Fenced blocks get their
     own lines, and a blank line is added after a quote so the next line does
-    not fold into it.  Code is the only place where ``<`` appears raw, which
-    is safe because Markdown renders code as text.
+    not fold into it.
     """
-    converter = _Converter(users, channels)
+    converter = _Converter(SlackNames(users, channels, usergroups))
     # Markdown treats a lone \r as a line break too; normalise so every
     # line start is seen and escaped.
     text = text.replace("\r\n", "\n").replace("\r", "\n")

@@ -590,6 +590,9 @@ class FakeSlack:
         self.files: dict[str, JsonDict] = {}
         self.file_contents: dict[str, bytes] = {}
         self.usergroups: dict[str, JsonDict] = {}
+        self.bots: dict[str, JsonDict] = {}
+        # Users users.info will not show (Slack Connect people from another organisation).
+        self.invisible_users: set[str] = set()
         self.views: dict[str, JsonDict] = {}
         self.view_users: dict[str, str | None] = {}
         self.view_stacks: dict[str | None, list[str]] = {}
@@ -625,6 +628,7 @@ class FakeSlack:
             "users.info": self._users_info,
             "users.list": self._users_list,
             "users.lookupByEmail": self._users_lookup_by_email,
+            "bots.info": self._bots_info,
             "usergroups.list": self._usergroups_list,
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.create": self._conversations_create,
@@ -827,6 +831,21 @@ class FakeSlack:
         }
         self.usergroups[gid] = group
         return copy.deepcopy(group)
+
+    def add_bot(self, bot_id: str, name: str, *, user_id: str | None = None) -> JsonDict:
+        """An app's bot, as bots.info describes it."""
+        bot: JsonDict = {
+            "id": bot_id,
+            "deleted": False,
+            "name": name,
+            "updated": int(time.time()),
+            "app_id": self._new_id("A"),
+            "icons": {"image_36": "https://a.slack-edge.com/bot_36.png"},
+        }
+        if user_id is not None:
+            bot["user_id"] = user_id
+        self.bots[bot_id] = bot
+        return copy.deepcopy(bot)
 
     def channel_by_name(self, name: str) -> Channel | None:
         name = name.removeprefix("#")
@@ -1570,10 +1589,18 @@ class FakeSlack:
         }
 
     def _users_info(self, args: JsonDict) -> JsonDict:
+        if str(args["user"]) in self.invisible_users:
+            raise SlackError("user_not_visible")
         user = self.users.get(str(args["user"]))
         if user is None:
             raise SlackError("user_not_found")
         return {"user": copy.deepcopy(user)}
+
+    def _bots_info(self, args: JsonDict) -> JsonDict:
+        bot = self.bots.get(str(args.get("bot") or ""))
+        if bot is None:
+            raise SlackError("bot_not_found")
+        return {"bot": copy.deepcopy(bot)}
 
     def _users_list(self, args: JsonDict) -> JsonDict:
         users = list(self.users.values())
