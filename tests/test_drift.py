@@ -350,3 +350,30 @@ async def test_a_channel_archived_without_an_event_is_found_once_not_retried(
     assert again == []
     reports = [t for t in dms_to(bot, ALICE) if "archived" in t]
     assert len(reports) == 1
+
+
+async def test_a_private_incident_checks_membership_on_every_change(bot: Bot) -> None:
+    await bot.slack.command("declare", user=ALICE)
+    view = await bot.fake.wait_for(lambda: next(iter(bot.fake.views.values()), None))
+    await bot.slack.submit_view(
+        view["id"], user=ALICE, inputs={"title": "Credential leak", "private": ["private"]}
+    )
+    inc = await bot.wait_provisioned(1)
+    await bot.settled()
+    assert CAROL not in bot.fake.channels[inc.channel_id].members
+
+    # A control of its card, sent as Carol (Slack would not show her the card).
+    await bot.slack.block_action(
+        user=CAROL,
+        channel=inc.channel_id,
+        message_ts=inc.card_ts,
+        action_id="card_severity",
+        selected_option="SEV1",
+    )
+    await bot.settled()
+    assert (await current(bot)).severity == inc.severity
+    assert any("members" in t for t in bot.private_to(CAROL))
+    # By name, from anywhere: not even its existence is told.
+    told = await bot.ask("resolve INC-1 done", user=CAROL, channel=GENERAL)
+    assert "no INC-1 you can see" in str(told)
+    assert (await current(bot)).status != "resolved"

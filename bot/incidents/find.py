@@ -26,10 +26,11 @@ class Finder:
     async def by_channel(self, channel_id: str | None) -> Incident | None:
         return await self.store.incident_by_channel(channel_id) if channel_id else None
 
-    async def in_channel(self, channel_id: str | None, team_id: str) -> Incident:
+    async def in_channel(self, channel_id: str | None, team_id: str, user_id: str) -> Incident:
         """The incident whose channel this is, or a private answer naming where to go."""
         incident = await self.by_channel(channel_id)
         if incident is not None:
+            await self.require_member(incident, user_id)
             return incident
         open_ = [i for i in await self.store.open_incidents(team_id) if i.channel_id]
         public = [i for i in open_ if not i.private][:5]
@@ -60,7 +61,9 @@ class Finder:
         except SlackApiError:
             return False  # when in doubt, a private incident stays hidden
 
-    async def for_control(self, value: str | None, channel_id: str | None) -> Incident:
+    async def for_control(
+        self, value: str | None, channel_id: str | None, user_id: str
+    ) -> Incident:
         """The incident a button or menu belongs to: its value, else the channel it is in."""
         if value and value.isdigit():
             incident = await self.by_id(int(value))
@@ -68,13 +71,23 @@ class Finder:
             incident = await self.by_channel(channel_id)
         if incident is None:
             raise BadInput("This control belongs to an incident the bot no longer knows.")
+        await self.require_member(incident, user_id)
         return incident
 
-    async def for_form(self, incident_id: int | None) -> Incident:
+    async def for_form(self, incident_id: int | None, user_id: str) -> Incident:
         incident = await self.by_id(incident_id) if incident_id is not None else None
         if incident is None:
             raise BadInput("That form no longer matches an incident.")
+        await self.require_member(incident, user_id)
         return incident
+
+    async def require_member(self, incident: Incident, user_id: str) -> None:
+        """Defence in depth: Slack shows a private incident's channel, card and forms to
+        its members only, and the bot checks again before any read or change."""
+        if not await self.may_see(incident, user_id):
+            raise BadInput(
+                f"{incident.ref} is private: only members of its channel can see or change it."
+            )
 
     async def visible_open(self, team_id: str, user_id: str) -> list[blocks.IncidentState]:
         """Open incidents, private ones only for members of their channel."""

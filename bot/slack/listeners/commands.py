@@ -117,7 +117,7 @@ def register(app: Listen, ops: Operations) -> None:
                     incident = await ops.find.by_number(number, user_id)
                     await handler(incident, named_rest, body, reply)
                     return
-                incident = await ops.find.in_channel(body.get("channel_id"), team_id)
+                incident = await ops.find.in_channel(body.get("channel_id"), team_id, user_id)
                 await handler(incident, rest, body, reply)
 
             await guarded(f"run `/incident {sub}`", reply, run)

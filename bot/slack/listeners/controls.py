@@ -52,7 +52,7 @@ def register(app: Listen, ops: Operations) -> None:
 
                 async def run() -> None:
                     value = body["actions"][0].get("value")
-                    incident = await ops.find.for_control(value, channel_of(body))
+                    incident = await ops.find.for_control(value, channel_of(body), clicker(body))
                     await work(body, incident, reply)
 
                 await guarded(what, reply, run)

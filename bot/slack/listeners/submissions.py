@@ -46,7 +46,7 @@ def register(app: Listen, ops: Operations) -> None:
         user_id = body["user"]["id"]
 
         async def work() -> None:
-            inc = await ops.find.for_form(form.incident_id())
+            inc = await ops.find.for_form(form.incident_id(), user_id)
             answer = privately(ops, inc.channel_id, user_id)
             try:
                 done = await ops.response.post_update(
@@ -71,7 +71,7 @@ def register(app: Listen, ops: Operations) -> None:
         user_id = body["user"]["id"]
 
         async def work() -> None:
-            incident = await ops.find.for_form(form.incident_id())
+            incident = await ops.find.for_form(form.incident_id(), user_id)
             if owner:
                 await ops.find.check_person(owner, "The owner")
             done = await ops.timeline.add_follow_up(
@@ -89,7 +89,7 @@ def register(app: Listen, ops: Operations) -> None:
         user_id = body["user"]["id"]
 
         async def work() -> None:
-            incident = await ops.find.for_form(form.incident_id())
+            incident = await ops.find.for_form(form.incident_id(), user_id)
             done = await ops.response.resolve(incident.pk, summary=summary, actor=user_id)
             await tell(done, privately(ops, done.incident.channel_id, user_id))
 
