@@ -64,7 +64,7 @@ async def serve(settings: Settings, **options: Any) -> int:
         starting.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await starting
-        await app.stop(grace=0)
+        await app.stop()  # whatever was acknowledged meanwhile still finishes
         return 0
     try:
         starting.result()

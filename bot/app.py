@@ -249,7 +249,8 @@ class BotApp:
 
     async def start(self, *, host: str = "0.0.0.0", port: int | None = None) -> None:  # noqa: S104
         """Migrate, learn who the bot is, serve `/healthz` (and Slack's requests over HTTP)
-        on PORT, connect with Socket Mode when configured, then start the schedule."""
+        on PORT, connect with Socket Mode when configured, start the schedule, then take
+        Slack's envelopes."""
         await self.prepare()
         self._runner = web.AppRunner(self.web_app(), access_log=None)
         await self._runner.setup()
@@ -271,9 +272,6 @@ class BotApp:
                 await self._socket.connect()
             except TokenRefused as e:
                 raise StartupError(f"Slack refused SLACK_APP_TOKEN ({e})") from e
-            log.info("connected to Slack with Socket Mode; /healthz on port %s", self.port)
-        else:
-            log.info("serving Slack requests on port %s at %s", self.port, EVENTS_PATH)
         self.scheduler.start()
         await self.reminders.start()
         # Finish what a crash or a Slack outage left half-done, now and from time to
@@ -287,6 +285,13 @@ class BotApp:
             coalesce=True,
             max_instances=1,
         )
+        if self._socket is not None:
+            # Envelopes are taken from now on, once everything that serves them runs; one
+            # that came earlier was not acknowledged, so Slack delivers it again.
+            self._socket.accept()
+            log.info("connected to Slack with Socket Mode; /healthz on port %s", self.port)
+        else:
+            log.info("serving Slack requests on port %s at %s", self.port, EVENTS_PATH)
 
     async def _repair(self) -> None:
         async with self.inflight.track():

@@ -189,7 +189,8 @@ async def test_the_real_process_drains_on_sigterm_and_starts_without_warnings(
     store = Store(env["DATABASE_URL"])
     try:
         first_incident = await store.incident_by_number(None, 1)
-        assert first_incident is not None and first_incident.title == "Orders stuck"
+        assert first_incident is not None, "".join(err)
+        assert first_incident.title == "Orders stuck"
         assert first_incident.provisioned and first_incident.card_pinned
         second = await store.incident_by_number(None, 2)
         if late.status == 200:

@@ -71,7 +71,7 @@ class SocketMode:
             logger=logging.getLogger("slack_sdk.socket_mode"),
         )
         self.connection.socket_mode_request_listeners.append(self._handle)
-        self._accepting = True
+        self._accepting = False  # until accept(): the bot is still starting
 
     async def connect(self) -> None:
         """Connect, retrying with backoff until Slack answers; TokenRefused if it says no."""
@@ -119,6 +119,10 @@ class SocketMode:
                 return
             response = await run_async_bolt_app(self.bolt, request)
             await send_async_response(socket, request, response, started)
+
+    def accept(self) -> None:
+        """Take envelopes from now on (start-up is complete)."""
+        self._accepting = True
 
     def stop_accepting(self) -> None:
         """Take no new envelope and never reconnect; the open socket still carries the

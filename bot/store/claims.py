@@ -31,6 +31,7 @@ runs, so a slow Slack call (retries, rate limits) never lets another process tak
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -39,9 +40,11 @@ from sqlalchemy import CursorResult, false, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from bot.errors import log_failure
 from bot.store.queries import POSTING, Store
 from bot.store.tables import Incident, StatusUpdate, utcnow
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 H = TypeVar("H")
 Clock = Callable[[], datetime]
@@ -83,7 +86,13 @@ class Claims:
             token: H | None = held
             while token is not None:
                 await asyncio.sleep(self.lease.total_seconds() / 3)
-                token = await renew(token)
+                try:
+                    token = await renew(token)
+                except Exception as e:
+                    # The work goes on; if the claim lapses meanwhile, the look-before-
+                    # resending of repairs keeps a second process from doubling it.
+                    log_failure(log, "could not renew a claim", e)
+                    return
 
         heart = asyncio.create_task(beat())
         try:

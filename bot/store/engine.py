@@ -218,6 +218,10 @@ def _watch(engine: AsyncEngine, progress: _Progress, timeout: float) -> None:
         # A failed ping before lending a connection is SQLAlchemy's cue to reconnect.
         if ctx.is_pre_ping:
             return None
+        # A cancelled task (a heartbeat stopped, a stop's grace ran out) stays cancelled:
+        # SQLAlchemy counts the interrupted connection as lost, but the database is fine.
+        if isinstance(ctx.original_exception, asyncio.CancelledError):
+            return None
         if ctx.is_disconnect or unavailable(ctx.original_exception):
             return explain(ctx.original_exception, timeout)
         return None
