@@ -19,7 +19,7 @@ from bot.postmortem.render import PROMPT_MARKER, PostmortemFacts, duration, rend
 from bot.settings import BUILTIN_ROLES, DEFAULT_SEVERITIES
 from bot.slack.directory import Directory, Person
 from bot.store import FollowUp, Incident, RoleAssignment, StatusUpdate, TimelineEntry
-from tests.drafts import check_draft
+from tests.drafts import SECTIONS, check_draft
 from tests.fakeslack import FakeSlack
 from tests.readable import shape, shows_itself
 from tests.support import ALICE, BOB, BOT_TOKEN, CAROL, GENERAL
@@ -32,22 +32,6 @@ NAMES = {
     CAROL: "Carol Chen",
     BOT_USER: "incident-bot",
 }
-SECTIONS = [
-    "Summary",
-    "Impact",
-    "Severity history",
-    "Roles",
-    "Key times",
-    "Timeline",
-    "Status updates",
-    "Follow-ups",
-    "Participants",
-    "Root cause",
-    "Contributing factors",
-    "What went well",
-    "What went badly",
-    "Lessons",
-]
 PROMPTED = SECTIONS[-5:]
 
 
