@@ -28,7 +28,7 @@ import aiohttp
 from bot.settings import SettingsError, load_settings
 
 if TYPE_CHECKING:
-    from tests.fakeslack import FakeSlack, SlackSender
+    from bot.fakeslack import FakeSlack, SlackSender
 
 ROOT = Path(__file__).resolve().parent.parent
 LEASE_ENV = "BOT_LEASE_SECONDS"
@@ -133,7 +133,7 @@ class BotProcess:
     def slack(self) -> SlackSender:
         """Sends this process what Slack sends, signed."""
         if self._slack is None:
-            from tests.fakeslack import SlackSender
+            from bot.fakeslack import SlackSender
 
             self._slack = SlackSender(self.url, self.signing_secret, self.fake)
         return self._slack

@@ -18,9 +18,9 @@ from sqlalchemy.engine import make_url
 
 from bot import settings as bot_settings
 from bot.app import BotApp
+from bot.fakeslack import FakeSlack, SlackSender, SocketModeSender
 from bot.settings import Settings
 from tests.drafts import every_draft_reads_as_slack_showed  # noqa: F401 (autouse fixture)
-from tests.fakeslack import FakeSlack, SlackSender, SocketModeSender
 from tests.support import (
     ALICE,
     BOB,

@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from bot.app import BotApp
+from bot.fakeslack import FakeSlack, SlackSender
 from bot.settings import Limits, Settings
 from bot.store import Incident, Store, TimelineEntry
-from tests.fakeslack import FakeSlack, SlackSender
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,6 +86,8 @@ def settings_for(fake: FakeSlack, database_url: str, **overrides: Any) -> Settin
         "slack_api_url": fake.api_url,
         "database_url": database_url,
         "port": 3000,
+        # The fake enforces no rate limits unless a test asks; pacing is tested with them.
+        "slack_pacing": bool(fake.rate_limits),
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from tests.fakeslack import Reply
+from bot.fakeslack import Reply
 from tests.support import ALICE, BOB, CAROL, TRANSPORTS, Bot, texts_of, until
 
 SUBCOMMANDS_IN_HELP = ["declare", "list", "help"]

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
+from bot.fakeslack import FakeSlack
 from bot.store import Incident, Postmortem, StatusUpdate, Store, TimelineEntry
 from tests.botprocess import BotProcess
-from tests.fakeslack import FakeSlack
 from tests.support import ALICE, BOB, BOT_TOKEN, CAROL, GENERAL, SIGNING_SECRET, until
 
 JsonDict = dict[str, Any]

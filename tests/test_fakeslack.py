@@ -25,7 +25,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from tests.fakeslack import FakeSlack, SlackSender, fake_view_values
+from bot.fakeslack import FakeSlack, SlackSender, fake_view_values
 from tests.support import ALICE, BOB, GENERAL
 
 SECRET = "test-signing-secret"
@@ -682,3 +682,108 @@ async def test_sender_modal_interactions_and_events(
     assert fake.view_stack(ALICE) == []
     stale = client.views_update(view_id=view_id, view=MODAL)
     assert await slack_error(stale) == "not_found"
+
+
+# -- Slack's rate-limit tiers ---------------------------------------------------------------------
+
+
+class Clock:
+    """Real time plus whatever a test skips forward."""
+
+    def __init__(self) -> None:
+        self.skipped = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.skipped
+
+
+@pytest.fixture
+async def limited() -> AsyncIterator[tuple[FakeSlack, Clock]]:
+    clock = Clock()
+    async with FakeSlack(rate_limits=True, clock=clock) as fake:
+        fake.add_user(ALICE, "alice", real_name="Alice Example")
+        fake.add_channel("general", id=GENERAL, members=[ALICE, fake.bot_user_id])
+        fake.add_channel("random", id="C0RANDOM", members=[ALICE, fake.bot_user_id])
+        yield fake, clock
+
+
+async def test_a_tier_2_method_answers_429_past_20_calls_a_minute(
+    limited: tuple[FakeSlack, Clock],
+) -> None:
+    fake, clock = limited
+    async with aiohttp.ClientSession() as http:
+
+        async def set_topic(topic: str) -> tuple[int, str | None, Any]:
+            async with http.post(
+                f"{fake.api_url}conversations.setTopic",
+                headers={"Authorization": f"Bearer {fake.bot_token}"},
+                data={"channel": GENERAL, "topic": topic},
+            ) as response:
+                return response.status, response.headers.get("Retry-After"), await response.json()
+
+        for i in range(20):
+            status, _, body = await set_topic(f"topic {i}")
+            assert (status, body["ok"]) == (200, True), i
+        clock.skipped += 20
+        status, retry_after, body = await set_topic("one too many")
+        # Exactly what Slack answers: HTTP 429, whole seconds to wait, and this body.
+        assert status == 429
+        assert body == {"ok": False, "error": "ratelimited"}
+        assert retry_after is not None and retry_after.isdigit()
+        assert 39 <= int(retry_after) <= 41
+        assert fake.channels[GENERAL].topic["value"] == "topic 19"
+        # The window slides: once the first calls are a minute old, calls go through again.
+        clock.skipped += int(retry_after)
+        status, _, body = await set_topic("after the window")
+    assert (status, body["ok"]) == (200, True)
+    assert fake.channels[GENERAL].topic["value"] == "after the window"
+    # Limits are per method: a Tier 3 method is still free meanwhile.
+    client = AsyncWebClient(base_url=fake.api_url, token=fake.bot_token, retry_handlers=[])
+    assert (await client.conversations_info(channel=GENERAL))["ok"]
+
+
+async def test_slack_sdk_retry_handler_waits_out_the_window(
+    limited: tuple[FakeSlack, Clock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, clock = limited
+    monkeypatch.setattr(builtin_async_handlers.random, "random", lambda: 0.0)
+    retrying = AsyncWebClient(
+        base_url=fake.api_url,
+        token=fake.bot_token,
+        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=2)],
+    )
+    for _ in range(20):
+        await retrying.pins_list(channel=GENERAL)
+    # The first of those calls leaves the window in under a second.
+    clock.skipped += 59.5
+    started = time.monotonic()
+    answer = await retrying.pins_list(channel=GENERAL)
+    assert answer["ok"]
+    assert time.monotonic() - started >= 1.0
+    statuses = [c.status for c in fake.calls_to("pins.list")]
+    assert statuses == [200] * 20 + [429, 200]
+    assert fake.calls_to("pins.list")[20].response == {"ok": False, "error": "ratelimited"}
+
+
+async def test_posting_is_limited_per_channel(limited: tuple[FakeSlack, Clock]) -> None:
+    fake, clock = limited
+    client = AsyncWebClient(base_url=fake.api_url, token=fake.bot_token, retry_handlers=[])
+    for i in range(3):  # a short burst is allowed
+        await client.chat_postMessage(channel=GENERAL, text=f"burst {i}")
+    with pytest.raises(SlackApiError) as refused:
+        await client.chat_postMessage(channel=GENERAL, text="too fast")
+    assert refused.value.response.status_code == 429
+    assert refused.value.response["error"] == "ratelimited"
+    assert refused.value.response.headers["Retry-After"] in ("1", "2", "3")
+    # Another channel has its own allowance.
+    await client.chat_postMessage(channel="C0RANDOM", text="elsewhere")
+    clock.skipped += 3
+    await client.chat_postMessage(channel=GENERAL, text="a moment later")
+    texts = [m["text"] for m in fake.messages(GENERAL, include_system=False)]
+    assert texts == ["burst 0", "burst 1", "burst 2", "a moment later"]
+
+
+async def test_rate_limits_are_off_unless_asked(fake: FakeSlack, client: AsyncWebClient) -> None:
+    for i in range(30):
+        await client.conversations_setTopic(channel=GENERAL, topic=f"topic {i}")
+    assert all(c.ok for c in fake.calls_to("conversations.setTopic"))

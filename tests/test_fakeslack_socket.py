@@ -25,7 +25,7 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakeslack import FakeSlack, SocketConnection, SocketModeSender
+from bot.fakeslack import FakeSlack, SocketConnection, SocketModeSender
 from tests.support import ALICE, BOB, GENERAL
 
 # slack_sdk pings, checks its socket and retries a failed connect every ping_interval.

@@ -22,10 +22,10 @@ from sqlalchemy.engine import make_url
 from bot import settings as bot_settings
 from bot.app import BotApp
 from bot.errors import DatabaseUnavailable
+from bot.fakeslack import FakeSlack, SlackSender
 from bot.settings import SettingsError, load_settings
 from bot.store import Store
 from bot.store.engine import DEFAULT_TIMEOUT
-from tests.fakeslack import FakeSlack, SlackSender
 from tests.support import (
     ALICE,
     BOB,

@@ -8,9 +8,9 @@ import re
 import jsonschema
 import yaml
 
+from bot.fakeslack.server import REFERENCE_FILE, load_reference
 from bot.slack import blocks
 from bot.slack.listeners import COMMAND
-from tests.fakeslack.server import REFERENCE_FILE, load_reference
 from tests.support import ROOT
 
 REFERENCE = REFERENCE_FILE.parent

@@ -14,13 +14,13 @@ import pytest
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.fakeslack import FakeSlack
 from bot.postmortem.history import fetch_history
 from bot.postmortem.render import PROMPT_MARKER, PostmortemFacts, duration, render
 from bot.settings import BUILTIN_ROLES, DEFAULT_SEVERITIES
 from bot.slack.directory import Directory, Person
 from bot.store import FollowUp, Incident, RoleAssignment, StatusUpdate, TimelineEntry
 from tests.drafts import SECTIONS, check_draft
-from tests.fakeslack import FakeSlack
 from tests.readable import shape, shows_itself
 from tests.support import ALICE, BOB, BOT_TOKEN, CAROL, GENERAL
 

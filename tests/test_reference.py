@@ -1,4 +1,4 @@
-"""The Slack reference data in tests/fakeslack/reference: well-formed, in step with the fake,
+"""The Slack reference data in bot/fakeslack/reference: well-formed, in step with the fake,
 and reproducible by its generator."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import jsonschema
 
-from tests.fakeslack import FakeSlack
-from tests.fakeslack.reference import generate
-from tests.fakeslack.server import REFERENCE_FILE, load_reference
+from bot.fakeslack import FakeSlack
+from bot.fakeslack.reference import generate
+from bot.fakeslack.server import REFERENCE_FILE, load_reference
 
 REFERENCE = REFERENCE_FILE.parent
 FACTS = {"required", "errors", "scopes", "json_input_supported"}
@@ -38,6 +38,13 @@ def test_methods_json_is_well_formed() -> None:
 def test_every_method_the_fake_implements_is_in_the_reference() -> None:
     implemented = set(FakeSlack()._handlers)
     assert implemented == set(load_reference())
+
+
+def test_every_method_has_its_rate_limit_tier() -> None:
+    tiers = json.loads((REFERENCE / "rate_limits.json").read_text(encoding="utf-8"))
+    assert set(tiers) == set(load_reference())
+    assert all(t in (1, 2, 3, 4, "special") for t in tiers.values()), tiers
+    assert tiers["chat.postMessage"] == "special"
 
 
 def test_manifest_schema_is_a_draft7_schema() -> None:

@@ -59,7 +59,7 @@ async def test_unsigned_or_stale_requests_are_refused(bot: Bot, headers: Any) ->
     if headers == "stale":
         headers = bot.slack.sign(body, timestamp=int(time.time()) - 6 * 60)
     elif headers == "other-secret":
-        from tests.fakeslack import SlackSender
+        from bot.fakeslack import SlackSender
 
         headers = SlackSender(bot.url, "not-the-signing-secret", bot.fake).sign(body)
     else:

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.fakeslack import FakeSlack, SlackSender
+from bot.fakeslack import FakeSlack, SlackSender
 from tests.support import ALICE, BOT_TOKEN, ROOT, SIGNING_SECRET, until
 
 

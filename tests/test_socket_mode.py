@@ -14,9 +14,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bot.fakeslack import FakeSlack, SocketModeSender
 from bot.store import Store
 from tests.botprocess import free_port
-from tests.fakeslack import FakeSlack, SocketModeSender
 from tests.support import ALICE, BOT_TOKEN, GENERAL, ROOT, Bot, StartBot, until
 
 over_socket_mode = pytest.mark.parametrize("transport", ["socket"])

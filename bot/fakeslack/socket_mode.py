@@ -399,7 +399,7 @@ class SocketModeHub:
         for conn in targets:
             if conn.open:
                 conn.closed_by = conn.closed_by or "dropped"
-                if conn._transport is not None:
+                if isinstance(conn._transport, asyncio.Transport):
                     conn._transport.abort()
                 self._mark_closed(conn, None)
 

@@ -3,7 +3,7 @@ WebSocket (FakeSlack.socket_mode, a SocketModeHub), and what Slack sends the bot
 its request URL (SlackSender) or as Socket Mode envelopes (SocketModeSender)."""
 
 from .sender import Reply, SlackSender, SocketModeSender, fake_view_values
-from .server import Call, Channel, FakeSlack, ResponseUrlPost, SlackError
+from .server import Call, Channel, FakeSlack, RateLimit, ResponseUrlPost, SlackError
 from .socket_mode import SLACK_ACK_DEADLINE, Delivery, SocketConnection, SocketModeHub
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "Channel",
     "Delivery",
     "FakeSlack",
+    "RateLimit",
     "Reply",
     "ResponseUrlPost",
     "SlackError",

@@ -19,12 +19,14 @@ import copy
 import inspect
 import itertools
 import json
+import math
 import mimetypes
 import random
 import re
 import string
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -178,6 +180,7 @@ class ResponseUrlPost:
     key: str
     body: Any
     at: float
+    wall: float = 0.0
 
 
 def _empty_topic() -> JsonDict:
@@ -357,6 +360,48 @@ def _is_top_level(msg: JsonDict) -> bool:
 
 
 REFERENCE_FILE = Path(__file__).resolve().parent / "reference" / "methods.json"
+RATE_LIMITS_FILE = REFERENCE_FILE.with_name("rate_limits.json")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most ``calls`` accepted calls in any sliding window of ``window`` seconds, per
+    workspace and method (and per channel when ``per_channel``)."""
+
+    calls: int
+    window: float
+    per_channel: bool = False
+
+    @property
+    def per_minute(self) -> float:
+        return self.calls * 60 / self.window
+
+
+# Slack's documented tiers ("Rate limits" in Slack's API documentation), at their floor:
+# Tier 1 1+ per minute, Tier 2 20+, Tier 3 50+, Tier 4 100+.
+TIERS: dict[int, RateLimit] = {
+    1: RateLimit(1, 60.0),
+    2: RateLimit(20, 60.0),
+    3: RateLimit(50, 60.0),
+    4: RateLimit(100, 60.0),
+}
+# chat.postMessage's special tier: about one message a second per channel, short bursts
+# allowed (three within three seconds here). Its workspace-wide limit is undocumented and
+# left out.
+POSTING = RateLimit(3, 3.0, per_channel=True)
+
+
+def load_rate_limits(path: Path = RATE_LIMITS_FILE) -> dict[str, RateLimit]:
+    """Each method's documented limit; methods of the special tier other than
+    chat.postMessage (auth.test, chat.getPermalink) have no published number and get none."""
+    limits: dict[str, RateLimit] = {}
+    for method, tier in json.loads(path.read_text(encoding="utf-8")).items():
+        if tier == "special":
+            if method == "chat.postMessage":
+                limits[method] = POSTING
+        else:
+            limits[method] = TIERS[int(tier)]
+    return limits
 
 
 def load_reference(path: Path = REFERENCE_FILE) -> dict[str, JsonDict]:
@@ -572,7 +617,11 @@ class FakeSlack:
         app_id: str = "A0TEST",
         bot_name: str = "incident-bot",
         app_token: str | None = None,
+        rate_limits: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``rate_limits=True`` enforces Slack's documented rate-limit tiers (see
+        ``RateLimit``), measured on ``clock`` (seconds; tests may pass a settable one)."""
         self.bot_token = bot_token
         # The app-level token Socket Mode needs (default: xapp-1-<app_id>-1-fakeapptoken).
         self.app_token = app_token if app_token is not None else f"xapp-1-{app_id}-1-fakeapptoken"
@@ -611,9 +660,18 @@ class FakeSlack:
 
         self._delays: dict[str, float] = {}
         self._faults: list[_Fault] = []
+        # The client ends of the connections Web API calls came on.
+        self.connections: set[Any] = set()
+        # Calls being answered now, and the most at once, per method.
+        self._open: dict[str, int] = {}
+        self._most_open: dict[str, int] = {}
         self._revoked_app_tokens: set[str] = set()
         self._socket_refusal: _Fault | None = None
         self._rate_limit: tuple[float, int, random.Random] | None = None
+        self.rate_limits = load_rate_limits() if rate_limits else {}
+        self.clock = clock
+        # Times of the accepted calls in each limit's window, oldest first.
+        self._windows: dict[tuple[str, ...], deque[float]] = {}
         self._triggers: dict[str, _Trigger] = {}
         self._response_targets: dict[str, _ResponseTarget] = {}
         self._seq = itertools.count(1)
@@ -669,8 +727,14 @@ class FakeSlack:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(
+        self, *, port: int = 0, extend: Callable[[web.Application], None] | None = None
+    ) -> None:
+        """Serve on 127.0.0.1 (`port` 0: a free one); `extend` adds routes of its own (the
+        sandbox's page) to the same server."""
         app = web.Application(client_max_size=100 * 1024 * 1024)
+        if extend is not None:
+            extend(app)
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_post("/upload/{file_id}", self._handle_upload)
         app.router.add_get("/files-pri/{file_id}/{name}", self._handle_download)
@@ -679,7 +743,7 @@ class FakeSlack:
         app.router.add_get("/link", self.socket_mode.handle_link)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         host, port = self._runner.addresses[0][:2]
         self._base_url = f"http://{host}:{port}"
@@ -925,6 +989,31 @@ class FakeSlack:
     def pins(self, channel: str) -> list[str]:
         return list(self._helper_channel(channel).pinned)
 
+    def private_answers(self, user: str) -> list[JsonDict]:
+        """What only `user` sees, oldest first: chat.postEphemeral messages and the bot's
+        ephemeral answers through response URLs, each with its channel."""
+        answers = [dict(e) for e in self.ephemerals if e.get("user") == user]
+        for post in self.responses:
+            target = self._response_targets.get(post.key)
+            body = post.body
+            if target is None or target.user != user or not isinstance(body, dict):
+                continue
+            if body.get("response_type") == "in_channel" or _as_bool(body.get("replace_original")):
+                continue
+            if _as_bool(body.get("delete_original")):
+                continue
+            answers.append(
+                {
+                    "channel": target.channel,
+                    "user": user,
+                    "text": body.get("text", ""),
+                    "blocks": body.get("blocks"),
+                    # Ordered with the channel's messages by when it arrived.
+                    "ts": f"{post.wall:.6f}",
+                }
+            )
+        return sorted(answers, key=lambda a: float(a["ts"]))
+
     def view_stack(self, user: str | None) -> list[JsonDict]:
         """The modals open for ``user``, root first."""
         return [copy.deepcopy(self.views[vid]) for vid in self.view_stacks.get(user, [])]
@@ -1118,8 +1207,22 @@ class FakeSlack:
                     args[key] = json.loads(value)
         return args, _opt_str(args.pop("token", None))
 
+    def most_at_once(self, method: str) -> int:
+        """The most calls of `method` this fake has been answering at the same time."""
+        return self._most_open.get(method, 0)
+
     async def _handle_api(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
+        if request.transport is not None:
+            self.connections.add(request.transport.get_extra_info("peername"))
+        self._open[method] = self._open.get(method, 0) + 1
+        self._most_open[method] = max(self._most_open.get(method, 0), self._open[method])
+        try:
+            return await self._answer_api(request, method)
+        finally:
+            self._open[method] -= 1
+
+    async def _answer_api(self, request: web.Request, method: str) -> web.StreamResponse:
         at = time.monotonic()
         auth = request.headers.get("Authorization", "")
         header_token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else None
@@ -1152,6 +1255,9 @@ class FakeSlack:
             assert self._rate_limit is not None
             body, status = {"ok": False, "error": "ratelimited"}, 429
             headers = {"Retry-After": str(self._rate_limit[1])}
+        elif (retry_after := self._over_limit(method, args)) is not None:
+            body, status = {"ok": False, "error": "ratelimited"}, 429
+            headers = {"Retry-After": str(retry_after)}
         else:
             body = self._dispatch(method, args, token, parse_error, header_token=header_token)
             status = 200
@@ -1174,6 +1280,24 @@ class FakeSlack:
             return False
         fraction, _, rng = self._rate_limit
         return rng.random() < fraction
+
+    def _over_limit(self, method: str, args: JsonDict) -> int | None:
+        """None when the call fits its method's limit (and counts it); otherwise the whole
+        seconds until it would, as Slack's Retry-After gives them."""
+        limit = self.rate_limits.get(method)
+        if limit is None:
+            return None
+        key: tuple[str, ...] = (self.team_id, method)
+        if limit.per_channel:
+            key += (str(args.get("channel", "")),)
+        now = self.clock()
+        window = self._windows.setdefault(key, deque())
+        while window and window[0] <= now - limit.window:
+            window.popleft()
+        if len(window) < limit.calls:
+            window.append(now)
+            return None
+        return max(1, math.ceil(window[0] + limit.window - now))
 
     def _dispatch(
         self,
@@ -1267,7 +1391,7 @@ class FakeSlack:
             body = json.loads(raw)
         except ValueError:
             body = raw.decode(errors="replace")
-        self.responses.append(ResponseUrlPost(key, body, time.monotonic()))
+        self.responses.append(ResponseUrlPost(key, body, time.monotonic(), time.time()))
         if not isinstance(body, dict):
             return web.Response(status=400, text="invalid_payload")
         try:

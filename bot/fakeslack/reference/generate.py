@@ -1,6 +1,6 @@
 """Regenerate the Slack reference data the fake Slack and the tests read.
 
-    python tests/fakeslack/reference/generate.py SOURCE_DIR
+    python bot/fakeslack/reference/generate.py SOURCE_DIR
 
 SOURCE_DIR is a checkout of the Slack reference data: ``methods/*.json`` (one file per Web API
 method, in the shape of slack-ruby/slack-api-ref), ``manifest.schema.1.0.0.json`` (from
