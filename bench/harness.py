@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import inspect
-import logging
+import json
 import math
 import os
-import re
-import resource
 import sys
 import tempfile
 import time
@@ -18,22 +15,23 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+import aiohttp
 from sqlalchemy.engine import make_url
-from sqlmodel import col
 
-from bot.app import EVENTS_PATH, BotApp
+from bot.app import EVENTS_PATH
+from bot.fakeslack import FakeSlack, SlackSender
 from bot.settings import Settings
-from bot.store import Incident, Store
-from tests.fakeslack import FakeSlack, SlackSender
+from bot.store import Store
 
 BOT_TOKEN = "xoxb-111-222-benchbottoken"  # noqa: S105 - the fake's token, not a secret
 SIGNING_SECRET = "bench0signing0secret0000000000ab"  # noqa: S105 - a test value
 ALICE = "U0ALICE"
 GENERAL = "C0GENERAL"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def clean_environment() -> None:
@@ -84,12 +82,6 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms" if abs(seconds) < 1 else f"{seconds:.2f} s"
 
 
-def max_rss_mib() -> float:
-    """This process's peak resident set so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-
-
 async def wait_until(
     check: Callable[[], Any], *, within: float, interval: float = 0.01, what: str = ""
 ) -> Any:
@@ -107,83 +99,14 @@ async def wait_until(
         await asyncio.sleep(interval)
 
 
-class LoopStalls:
-    """Measures how long the event loop goes without running other work: a task asks to
-    wake every `tick` s and records how late it wakes. A request arriving meanwhile (an
-    ack Slack waits for) waits at least that long. Garbage collections are timed too, as
-    one cause of stalls."""
-
-    def __init__(self, tick: float = 0.005) -> None:
-        self.tick = tick
-        self.longest = 0.0
-        self.longest_gc = 0.0
-        self._gc_started = 0.0
-        self._task: asyncio.Task[None] | None = None
-
-    async def _watch(self) -> None:
-        while True:
-            before = time.perf_counter()
-            await asyncio.sleep(self.tick)
-            self.longest = max(self.longest, time.perf_counter() - before - self.tick)
-
-    def _gc(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._gc_started = time.perf_counter()
-        else:
-            self.longest_gc = max(self.longest_gc, time.perf_counter() - self._gc_started)
-
-    def summary(self) -> str:
-        return (
-            f"longest event-loop stall {self.longest * 1000:.0f} ms (longest garbage "
-            f"collection {self.longest_gc * 1000:.0f} ms)"
-        )
-
-    async def __aenter__(self) -> LoopStalls:
-        gc.callbacks.append(self._gc)
-        self._task = asyncio.create_task(self._watch())
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        gc.callbacks.remove(self._gc)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-
-class Warnings(logging.Handler):
-    """Counts the warnings and errors logged while a figure runs, by logger and message."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.seen: Counter[str] = Counter()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        # One entry per kind of message: numbers and times vary between repeats.
-        shape = re.sub(r"\d[\d:.\-]*", "N", message)[:160]
-        self.seen[f"{record.name}: {shape}"] += 1
-
-    def __enter__(self) -> Warnings:
-        logging.getLogger().addHandler(self)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        logging.getLogger().removeHandler(self)
-
-    def summary(self) -> str:
-        if not self.seen:
-            return "no warnings logged"
-        return "warnings logged: " + "; ".join(f"{n}× {what}" for what, n in self.seen.items())
-
-
 # --- fake Slack, databases, the bot ----------------------------------------------------------
 
 
 @contextlib.asynccontextmanager
-async def fake_slack(people: int = 0) -> AsyncIterator[FakeSlack]:
-    """A started fake workspace with Alice, `people` more users and #general."""
-    async with FakeSlack(bot_token=BOT_TOKEN) as fake:
+async def fake_slack(people: int = 0, *, rate_limits: bool = False) -> AsyncIterator[FakeSlack]:
+    """A started fake workspace with Alice, `people` more users and #general; Slack's
+    rate-limit tiers enforced when `rate_limits`."""
+    async with FakeSlack(bot_token=BOT_TOKEN, rate_limits=rate_limits) as fake:
         fake.add_user(ALICE, "alice", real_name="Alice Archer")
         for i in range(people):
             fake.add_user(person(i), f"person{i}", real_name=f"Person {i}")
@@ -311,57 +234,167 @@ def settings_for(fake: FakeSlack, database_url: str, **overrides: Any) -> Settin
         "slack_api_url": fake.api_url,
         "database_url": database_url,
         "log_level": "WARNING",
+        # The bot paces its calls only where the fake enforces Slack's limits.
+        "slack_pacing": bool(fake.rate_limits),
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+# Warnings the bot's processes logged during this figure, by kind (see `Warnings`).
+BOT_WARNINGS: Counter[str] = Counter()
+
+
+def proc_status(pid: int) -> dict[str, float]:
+    """VmRSS and VmHWM (peak) of process `pid` in MiB, from /proc (Linux)."""
+    values: dict[str, float] = {}
+    try:
+        text = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+    except OSError:
+        return values
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) / 1024
+    return values
+
+
+class BotSide:
+    """A `python -m bench.botside` process: the bot (or bare Bolt) alone, measured from
+    outside (/proc) and asked through its control port."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, port: int, control: int) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        self.url = f"http://127.0.0.1:{port}{EVENTS_PATH}"
+        self._control = f"http://127.0.0.1:{control}"
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=900))
+
+    @classmethod
+    async def launch(cls, config: dict[str, Any]) -> BotSide:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.botside",
+            json.dumps(config),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), timeout=120)
+        if not line:
+            await proc.wait()
+            raise RuntimeError(f"the bot's process exited with {proc.returncode} on start")
+        ready = json.loads(line)
+        return cls(proc, ready["port"], ready["control"])
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        async with self._http.request(method, self._control + path, **kwargs) as response:
+            response.raise_for_status()
+            return await response.json()
+
+    async def state(self, *, provisioned: bool = False) -> dict[str, Any]:
+        query = "?provisioned=1" if provisioned else ""
+        return dict(await self._call("GET", f"/state{query}"))
+
+    async def reset_stalls(self) -> None:
+        await self._call("POST", "/stalls/reset")
+
+    async def postmortem(self, what: str, channel: str, incident_id: int = 0) -> dict[str, Any]:
+        """Time `what` ("compile", "history" or "plain") once in the bot's process."""
+        body = {"channel": channel, "incident_id": incident_id, "what": what}
+        return dict(await self._call("POST", "/postmortem", json=body))
+
+    def memory(self) -> dict[str, float]:
+        """{"VmRSS": now, "VmHWM": peak} in MiB."""
+        return proc_status(self.pid)
+
+    def reset_peak(self) -> bool:
+        """Restart the process's peak-RSS count (VmHWM) from its current RSS; False where
+        the kernel does not allow it (the peak then covers the whole process life)."""
+        try:
+            Path(f"/proc/{self.pid}/clear_refs").write_text("5", encoding="utf-8")
+        except OSError:
+            return False
+        return True
+
+    async def stop(self, grace: float = 30) -> None:
+        try:
+            answer = await self._call("POST", f"/stop?grace={grace}")
+            BOT_WARNINGS.update(answer.get("warnings") or {})
+        finally:
+            await self._http.close()
+            try:
+                await asyncio.wait_for(self.proc.wait(), timeout=grace + 30)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
 @dataclass
 class RunningBot:
-    app: BotApp
+    side: BotSide
     slack: SlackSender
     url: str
 
     async def provisioned(self) -> int:
-        async with self.app.store.sessions() as s:
-            stmt = select(func.count()).select_from(Incident).where(col(Incident.provisioned))
-            return int((await s.execute(stmt)).scalar_one())
+        return int((await self.side.state(provisioned=True))["provisioned"])
 
     async def idle(self, within: float = 60) -> None:
         """Wait until no listener, background or reminder work is in flight."""
-        await wait_until(
-            lambda: self.app.busy() == 0 and scheduler_jobs() == 0,
-            within=within,
-            what="the bot to be idle",
-        )
+
+        async def quiet() -> bool:
+            return int((await self.side.state())["busy"]) == 0
+
+        await wait_until(quiet, within=within, interval=0.1, what="the bot to be idle")
 
 
-def scheduler_jobs() -> int:
-    """APScheduler's own job-running tasks in flight (around what `BotApp.busy()` counts)."""
-    running = 0
-    for task in asyncio.all_tasks():
-        code = getattr(task.get_coro(), "cr_code", None)
-        if "apscheduler" in (getattr(code, "co_filename", "") or ""):
-            running += 1
-    return running
+def side_config(
+    fake: FakeSlack, database_url: str, *, mode: str = "bot", **kw: Any
+) -> dict[str, Any]:
+    sync = kw.pop("reminder_sync_seconds", 30.0)
+    values: dict[str, Any] = {
+        "slack_bot_token": BOT_TOKEN,
+        "slack_signing_secret": SIGNING_SECRET,
+        "slack_api_url": fake.api_url,
+        "database_url": database_url,
+        "log_level": "WARNING",
+        # The bot paces its calls only where the fake enforces Slack's limits.
+        "slack_pacing": bool(fake.rate_limits),
+    }
+    values.update(kw)
+    return {"mode": mode, "settings": values, "reminder_sync_seconds": sync}
 
 
 @contextlib.asynccontextmanager
 async def running_bot(
     fake: FakeSlack, database_url: str, *, reminder_sync_seconds: float = 30.0, **overrides: Any
 ) -> AsyncIterator[RunningBot]:
-    """The real bot serving HTTP on a free port, its Web API calls going to `fake`."""
-    app = BotApp(
-        settings_for(fake, database_url, **overrides), reminder_sync_seconds=reminder_sync_seconds
+    """The real bot in a process of its own, serving HTTP on a free port, its Web API calls
+    going to `fake` (which runs in this process)."""
+    config = side_config(
+        fake, database_url, reminder_sync_seconds=reminder_sync_seconds, **overrides
     )
-    await app.start(host="127.0.0.1", port=0)
-    url = f"http://127.0.0.1:{app.port}{EVENTS_PATH}"
-    sender = SlackSender(url, SIGNING_SECRET, fake, timeout=120)
+    side = await BotSide.launch(config)
+    sender = SlackSender(side.url, SIGNING_SECRET, fake, timeout=120)
     try:
-        yield RunningBot(app, sender, url)
+        yield RunningBot(side, sender, side.url)
     finally:
         await sender.close()
-        await app.stop(grace=30)
+        await side.stop(grace=30)
+
+
+@contextlib.asynccontextmanager
+async def bare_bolt(fake: FakeSlack) -> AsyncIterator[RunningBot]:
+    """A bare Bolt app (one listener that only acks) in a process of its own, served the
+    same way as the bot."""
+    side = await BotSide.launch(side_config(fake, "", mode="bare"))
+    sender = SlackSender(side.url, SIGNING_SECRET, fake, timeout=120)
+    try:
+        yield RunningBot(side, sender, side.url)
+    finally:
+        await sender.close()
+        await side.stop(grace=5)
 
 
 async def migrated_store(database_url: str) -> Store:

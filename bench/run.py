@@ -28,7 +28,7 @@ from bench.harness import DEFAULT_POSTGRES, SQLITE, Database, Outcome, Row, clea
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-ORDER = ("ack", "declare", "postmortem", "reminders", "throughput")
+ORDER = ("ack", "declare", "postmortem", "reminders", "throughput", "tiers")
 FIGURE_TIMEOUT = 900
 
 
@@ -80,14 +80,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def run_child(args: argparse.Namespace) -> int:
     from bench.figures import FIGURES, Sizes
-    from bench.harness import Warnings
+    from bench.harness import BOT_WARNINGS
+    from bench.probe import Warnings
 
     logging.basicConfig(level=logging.WARNING, format="    %(levelname)s %(name)s: %(message)s")
     sizes = Sizes.from_json(json.loads(args.sizes))
     db = Database(args.db, args.postgres_url or None)
     with Warnings() as warned:
         outcome = asyncio.run(FIGURES[args.child](sizes, db))
-    outcome.say(warned.summary())
+    outcome.say(f"fake Slack and load generator: {warned.summary()}")
+    bot_side = Warnings()
+    bot_side.seen.update(BOT_WARNINGS)
+    outcome.say(f"bot process: {bot_side.summary()}")
     payload = {"rows": [vars(r) for r in outcome.rows], "details": outcome.details}
     args.result.write_text(json.dumps(payload), encoding="utf-8")
     leftover = [t.name for t in threading.enumerate() if t.is_alive() and not t.daemon]
@@ -141,17 +145,17 @@ def revision() -> str:
 
     try:
         commit = git("rev-parse", "--short=10", "HEAD")
-        changed = git("status", "--porcelain", "--", "bot", "tests/fakeslack")
+        changed = git("status", "--porcelain", "--", "bot", "bot/fakeslack")
     except (OSError, subprocess.SubprocessError):
         return "unknown (not a git checkout)"
-    return commit + (" + uncommitted changes to bot/ or tests/fakeslack/" if changed else "")
+    return commit + (" + uncommitted changes to bot/ or bot/fakeslack/" if changed else "")
 
 
 def code_fingerprint() -> str:
     """A hash of the code the figures exercise: the bot (not its command line, which they do
     not run), the fake Slack, the benchmarks."""
     digest = hashlib.sha256()
-    files = [*(ROOT / "bot").rglob("*.py"), *(ROOT / "tests" / "fakeslack").rglob("*.py")]
+    files = [*(ROOT / "bot").rglob("*.py"), *(ROOT / "bot" / "fakeslack").rglob("*.json")]
     files = [f for f in files if f != ROOT / "bot" / "__main__.py"]
     files += (ROOT / "bench").glob("*.py")
     for path in sorted(files):
@@ -195,6 +199,18 @@ def table(rows: Sequence[Row]) -> list[str]:
     return lines
 
 
+def targets(rows: Sequence[Row]) -> list[str]:
+    """The rows that carry a target, met or missed, in one list."""
+    marked = [r for r in rows if "✅" in r.result or "❌" in r.result]
+    if not marked:
+        return []
+    met = sum(1 for r in marked if "✅" in r.result)
+    lines = [f"## Targets: {met} of {len(marked)} met", ""]
+    for r in marked:
+        lines.append(f"- {r.figure}, {r.measure}: {r.result}")
+    return [*lines, ""]
+
+
 def report(
     *,
     when: datetime,
@@ -211,14 +227,18 @@ def report(
         "",
         f"Measured {when:%Y-%m-%d %H:%M} UTC with `{command}` in {total:.0f} s"
         + (" (tiny sizes: a smoke run, not figures to compare)." if quick else "."),
-        "The bot, the fake Slack and the load generator share one process per figure; "
-        "see bench/README.md for what each figure measures.",
+        "The bot runs in a process of its own; the fake Slack and the load generator run in "
+        "another, so memory, event-loop stalls and garbage collections are the bot's alone. "
+        "See bench/README.md for what each figure measures. Other work may share the "
+        "machine's cores during a run; the load averages before and after say how busy it "
+        "was, and figures are best compared within one run.",
         "",
         *(f"- **{label}:** {value}" for label, value in machine),
         f"- **Databases:** SQLite file; {postgres_note}",
         "",
         *table(rows),
         "",
+        *targets(rows),
         "## Details",
         "",
     ]
@@ -286,15 +306,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[{i}/{len(jobs)}] {title} done in {elapsed:.1f} s", flush=True)
         outcomes.append((title, outcome, elapsed))
     total = time.monotonic() - started
+    # Other people's work shares the cores; how busy the machine was is part of the result.
+    machine = [*machine, ("Load average after the run", load())]
     if code_fingerprint() != code_at_start:
         # Someone changed the code while the figures ran: they do not describe one version.
-        warning = "the bot's code changed during the run; the figures describe two versions"
+        warning = (
+            "the measured code (the bot, the fake Slack or the benchmarks) changed during the "
+            "run; the figures describe two versions"
+        )
         print(f"WARNING: {warning}", flush=True)
         machine = [*machine, ("Warning", warning)]
 
     rows = [r for _, outcome, _ in outcomes for r in outcome.rows]
     print()
     print("\n".join(table(rows)))
+    print()
+    print("\n".join(targets(rows)))
     out = args.out if args.out is not None else (None if args.quick else RESULTS)
     if out is not None:
         text = report(

@@ -8,7 +8,9 @@ never send one twice.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import itertools
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -22,11 +24,17 @@ from bot.settings import Settings
 from bot.slack import blocks
 from bot.slack.directory import Directory
 from bot.slack.surfaces import Surfaces
-from bot.store import ChannelState, Claims, Incident, Store, utcnow
+from bot.store import ChannelState, Claims, Incident, Store, TimelineEntry, utcnow
 from bot.store.claims import Clock
 from bot.work import InFlight
 
 log = logging.getLogger(__name__)
+
+# Reminders claimed in one transaction, and posted at once within a batch. Each is in its
+# own channel, so Slack's per-channel posting limit does not bind; the bound keeps a burst
+# from taking every database connection and the whole event loop.
+BATCH = 500
+SENDS_AT_ONCE = 16
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -61,6 +69,8 @@ class Reminders:
         self.scheduler = scheduler
         self.clock = clock
         self.sync_seconds = sync_seconds
+        self._queued: dict[int, datetime] = {}
+        self._sender: asyncio.Task[None] | None = None
 
     # --- scheduling --------------------------------------------------------------------
 
@@ -81,11 +91,13 @@ class Reminders:
         )
 
     async def sync(self) -> None:
-        try:
-            for incident in await self.store.reminder_due_times():
-                await self.schedule(incident)
-        except Exception as e:
-            log_failure(log, "could not read reminder due times", e)
+        # Counted as work in flight: a stop waits for it before the database closes.
+        async with self.inflight.track():
+            try:
+                for incident in await self.store.reminder_due_times():
+                    await self.schedule(incident)
+            except Exception as e:
+                log_failure(log, "could not read reminder due times", e)
 
     @staticmethod
     def job_id(incident_id: int) -> str:
@@ -127,11 +139,99 @@ class Reminders:
     # --- sending -------------------------------------------------------------------------
 
     async def fire(self, incident_id: int, due: datetime) -> None:
-        async with self.inflight.track():
+        """The job for one incident: queue it for the next batch. Reminders falling due
+        together (a burst after a restart, many incidents declared at once) are claimed in
+        one transaction and posted a bounded number at a time."""
+        self._queued[incident_id] = due
+        if self._sender is None or self._sender.done():
+            self._sender = self.inflight.spawn(self._send_queued())
+
+    async def _send_queued(self) -> None:
+        while self._queued:
+            batch = dict(itertools.islice(self._queued.items(), BATCH))
+            for incident_id in batch:
+                del self._queued[incident_id]
             try:
-                await self._fire(incident_id, due)
+                await self._send_batch(batch)
             except Exception as e:
-                log_failure(log, f"reminder for incident {incident_id} failed", e)
+                # Nothing was claimed, or what was is settled by the repair pass; the next
+                # sync schedules these again.
+                log_failure(log, f"{len(batch)} reminders could not be sent", e)
+
+    async def _send_batch(self, batch: dict[int, datetime]) -> None:
+        taken, others = await self.claims.take_reminders(
+            batch, lambda severity: rules.reminder_interval(self.settings, severity)
+        )
+        for inc in others:
+            if inc.reminder_sending_since is not None and inc.is_open:
+                # The previous reminder is still out, or its sender died: the careful path.
+                self.inflight.spawn(self._fire_one(inc.pk, batch[inc.pk]))
+            else:
+                # Someone posted an update or snoozed, another process sent it, or the
+                # channel cannot take it now.
+                await self.schedule(inc)
+        if not taken:
+            return
+        roles = await self.store.roles_of(inc.pk for inc in taken)
+        held = taken[0].reminder_sending_since
+        assert held is not None
+        ids = [inc.pk for inc in taken]
+        sending = asyncio.Semaphore(SENDS_AT_ONCE)
+
+        async def one(inc: Incident) -> str | None:
+            async with sending:
+                try:
+                    return await self._post(inc, roles.get(inc.pk, {}))
+                except Exception as e:
+                    # The claim stays: the repair pass looks in the channel, then records
+                    # or sends it, once.
+                    log_failure(log, f"reminder for {inc.ref} failed", e)
+                    return None
+
+        async def renew(at: datetime) -> datetime | None:
+            return await self.claims.retake_reminders(ids, at)
+
+        posted = await self.claims.keep_alive(
+            renew, held, asyncio.gather(*(one(inc) for inc in taken))
+        )
+        sent = [(inc, ts) for inc, ts in zip(taken, posted, strict=True) if ts is not None]
+        await self._record_all([(inc, batch[inc.pk], ts) for inc, ts in sent])
+        unusable = [inc.pk for inc in taken if not inc.channel_usable]
+        if unusable:
+            # No channel yet (its declaration is being completed) or none any more: let go
+            # of the claim; the next one is scheduled.
+            await self.store.release_reminders(unusable)
+        for inc in taken:
+            inc.reminder_sending_since = None
+            await self.schedule(inc)
+        # The cards show the next due time; they follow once the reminders are out.
+        for inc, _ in sent:
+            self.surfaces.refresh_later(inc.pk)
+
+    async def _post(self, inc: Incident, roles: dict[str, str]) -> str | None:
+        if not inc.channel_usable:
+            return None
+        mention = await self._who(inc, roles)
+        since = (
+            blocks.when(inc.last_update_at, "{time} ({ago})")
+            if inc.last_update_at
+            else "none since it was declared"
+        )
+        text, body = blocks.reminder(inc, mention, since)
+        return await self.surfaces.post(inc, text, body)
+
+    async def _record_all(self, sent: list[tuple[Incident, datetime, str]]) -> None:
+        if not sent:
+            return
+        async with self.store.session() as s:
+            await self.store.add_entries(s, [self._entry(inc, due, ts) for inc, due, ts in sent])
+            await self.store.release_reminders([inc.pk for inc, _, _ in sent], session=s)
+
+    async def _fire_one(self, incident_id: int, due: datetime) -> None:
+        try:
+            await self._fire(incident_id, due)
+        except Exception as e:
+            log_failure(log, f"reminder for incident {incident_id} failed", e)
 
     async def _fire(self, incident_id: int, due: datetime) -> None:
         current = await self.store.incident(incident_id)
@@ -155,22 +255,13 @@ class Reminders:
         await self.send(claimed, due)
 
     async def send(self, inc: Incident, due: datetime | None) -> None:
-        """Post the reminder this process has claimed, and record it."""
+        """Post one reminder this process has claimed, and record it."""
         if not inc.channel_usable:
-            # No channel yet (its declaration is being completed) or none any more: a
-            # reminder there reaches nobody. Let go of the claim; the next one is scheduled.
             await self.store.save_fields(inc.pk, reminder_sending_since=None)
             latest = await self.store.incident(inc.pk)
             if latest is not None:
                 await self.schedule(latest)
             return
-        mention = await self._who(inc)
-        since = (
-            blocks.when(inc.last_update_at, "{time} ({ago})")
-            if inc.last_update_at
-            else "none since it was declared"
-        )
-        text, body = blocks.reminder(inc, mention, since)
         incident_id = inc.pk
 
         async def renew(held: datetime) -> datetime | None:
@@ -178,17 +269,19 @@ class Reminders:
 
         held = inc.reminder_sending_since
         assert held is not None
-        ts = await self.claims.keep_alive(renew, held, self.surfaces.post(inc, text, body))
+        ts = await self.claims.keep_alive(
+            renew, held, self._post(inc, await self.store.roles(incident_id))
+        )
+        assert ts is not None
         await self._record(inc, due or held, ts)
         await self.surfaces.refresh(incident_id)
         incident = await self.store.incident(incident_id)
         if incident is not None:
             await self.schedule(incident)
 
-    async def _who(self, inc: Incident) -> str | None:
+    async def _who(self, inc: Incident, roles: dict[str, str]) -> str | None:
         """Whom the reminder mentions: the comms lead, else the commander, else the
         declarer, passing over deactivated accounts; nobody (the channel) if none is left."""
-        roles = await self.store.roles(inc.pk)
         for user_id in (roles.get("comms"), roles.get("commander"), inc.declared_by):
             if not user_id:
                 continue
@@ -200,21 +293,21 @@ class Reminders:
                 return user_id
         return None
 
+    def _entry(self, inc: Incident, due: datetime, ts: str) -> TimelineEntry:
+        return rules.entry(
+            inc,
+            "reminder",
+            None,
+            "Reminder: no status update",
+            {"due": due.isoformat(), "last_update": _iso(inc.last_update_at), "ts": ts},
+            now=self.clock(),
+            at=datetime.fromtimestamp(float(ts), UTC),
+            source_key=f"reminder:{ts}",
+        )
+
     async def _record(self, inc: Incident, due: datetime, ts: str) -> None:
         async with self.store.session() as s:
-            await self.store.add_entry(
-                s,
-                rules.entry(
-                    inc,
-                    "reminder",
-                    None,
-                    "Reminder: no status update",
-                    {"due": due.isoformat(), "last_update": _iso(inc.last_update_at), "ts": ts},
-                    now=self.clock(),
-                    at=datetime.fromtimestamp(float(ts), UTC),
-                    source_key=f"reminder:{ts}",
-                ),
-            )
+            await self.store.add_entry(s, self._entry(inc, due, ts))
             await self.claims.release_reminder(s, inc.pk)
 
     async def settle(self, inc: Incident, *, resend: bool) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable
 from contextlib import asynccontextmanager
 from typing import Any, ParamSpec, TypeVar
 
@@ -65,3 +65,34 @@ class InFlight:
         _, late = await asyncio.wait(pending, timeout=grace)
         for task in late:
             task.cancel()
+        if late:
+            # Let the cancelled work unwind (release its database connection) before the
+            # caller closes what it uses.
+            await asyncio.wait(late, timeout=2.0)
+
+
+class KeyedLocks:
+    """One lock per key (an incident), kept only while someone holds or waits for it: a
+    process that has seen thousands of incidents does not keep a lock for each."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @asynccontextmanager
+    async def hold(self, key: Hashable) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            _, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)

@@ -13,7 +13,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
+from sqlmodel import col
 
+from bot.reminders import SENDS_AT_ONCE
+from bot.store import Incident, RoleAssignment, Store, TimelineEntry
 from tests.support import ALICE, BOB, CAROL, GENERAL, Bot, StartBot, element, entries, until
 
 INTERVAL_S = 0.6
@@ -178,3 +182,86 @@ async def test_two_processes_send_each_reminder_once(start_bot: StartBot) -> Non
     gaps = [(b_ - a_).total_seconds() for a_, b_ in itertools.pairwise(times)]
     assert all(gap > INTERVAL_S * 0.8 for gap in gaps), gaps
     assert all(gap < INTERVAL_S * 2.5 for gap in gaps), gaps
+
+
+async def _seed_due(bot: Bot, database_url: str, count: int, due: datetime) -> list[str]:
+    """`count` open, provisioned incidents whose next update falls due at `due`, each with
+    its channel and pinned card as after declaring. Returns their channels."""
+    fake = bot.fake
+    store = Store(database_url)
+    channels: list[str] = []
+    try:
+        async with store.session() as s:
+            for i in range(count):
+                channel = fake.add_channel(f"inc-{900 + i}-many", members=[fake.bot_user_id])
+                card = fake.post_as_user(channel.id, fake.bot_user_id, "card", bot_id=fake.bot_id)
+                incident = Incident(
+                    team_id=fake.team_id,
+                    number=900 + i,
+                    title=f"Many due {i}",
+                    severity="SEV2",
+                    declared_by=ALICE,
+                    declared_at=due - timedelta(minutes=30),
+                    declare_key=f"many:{i}",
+                    channel_id=channel.id,
+                    channel_name=channel.name,
+                    card_ts=card["ts"],
+                    card_pinned=True,
+                    provisioned=True,
+                    next_update_due=due,
+                    version=1,
+                )
+                s.add(incident)
+                await s.flush()
+                s.add(
+                    RoleAssignment(
+                        incident_id=incident.pk,
+                        role="commander",
+                        user_id=BOB,
+                        assigned_by=ALICE,
+                        assigned_at=due,
+                    )
+                )
+                channels.append(channel.id)
+    finally:
+        await store.close()
+    return channels
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
+async def test_many_reminders_due_at_once_go_out_once_each_a_bounded_number_at_a_time(
+    start_bot: StartBot, database_url: str
+) -> None:
+    """Two processes, 150 reminders due in the same instant: each is posted once, recorded
+    once, and never more than a bounded number of posts are in flight at once."""
+    a = await start_bot(reminder_interval_minutes=60, reminder_sync_seconds=0.2)
+    b = await start_bot(reminder_interval_minutes=60, reminder_sync_seconds=0.2)
+    a.fake.set_delay("chat.postMessage", 0.05)
+    count = 150
+    channels = await _seed_due(a, database_url, count, datetime.now(UTC) + timedelta(seconds=0.5))
+
+    def reminders() -> int:
+        return sum(len(reminders_in(a, channel)) for channel in channels)
+
+    await until(lambda: reminders() >= count, timeout=30, message="every reminder")
+    await a.settled()
+    await b.settled()
+    for channel in channels:
+        assert len(reminders_in(a, channel)) == 1, channel
+    store = a.app.store
+    async with store.sessions() as s:
+        recorded = (
+            await s.execute(
+                select(TimelineEntry.incident_id).where(col(TimelineEntry.kind) == "reminder")
+            )
+        ).all()
+        held = (
+            await s.execute(
+                select(Incident.id).where(col(Incident.reminder_sending_since).is_not(None))
+            )
+        ).all()
+    assert len(recorded) == len({r[0] for r in recorded}) == count
+    assert held == []
+    assert all(f"<@{BOB}>" in reminders_in(a, channel)[0]["text"] for channel in channels)
+    # Slow posts overlap, up to the bound each process keeps.
+    assert SENDS_AT_ONCE <= a.fake.most_at_once("chat.postMessage") <= 2 * SENDS_AT_ONCE

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
 from bot.errors import BadInput
 from bot.incidents import rules
 from bot.settings import Settings
+from bot.slack import blocks
 from bot.slack.surfaces import Surfaces
 from bot.store import Incident, RoleAssignment, Store, utcnow
 from bot.store.claims import Clock
@@ -33,6 +35,10 @@ class Declaration:
     commander: str | None = None
     private: bool = False
     origin_channel: str | None = None
+    # Declared by the bot itself (an alert): nobody commands until someone takes it.
+    unassigned: bool = False
+    # The alert that opened it (see Incident.alert).
+    alert: dict[str, Any] | None = None
 
 
 class Declarations:
@@ -57,7 +63,10 @@ class Declarations:
         declared = await self.record(request)
         if not declared.created:
             return declared
-        await self.surfaces.provision(declared.incident.pk)
+        roles = {} if request.unassigned else {"commander": request.commander or request.actor}
+        await self.surfaces.provision(
+            declared.incident.pk, fresh=blocks.IncidentState(declared.incident, roles)
+        )
         # Read again: provisioning records what Slack would not show (e.g. an archived
         # announcements channel), which the declarer is told about.
         incident = await self.store.incident(declared.incident.pk)
@@ -90,20 +99,25 @@ class Declarations:
                     declared_at=now,
                     declare_key=request.key,
                     origin_channel_id=request.origin_channel,
+                    alert=request.alert,
                     next_update_due=now + rules.reminder_interval(settings, sev.name),
                     version=1,
+                    # The declaring process provisions it next; the lease keeps the repair
+                    # pass (here or elsewhere) from starting the same work meanwhile.
+                    provision_lease_until=now + self.surfaces.claims.lease,
                 )
                 s.add(incident)
                 await s.flush()
-                s.add(
-                    RoleAssignment(
-                        incident_id=incident.pk,
-                        role="commander",
-                        user_id=commander,
-                        assigned_by=request.actor,
-                        assigned_at=now,
+                if not request.unassigned:
+                    s.add(
+                        RoleAssignment(
+                            incident_id=incident.pk,
+                            role="commander",
+                            user_id=commander,
+                            assigned_by=request.actor,
+                            assigned_at=now,
+                        )
                     )
-                )
                 await self.store.add_entry(
                     s,
                     rules.entry(
@@ -111,7 +125,10 @@ class Declarations:
                         "declared",
                         request.actor,
                         f"Declared {incident.ref} at {sev.name}: {title}",
-                        {"severity": sev.name, "commander": commander},
+                        {
+                            "severity": sev.name,
+                            "commander": None if request.unassigned else commander,
+                        },
                         now=now,
                         source_key="declared",
                     ),

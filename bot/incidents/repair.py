@@ -44,7 +44,7 @@ class Repair:
         was refused); a surface Slack keeps refusing is looked at again after a backoff."""
         for inc in await self.store.behind(self.claims.clock()):
             try:
-                problems = await self.surfaces.refresh(inc.pk)
+                problems = await self.surfaces.refresh(inc.pk, only_behind=True)
             except Exception as e:
                 log_failure(log, f"could not show {inc.ref}", e)
                 continue

@@ -48,7 +48,7 @@ class Response:
         is stored already: whatever fails here is a problem to report and catch up on,
         never a reason to ask the person to try again."""
         try:
-            problems += await self.surfaces.refresh(stored.pk)
+            problems += await self.surfaces.refresh(stored.pk, only_behind=True)
             incident = await self.store.incident(stored.pk)
             assert incident is not None
             await self.on_change(incident)
@@ -104,6 +104,12 @@ class Response:
         raised = rules.rank(self.settings, sev.name) < rules.rank(self.settings, old)
         text = blocks.severity_changed(inc, actor, old, sev, self.settings, raised=raised)
         await self._post(inc, text, problems, announce=raised)
+        if raised:
+            try:
+                await self.surfaces.bring_in(inc, sev.name)
+            except Exception as e:
+                log_failure(log, f"could not bring people into {inc.ref}", e)
+                problems.append(problem("invitations", e))
         return Changed(inc, True, f"{inc.ref} is now {sev.name}.", tuple(problems))
 
     async def assign_role(

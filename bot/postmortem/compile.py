@@ -17,6 +17,7 @@ from bot.slack.directory import Directory, Person
 from bot.slack.surfaces import Surfaces
 from bot.store import FollowUp, Postmortem, RoleAssignment, StatusUpdate, Store, utcnow
 from bot.store.claims import Clock
+from bot.work import KeyedLocks
 
 History = Callable[[str], Awaitable[list[Message]]]
 MENTIONED = re.compile(r"<@([UW][A-Z0-9]+)")
@@ -39,7 +40,7 @@ class Postmortems:
         self.directory = directory
         self.history = history
         self.clock = clock
-        self._compiling: dict[int, asyncio.Lock] = {}
+        self._compiling = KeyedLocks()
 
     async def facts(self, incident_id: int) -> PostmortemFacts:
         incident = await self.store.incident(incident_id)
@@ -106,7 +107,7 @@ class Postmortems:
 
     async def compile(self, incident_id: int, actor: str) -> Changed:
         """Compile the draft from the channel and the timeline, keep it, post it as a file."""
-        async with self._compiling.setdefault(incident_id, asyncio.Lock()):
+        async with self._compiling.hold(incident_id):
             incident = await self.store.incident(incident_id)
             assert incident is not None
             if not incident.channel_id:

@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.settings import Role, Severity
 from bot.slack import content
-from bot.slack.text import markdown_escape, slack_to_markdown
+from bot.slack.text import markdown_escape, markdown_link, slack_to_markdown
 from bot.store import FollowUp, Incident, RoleAssignment, Status, StatusUpdate, TimelineEntry
 
 __all__ = [
@@ -236,6 +236,16 @@ def _between(start: datetime, end: datetime | None) -> str:
     return duration((_micros(end) - _micros(start)) / 1_000_000)
 
 
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _one_line(text: str) -> str:
     return markdown_escape(" ".join(text.split()))
 
@@ -423,6 +433,7 @@ class _Renderer:
             self.severity_history(),
             self.roles(),
             self.key_times(),
+            self.detection(),
             self.merged_timeline(),
             self.status_updates(),
             self.follow_ups(),
@@ -649,6 +660,30 @@ class _Renderer:
             ("Time to respond", "Time to mitigate", "Time to resolve"), rows[1:], strict=True
         ):
             out.append(f"- {label}: {_between(declared, fact[0] if fact else None)}")
+        return out
+
+    def detection(self) -> list[str]:
+        """How the incident was found: the alert that opened it, and how long that took."""
+        alert = self.inc.alert
+        out = ["## Detection", ""]
+        if not alert:
+            out.append(f"Declared by {self.name(self.inc.declared_by)}; no alert opened it.")
+            out.append("")
+            out.append("> _How was it noticed, and could an alert have noticed it sooner?_")
+            return out
+        title = str(alert.get("title") or "an alert")
+        url = alert.get("url")
+        shown = markdown_link(url, title) if isinstance(url, str) and url else _one_line(title)
+        out.append(f"- Alert: {shown} ({_one_line(str(alert.get('source') or 'webhook'))})")
+        for key, label in (("runbook", "Runbook"), ("dashboard", "Dashboard")):
+            link = alert.get(key)
+            if isinstance(link, str) and link:
+                out.append(f"- {label}: {markdown_link(link, link)}")
+        fired = _parse_time(alert.get("fired_at"))
+        declared = self.inc.declared_at
+        out.append(f"- Fired: {_when(fired) if fired else NONE}")
+        out.append(f"- Declared: {_when(declared)}")
+        out.append(f"- Time to declare: {_between(fired, declared) if fired else NONE}")
         return out
 
     # -- timeline ------------------------------------------------------------------------------

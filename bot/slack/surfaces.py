@@ -19,12 +19,13 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.errors import SlackFailure, slack_error
+from bot.errors import SlackFailure, log_failure, slack_error
 from bot.settings import Settings
 from bot.slack import blocks
 from bot.slack.directory import Directory
 from bot.slack.text import channel_name, with_suffix
-from bot.store import ChannelState, Claims, Incident, StatusUpdate, Store
+from bot.store import ChannelState, Claims, Incident, StatusUpdate, Store, TimelineEntry
+from bot.work import InFlight, KeyedLocks
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,6 +35,9 @@ RENDER_ROUNDS = 3
 # When Slack will not show something (an archived channel, a missing permission), how long
 # before the bot looks again on its own; an event that changes things looks at once.
 RENDER_BACKOFF = timedelta(minutes=10)
+# Background refreshes (after reminders) running at once: leaves database connections and
+# Slack's budget for what people are waiting on.
+BACKGROUND_RENDERS = 4
 # What an error on a call in the incident's channel says about the channel.
 CHANNEL_ERRORS = {
     "is_archived": ChannelState.archived,
@@ -57,14 +61,19 @@ class Surfaces:
         claims: Claims,
         client: AsyncWebClient,
         directory: Directory,
+        inflight: InFlight,
     ):
         self.settings = settings
         self.store = store
         self.claims = claims
         self.client = client
         self.directory = directory
-        self._provision_locks: dict[int, asyncio.Lock] = {}
-        self._render_locks: dict[int, asyncio.Lock] = {}
+        self._provision_locks = KeyedLocks()
+        self._render_locks = KeyedLocks()
+        self.inflight = inflight
+        # Background refreshes: not yet started, and how many run at once.
+        self._waiting: set[int] = set()
+        self._background = asyncio.Semaphore(BACKGROUND_RENDERS)
 
     async def state(self, incident_id: int) -> blocks.IncidentState:
         incident = await self.store.incident(incident_id)
@@ -77,15 +86,24 @@ class Surfaces:
 
     # --- provisioning: the Slack side of a declaration ----------------------------------
 
-    async def provision(self, incident_id: int) -> Incident:
-        """Create what Slack shows for an incident; resumes where an earlier try stopped."""
-        async with self._provision_locks.setdefault(incident_id, asyncio.Lock()):
-            state = await self.state(incident_id)
-            if state.incident.provisioned:
-                return state.incident
-            held = await self.claims.take_provisioning(incident_id)
-            if held is None:
-                return state.incident  # another process is doing it right now
+    async def provision(
+        self, incident_id: int, *, fresh: blocks.IncidentState | None = None
+    ) -> Incident:
+        """Create what Slack shows for an incident; resumes where an earlier try stopped.
+        `fresh`: the state of an incident this process has just stored, holding its lease,
+        so the declaration's path to its card reads and writes nothing more first."""
+        async with self._provision_locks.hold(incident_id):
+            lease = fresh.incident.provision_lease_until if fresh is not None else None
+            if fresh is not None and lease is not None:
+                state, held = fresh, lease
+            else:
+                state = await self.state(incident_id)
+                if state.incident.provisioned:
+                    return state.incident
+                taken = await self.claims.take_provisioning(incident_id)
+                if taken is None:
+                    return state.incident  # another process is doing it right now
+                held = taken
 
             async def renew(until: datetime) -> datetime | None:
                 return await self.claims.renew_provisioning(incident_id, until)
@@ -95,23 +113,33 @@ class Surfaces:
     async def _provision(self, state: blocks.IncidentState) -> Incident:
         inc = state.incident
         incident_id = inc.pk
+        channel_saved: asyncio.Future[None] | None = None
         if not inc.channel_id:
-            await self._create_channel(inc)
-            state = await self.state(incident_id)
-            inc = state.incident
+            await self._create_channel(inc)  # sets the channel on `inc`, in `state`
+            # Stored while the card is posted, not before: the critical path stays
+            # create -> post card -> pin. A retry that finds no channel stored adopts the
+            # bot's own unused channel of that name rather than making a second one.
+            channel_saved = asyncio.ensure_future(
+                self.store.save_fields(
+                    incident_id, channel_id=inc.channel_id, channel_name=inc.channel_name
+                )
+            )
         # After the channel exists these steps are independent; running them together
         # keeps a declaration's critical path at create -> post card -> pin.
         steps: list[Awaitable[None]] = [
             self.invite(inc, {inc.declared_by, *state.roles.values()}),
             self._set_topic(state),
-            self._post_card(state),
+            self._post_card(state, after=channel_saved),
         ]
+        if channel_saved is not None:
+            steps.append(channel_saved)
         problems: list[str] = []
         if self._announces(inc):
             # The incident works without its announcement: a broken announcements channel
             # is reported, never a reason to call the declaration failed.
             steps.append(self._surface("announcement", self._announce(state), problems))
         await _all(steps)
+        await self.bring_in(inc, inc.severity)
         await self.store.save_fields(
             incident_id, provisioned=True, provision_lease_until=None, shown_version=inc.version
         )
@@ -145,9 +173,6 @@ class Surfaces:
         if channel is None:
             raise SlackFailure(f"{inc.ref} is recorded, but no free channel name was found.")
         inc.channel_id, inc.channel_name = channel["id"], channel["name"]
-        await self.store.save_fields(
-            inc.pk, channel_id=inc.channel_id, channel_name=inc.channel_name
-        )
 
     async def _own_unused_channel(self, name: str) -> Mapping[str, Any] | None:
         """A channel of that name the bot created and no incident uses, if any."""
@@ -173,21 +198,87 @@ class Surfaces:
                 # Not fatal: the incident works and people can join the channel themselves.
                 log.warning("could not invite people to %s: %s", inc.ref, slack_error(e))
 
+    async def bring_in(self, inc: Incident, severity: str) -> None:
+        """Invite whom SEVERITIES names for `severity` and say once on the timeline who
+        was brought in and why. People and groups Slack cannot invite are named there too;
+        the incident goes on without them."""
+        level = self.settings.severity(severity)
+        if level is None or not level.invite or not inc.channel_id:
+            return
+        people = {
+            w for w in level.invite if not w.startswith("@") and w[:1] in "UW" and w.isupper()
+        }
+        groups, unknown = await self.directory.group_members(set(level.invite) - people)
+        wanted = people | {u for members in groups.values() for u in members}
+        wanted.discard(self.directory.bot_user_id or "")
+        brought, failed = await self._invite_each(inc, wanted)
+        text = f"Brought in for {severity}: " + (
+            ", ".join(f"<@{u}>" for u in sorted(brought)) or "nobody new"
+        )
+        if groups:
+            text += " (from " + ", ".join(f"@{g}" for g in sorted(groups)) + ")"
+        if failed or unknown:
+            missed = [f"<@{u}>" for u in sorted(failed)] + [f"@{g}" for g in unknown]
+            text += "; could not bring in " + ", ".join(missed)
+        async with self.store.session() as s:
+            await self.store.add_entry(
+                s,
+                TimelineEntry(
+                    incident_id=inc.pk,
+                    kind="invite",
+                    happened_at=self.claims.clock(),
+                    recorded_at=self.claims.clock(),
+                    text=text,
+                    data={"severity": severity, "users": sorted(brought), "groups": sorted(groups)},
+                    source_key=f"invite:{severity}",
+                ),
+            )
+
+    async def _invite_each(self, inc: Incident, users: set[str]) -> tuple[set[str], set[str]]:
+        """Invite `users` in one call; when Slack refuses it, one by one to find who."""
+        if not users:
+            return set(), set()
+        channel = str(inc.channel_id)
+        try:
+            await self.client.conversations_invite(channel=channel, users=sorted(users))
+            return users, set()
+        except SlackApiError as e:
+            if slack_error(e) == "already_in_channel" and len(users) == 1:
+                return users, set()
+        brought: set[str] = set()
+        failed: set[str] = set()
+        for user in sorted(users):
+            try:
+                await self.client.conversations_invite(channel=channel, users=[user])
+                brought.add(user)
+            except SlackApiError as e:
+                (brought if slack_error(e) == "already_in_channel" else failed).add(user)
+        return brought, failed
+
     # --- the card, the topic and the announcement -----------------------------------------
 
-    async def refresh(self, incident_id: int) -> list[str]:
+    async def refresh(self, incident_id: int, *, only_behind: bool = False) -> list[str]:
         """Show the stored state again (card, topic, announcement), repairing what people
         changed: a deleted card or announcement is posted again, an unpinned card pinned.
         Returns what Slack would not show, as `surface: error`; those are recorded, reported
-        once to the commander, and tried again later."""
+        once to the commander, and tried again later.
+
+        `only_behind`: after a change, when Slack shows the stored version already (a render
+        that waited for the lock found the one before it had shown the latest state), do
+        nothing. Changes arriving faster than Slack takes them cost one render per wait,
+        not one per change."""
         # One render at a time per incident in this process; across processes, whoever
         # renders last looks again and renders once more if the state moved on meanwhile.
-        async with self._render_locks.setdefault(incident_id, asyncio.Lock()):
-            for _ in range(RENDER_ROUNDS):
+        async with self._render_locks.hold(incident_id):
+            for round_ in range(RENDER_ROUNDS):
                 state = await self.state(incident_id)
                 inc = state.incident
                 if not inc.provisioned:
                     await self.provision(incident_id)
+                    return []
+                # Only before rendering: once this render went out, a newer one from another
+                # process may have landed first, so a changed version means render again.
+                if only_behind and round_ == 0 and inc.shown_version >= inc.version:
                     return []
                 problems = await self._render(state)
                 if problems:
@@ -198,6 +289,23 @@ class Surfaces:
                 if latest is None or latest.version == inc.version:
                     break
             return []
+
+    def refresh_later(self, incident_id: int) -> None:
+        """Refresh in the background, a bounded number at a time. Requests for an incident
+        whose refresh has not started yet are one: it reads the latest state when it runs."""
+        if incident_id in self._waiting:
+            return
+        self._waiting.add(incident_id)
+        self.inflight.spawn(self._refresh_later(incident_id))
+
+    async def _refresh_later(self, incident_id: int) -> None:
+        async with self._background:
+            self._waiting.discard(incident_id)
+            try:
+                await self.refresh(incident_id, only_behind=True)
+            except Exception as e:
+                # The catch-up pass renders what is behind.
+                log_failure(log, f"could not refresh incident {incident_id}", e)
 
     async def _render(self, state: blocks.IncidentState) -> list[str]:
         inc = state.incident
@@ -279,7 +387,11 @@ class Surfaces:
         await self.client.conversations_setTopic(channel=inc.channel_id, topic=topic)
         await self.store.save_fields(inc.pk, topic=topic)
 
-    async def _post_card(self, state: blocks.IncidentState) -> None:
+    async def _post_card(
+        self, state: blocks.IncidentState, *, after: Awaitable[None] | None = None
+    ) -> None:
+        """Post (or update) and pin the card. `after`: the channel's own record, which the
+        card's is never stored before (a card is found through its channel)."""
         inc = state.incident
         channel = inc.channel_id
         assert channel
@@ -299,6 +411,7 @@ class Surfaces:
                 log.info("the card of %s was deleted; posting it again", inc.ref)
                 inc.card_ts, inc.card_pinned = None, False
                 await self.store.save_fields(inc.pk, card_ts=None, card_pinned=False)
+        steps: list[Awaitable[None]] = []
         if inc.card_ts is None:
             resp = await self._in_channel(
                 inc,
@@ -307,15 +420,25 @@ class Surfaces:
                 ),
             )
             inc.card_ts = resp["ts"]
-            await self.store.save_fields(inc.pk, card_ts=inc.card_ts)
+            # Stored while it is pinned: the pin is on the critical path, the write is not.
+            steps.append(self._save_card_ts(inc, after))
         if not inc.card_pinned:
-            try:
-                await self.client.pins_add(channel=channel, timestamp=str(inc.card_ts))
-            except SlackApiError as e:
-                if slack_error(e) != "already_pinned":
-                    raise
-            inc.card_pinned = True
-            await self.store.save_fields(inc.pk, card_pinned=True)
+            steps.append(self._pin(inc, channel))
+        await _all(steps)
+
+    async def _save_card_ts(self, inc: Incident, after: Awaitable[None] | None) -> None:
+        if after is not None:
+            await after
+        await self.store.save_fields(inc.pk, card_ts=inc.card_ts)
+
+    async def _pin(self, inc: Incident, channel: str) -> None:
+        try:
+            await self.client.pins_add(channel=channel, timestamp=str(inc.card_ts))
+        except SlackApiError as e:
+            if slack_error(e) != "already_pinned":
+                raise
+        inc.card_pinned = True
+        await self.store.save_fields(inc.pk, card_pinned=True)
 
     async def _announce(self, state: blocks.IncidentState) -> None:
         inc = state.incident
@@ -344,6 +467,23 @@ class Surfaces:
         await self.store.save_fields(inc.pk, announcement_ts=inc.announcement_ts)
 
     # --- posts ---------------------------------------------------------------------------
+
+    async def show_triage(
+        self, channel: str, text: str, body: list[Block], ts: str | None = None
+    ) -> str:
+        """Post (or, with `ts`, update) an alert group's message in the alerts channel."""
+        if ts is not None:
+            await self.client.chat_update(channel=channel, ts=ts, text=text, blocks=body)
+            return ts
+        try:
+            resp = await self.client.chat_postMessage(channel=channel, text=text, blocks=body)
+        except SlackApiError as e:
+            if slack_error(e) != "not_in_channel":
+                raise
+            # A public alerts channel the bot was never added to: join it once.
+            await self.client.conversations_join(channel=channel)
+            resp = await self.client.chat_postMessage(channel=channel, text=text, blocks=body)
+        return str(resp["ts"])
 
     async def post(self, inc: Incident, text: str, body: list[Block] | None = None) -> str:
         """Post in the incident's channel; returns the message ts."""

@@ -168,6 +168,15 @@ def escape(text: str) -> str:
     return _BROADCAST.sub("@" + _WORD_JOINER, text)
 
 
+def slack_link(url: str, label: str) -> str:
+    """A link the bot makes, in Slack's ``<url|label>`` form, from an http(s) URL that came
+    from elsewhere (an alert) and a label shown as plain text."""
+    if not url.startswith(("https://", "http://")):
+        return escape(label)
+    target = url.replace("&", "&amp;").replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
+    return f"<{target}|{escape(' '.join(label.split()))}>"
+
+
 def unescape(text: str) -> str:
     """Undo Slack's ``&amp;``/``&lt;``/``&gt;`` escaping (single pass)."""
     return _SLACK_ENTITY.sub(lambda m: _SLACK_ENTITIES[m[1]], text)
@@ -596,6 +605,7 @@ _SAFE_SCHEME = re.compile(r"(?:https?|mailto):", re.IGNORECASE)
 _ANY_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 
 _SLACK_MARKERS = {"*": "**", "_": "*", "~": "~~"}
+_MARKER_CHARS = re.compile(r"[*_~]")
 
 
 def _is_word(ch: str) -> bool:
@@ -613,8 +623,11 @@ def _emphasis_spans(text: str, active: frozenset[str]) -> list[tuple[int, int, s
     openers: list[int] = []
     closers: dict[str, list[int]] = {marker: [] for marker in _SLACK_MARKERS}
     last = len(text) - 1
-    for i, ch in enumerate(text):
-        if ch not in _SLACK_MARKERS or ch in active:
+    # Only the marker characters matter: found by a regex, not a walk over every character.
+    for found in _MARKER_CHARS.finditer(text):
+        i = found.start()
+        ch = text[i]
+        if ch in active:
             continue
         before = text[i - 1] if i > 0 else ""
         after = text[i + 1] if i < last else ""

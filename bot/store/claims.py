@@ -32,17 +32,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, false, update
+from sqlalchemy import CursorResult, false, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from bot.errors import log_failure
 from bot.store.queries import POSTING, Store
-from bot.store.tables import Incident, StatusUpdate, utcnow
+from bot.store.tables import ChannelState, Incident, StatusUpdate, utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -178,6 +178,56 @@ class Claims:
             # posted, so the timeline never shows a reminder nobody saw.
             inc.reminder_sending_since = now
         return inc
+
+    async def take_reminders(
+        self, incident_ids: Iterable[int], interval: Callable[[str], timedelta]
+    ) -> tuple[list[Incident], list[Incident]]:
+        """Take every reminder among `incident_ids` that is due now, in one transaction:
+        (taken, the others as they stand). The rows are locked in id order, so processes
+        claiming overlapping batches wait for each other instead of deadlocking; whoever
+        comes second finds the due time moved on and takes nothing."""
+        now = self.clock()
+        taken: list[Incident] = []
+        others: list[Incident] = []
+        async with self.store.session() as s:
+            stmt = (
+                select(Incident)
+                .where(col(Incident.id).in_(sorted(set(incident_ids))))
+                .order_by(col(Incident.id))
+                .with_for_update()
+            )
+            for inc in (await s.execute(stmt)).scalars():
+                due = inc.next_update_due
+                if (
+                    not inc.is_open
+                    or due is None
+                    or due > now
+                    or inc.reminder_sending_since is not None
+                    or inc.channel_state != ChannelState.ok
+                ):
+                    others.append(inc)
+                    continue
+                inc.next_update_due = now + interval(inc.severity)
+                inc.version += 1  # the card shows when the next update is due
+                inc.reminder_sending_since = now
+                taken.append(inc)
+        return taken, others
+
+    async def retake_reminders(
+        self, incident_ids: Iterable[int], held: datetime
+    ) -> datetime | None:
+        """Renew the claims of a batch taken together at `held`; the new time, or None once
+        none of them is held any more."""
+        now = self.clock()
+        async with self.store.session() as s:
+            taken = await _changed(
+                s,
+                update(Incident)
+                .where(col(Incident.id).in_(sorted(set(incident_ids))))
+                .where(col(Incident.reminder_sending_since) == held)
+                .values(reminder_sending_since=now),
+            )
+        return now if taken else None
 
     async def retake_reminder(self, incident_id: int, held: datetime) -> datetime | None:
         """Renew (or take over) a reminder claim held at `held`; the new time, or None."""

@@ -264,6 +264,10 @@ def _postgres_args(connect: float, statements: float | None) -> dict[str, Any]:
     return args
 
 
+# Connections kept open to PostgreSQL; operations run at once are sized to it (app.py).
+POOL_SIZE = 10
+
+
 def make_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> AsyncEngine:
     """The bot's engine: every wait bounded by `timeout` seconds."""
     target = async_url(url)
@@ -277,7 +281,7 @@ def make_engine(url: str, *, timeout: float = DEFAULT_TIMEOUT) -> AsyncEngine:
         engine = create_async_engine(
             target,
             pool_pre_ping=True,
-            pool_size=10,
+            pool_size=POOL_SIZE,
             max_overflow=10,
             connect_args=_postgres_args(timeout, timeout),
             **pooled,

@@ -72,9 +72,11 @@ def register(app: Listen, ops: Operations) -> None:
                     settings, user_id=user_id, origin_channel=body.get("channel_id")
                 )
                 await guarded(
+                    ops,
                     "open the declare form",
                     reply,
                     lambda: open_form(ops, body["trigger_id"], modal, reply),
+                    waits=False,
                 )
                 return
             try:
@@ -92,7 +94,7 @@ def register(app: Listen, ops: Operations) -> None:
                 severity=severity,
                 origin_channel=body.get("channel_id"),
             )
-            await guarded("declare the incident", reply, lambda: declare(ops, request, reply))
+            await guarded(ops, "declare the incident", reply, lambda: declare(ops, request, reply))
             return
 
         if sub == "list":
@@ -103,7 +105,7 @@ def register(app: Listen, ops: Operations) -> None:
                 text, body_ = answers.incident_list(states, settings)
                 await reply(text, body_)
 
-            await guarded("list incidents", reply, list_open)
+            await guarded(ops, "list incidents", reply, list_open)
             return
 
         handler = in_incident.get(sub)
@@ -120,7 +122,7 @@ def register(app: Listen, ops: Operations) -> None:
                 incident = await ops.find.in_channel(body.get("channel_id"), team_id, user_id)
                 await handler(incident, rest, body, reply)
 
-            await guarded(f"run `/incident {sub}`", reply, run)
+            await guarded(ops, f"run `/incident {sub}`", reply, run)
             return
 
         text, help_ = answers.help_blocks(

@@ -3,6 +3,7 @@ flight, and answers that always reach the person."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import re
@@ -14,6 +15,7 @@ from slack_bolt.async_app import AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block
 
+from bot.alerts.intake import Intake
 from bot.errors import BadInput, DatabaseUnavailable, SlackFailure, log_failure, slack_error
 from bot.incidents.declare import Declaration, Declarations
 from bot.incidents.drift import Drift
@@ -44,19 +46,25 @@ class Operations:
     settings: Settings
     find: Finder
     declarations: Declarations
+    alerts: Intake
     drift: Drift
     response: Response
     timeline: Timeline
     postmortems: Postmortems
     replies: Replies
+    # Operations running at once, sized to the database pool: a burst waits in line here,
+    # holding no connection and little memory, instead of every operation waiting for a
+    # connection at once (and some running out of time).
+    slots: asyncio.Semaphore
 
 
 class Listen:
     """Bolt's registration, with every listener counted as work in flight while it runs."""
 
-    def __init__(self, bolt: AsyncApp, inflight: InFlight):
+    def __init__(self, bolt: AsyncApp, inflight: InFlight, slots: asyncio.Semaphore):
         self.bolt = bolt
         self.inflight = inflight
+        self.slots = slots
 
     def _on(self, register: Callable[[Callable[..., Any]], Any]) -> Callable[[F], F]:
         def decorate(fn: F) -> F:
@@ -82,10 +90,11 @@ class Listen:
         def decorate(fn: F) -> F:
             @functools.wraps(fn)
             async def logged(*args: Any, **kwargs: Any) -> None:
-                try:
-                    await fn(*args, **kwargs)
-                except Exception as e:
-                    log_failure(log, f"could not handle a {event} event", e)
+                async with self.slots:
+                    try:
+                        await fn(*args, **kwargs)
+                    except Exception as e:
+                        log_failure(log, f"could not handle a {event} event", e)
 
             register(cast(F, logged))
             return fn
@@ -120,8 +129,25 @@ def sorry(action: str, e: Exception, *, stored: bool = False) -> str:
     )
 
 
-async def guarded(action: str, reply: Reply, work: Callable[[], Awaitable[None]]) -> None:
-    """Run work after the ack; whatever fails, the person hears about it privately."""
+async def guarded(
+    ops: Operations,
+    action: str,
+    reply: Reply,
+    work: Callable[[], Awaitable[None]],
+    *,
+    waits: bool = True,
+) -> None:
+    """Run work after the ack, in one of a bounded number of slots (`waits=False` for work
+    that cannot wait, such as opening a form before its trigger expires); whatever fails,
+    the person hears about it privately."""
+    if not waits:
+        await _guarded(action, reply, work)
+        return
+    async with ops.slots:
+        await _guarded(action, reply, work)
+
+
+async def _guarded(action: str, reply: Reply, work: Callable[[], Awaitable[None]]) -> None:
     with watching_writes() as writes:
         try:
             await work()

@@ -10,7 +10,7 @@ from slack_bolt.async_app import AsyncAck
 
 from bot.errors import BadInput
 from bot.incidents import rules
-from bot.slack import blocks, forms
+from bot.slack import answers, blocks, forms
 from bot.slack.listeners.common import (
     Listen,
     Matcher,
@@ -41,6 +41,37 @@ def clicker(body: Body) -> str:
 def register(app: Listen, ops: Operations) -> None:
     settings = ops.settings
 
+    @app.action(blocks.ALERT_DECLARE)
+    async def alert_declare(ack: AsyncAck, body: Body) -> None:
+        await ack()
+        user = clicker(body)
+        reply = privately(ops, channel_of(body), user)
+
+        async def run() -> None:
+            declared = await ops.alerts.declare_triaged(int(body["actions"][0]["value"]), user)
+            inc = declared.incident
+            if declared.created:
+                await reply(answers.declared_answer(inc), None)
+            else:
+                await reply(
+                    f"{inc.ref} is declared for this alert already: <#{inc.channel_id}>.", None
+                )
+
+        await guarded(ops, "declare an incident for the alert", reply, run)
+
+    @app.action(blocks.ALERT_DISMISS)
+    async def alert_dismiss(ack: AsyncAck, body: Body) -> None:
+        await ack()
+        user = clicker(body)
+        reply = privately(ops, channel_of(body), user)
+
+        async def run() -> None:
+            said = await ops.alerts.dismiss_triaged(int(body["actions"][0]["value"]), user)
+            if said != "Dismissed.":
+                await reply(said, None)
+
+        await guarded(ops, "dismiss the alert", reply, run)
+
     def button(*action_ids: Matcher, what: str) -> Callable[[ButtonWork], ButtonWork]:
         """A card or reminder control: ack at once, find its incident, do `work`, and tell
         the person privately if it fails."""
@@ -55,7 +86,7 @@ def register(app: Listen, ops: Operations) -> None:
                     incident = await ops.find.for_control(value, channel_of(body), clicker(body))
                     await work(body, incident, reply)
 
-                await guarded(what, reply, run)
+                await guarded(ops, what, reply, run)
 
             for action_id in action_ids:
                 app.action(action_id)(clicked)

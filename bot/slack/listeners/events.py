@@ -106,4 +106,4 @@ def register(app: Listen, ops: Operations) -> None:
             )
             await reply(done.message, None)
 
-        await guarded("add the message to the timeline", reply, work)
+        await guarded(ops, "add the message to the timeline", reply, work)

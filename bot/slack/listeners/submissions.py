@@ -57,7 +57,7 @@ def register(app: Listen, ops: Operations) -> None:
                 return
             await tell(done, answer)
 
-        await guarded("post the update", privately(ops, None, user_id), work)
+        await guarded(ops, "post the update", privately(ops, None, user_id), work)
 
     @app.view(FollowUpForm.VIEW)
     async def follow_up_submitted(ack: AsyncAck, body: Body) -> None:
@@ -79,7 +79,7 @@ def register(app: Listen, ops: Operations) -> None:
             )
             await tell(done, privately(ops, incident.channel_id, user_id))
 
-        await guarded("record the follow-up", privately(ops, None, user_id), work)
+        await guarded(ops, "record the follow-up", privately(ops, None, user_id), work)
 
     @app.view(ResolveForm.VIEW)
     async def resolve_submitted(ack: AsyncAck, body: Body) -> None:
@@ -93,7 +93,7 @@ def register(app: Listen, ops: Operations) -> None:
             done = await ops.response.resolve(incident.pk, summary=summary, actor=user_id)
             await tell(done, privately(ops, done.incident.channel_id, user_id))
 
-        await guarded("resolve the incident", privately(ops, None, user_id), work)
+        await guarded(ops, "resolve the incident", privately(ops, None, user_id), work)
 
     @app.view(DeclareForm.VIEW)
     async def declare_submitted(ack: AsyncAck, body: Body, context: Any) -> None:
@@ -138,4 +138,4 @@ def register(app: Listen, ops: Operations) -> None:
             private="private" in form.checked(DeclareForm.PRIVATE),
             origin_channel=origin if isinstance(origin, str) else None,
         )
-        await guarded("declare the incident", reply, lambda: declare(ops, request, reply))
+        await guarded(ops, "declare the incident", reply, lambda: declare(ops, request, reply))

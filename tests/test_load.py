@@ -1,0 +1,171 @@
+"""Under load: Slack's rate limits (the bot waits for room in them instead of being
+refused), bursts of declarations (a bounded number at once, every declarer told the truth),
+changes faster than Slack shows them (few card updates, the latest state wins), and one HTTP
+session for every call.
+
+Where a test enforces Slack's tiers in the fake (it does not unless asked), the bot's pacing
+is on as it is by default in production."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.fakeslack.server import load_rate_limits
+from bot.slack.budget import Budget, Window
+from bot.store.engine import POOL_SIZE
+from bot.work import KeyedLocks
+from tests.support import ALICE, GENERAL, Bot, StartBot, card_of, declared, entries, texts_of, until
+
+
+def test_a_window_makes_the_next_call_wait_until_the_oldest_leaves_it() -> None:
+    window = Window(calls=3, seconds=3.0)
+    for at in (0.0, 0.5, 1.0):
+        assert window.wait(at) == 0.0
+        window.sent.append(at)
+    assert window.wait(1.5) == 1.5  # the call at 0.0 leaves the window at 3.0
+    assert window.wait(3.0) == 0.0
+
+
+async def test_a_budget_paces_one_channel_and_lets_others_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [100.0]
+    slept: list[float] = []
+    budget = Budget(clock=lambda: now[0])
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    for _ in range(3):
+        await budget.spend("chat.postMessage", "C1")
+    assert slept == []
+    await budget.spend("chat.postMessage", "C2")  # another channel has its own room
+    assert slept == []
+    await budget.spend("chat.postMessage", "C1")  # the fourth in C1 waits its turn
+    assert len(slept) == 1 and 3.0 < slept[0] <= 3.5
+    # A tier-2 method: 20 a minute, then the 21st waits for the first to leave the minute.
+    for _ in range(20):
+        await budget.spend("conversations.setTopic")
+    await budget.spend("conversations.setTopic")
+    assert len(slept) == 2 and 55.0 < slept[1] <= 60.5
+
+
+async def test_rapid_changes_wait_for_slacks_limits_and_are_never_refused(
+    start_bot: StartBot,
+) -> None:
+    bot: Bot = await start_bot()
+    bot.fake.rate_limits = load_rate_limits()
+    again: Bot = await start_bot()  # started with the limits on: paces its calls
+    assert again.app.client.budget is not None
+    await bot.app.stop()
+    inc = await declared(again)
+    levels = ["sev2", "sev1", "sev2", "sev1", "sev2", "sev1"]
+    # As fast as people click: each change is stored before the next one comes, while
+    # Slack is still catching up with the ones before.
+    for done, level in enumerate(levels, start=1):
+        await again.slack.command(f"severity {level}", user=ALICE, channel=inc.channel_id)
+        await until(lambda n=done: _count(again, inc, n), message=f"change {done}")
+    await again.settled()
+
+    refused = [c.method for c in again.fake.calls if c.error == "ratelimited"]
+    assert refused == []
+    posted = [
+        m["text"]
+        for m in again.fake.messages(inc.channel_id, include_system=False)
+        if " from SEV" in m.get("text", "")
+    ]
+    assert len(posted) == len(levels)
+    assert "SEV1" in texts_of(card_of(again, inc)["blocks"])
+
+
+async def _count(bot: Bot, inc: object, n: int) -> bool:
+    return len(await entries(bot, inc, "severity")) >= n
+
+
+async def test_web_api_calls_share_connections_and_the_session_closes_on_stop(
+    start_bot: StartBot,
+) -> None:
+    bot = await start_bot()
+    before = len(bot.fake.calls)
+    for n in range(1, 4):
+        await bot.slack.command(f"declare sev3 Shared connections {n}", user=ALICE, channel=GENERAL)
+        await bot.wait_provisioned(n)
+    await bot.settled()
+    calls = len(bot.fake.calls) - before
+    # Each call on a connection of its own would open one per call.
+    assert calls >= 15
+    assert len(bot.fake.connections) <= 6, (calls, len(bot.fake.connections))
+    session = bot.app.client.session
+    assert session is not None and session is bot.app.bolt.client.session
+    await bot.app.stop()
+    assert session.closed
+
+
+async def test_a_burst_of_declarations_runs_a_bounded_number_at_once_and_every_one_is_told(
+    bot: Bot,
+) -> None:
+    """30 declarations at once while Slack is slow: they wait in line (never more at once
+    than the database pool serves), and each declarer hears that theirs is declared."""
+    bot.fake.set_delay("conversations.create", 0.1)
+    count = 30
+    await asyncio.gather(
+        *(
+            bot.slack.command(f"declare sev3 Burst {n}", user=ALICE, channel=GENERAL)
+            for n in range(count)
+        )
+    )
+    await until(
+        lambda: sum("declared" in r.body.get("text", "") for r in bot.fake.responses) >= count,
+        timeout=30,
+        message="every declarer told",
+    )
+    await bot.settled()
+    assert len(await bot.incidents()) == count
+    assert all(inc.provisioned for inc in await bot.incidents())
+    assert 1 < bot.fake.most_at_once("conversations.create") <= POOL_SIZE
+
+
+async def test_changes_faster_than_slack_shows_them_cost_few_card_updates(bot: Bot) -> None:
+    """Ten changes while every card update takes 0.3 s: the card is rendered a few times,
+    not ten, and ends showing the last change."""
+    inc = await declared(bot)
+    bot.fake.set_delay("chat.update", 0.3)
+    before = len(bot.fake.calls_to("chat.update"))
+    levels = ["sev2", "sev1", "sev4", "sev2", "sev1", "sev4", "sev2", "sev1", "sev4", "sev2"]
+    for done, level in enumerate(levels, start=1):
+        await bot.slack.command(f"severity {level}", user=ALICE, channel=inc.channel_id)
+        await until(lambda n=done: _count(bot, inc, n), message=f"change {done}")
+    await bot.settled()
+    updates = len(bot.fake.calls_to("chat.update")) - before
+    assert updates <= 5, updates
+    assert "SEV2" in texts_of(card_of(bot, inc)["blocks"])
+
+
+async def test_per_incident_locks_are_kept_only_while_in_use() -> None:
+    locks = KeyedLocks()
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def first() -> None:
+        async with locks.hold(7):
+            order.append("first in")
+            await release.wait()
+        order.append("first out")
+
+    async def second() -> None:
+        async with locks.hold(7):
+            order.append("second in")
+
+    one = asyncio.ensure_future(first())
+    await asyncio.sleep(0)
+    two = asyncio.ensure_future(second())
+    await asyncio.sleep(0)
+    assert order == ["first in"] and len(locks) == 1  # the second waits on the same lock
+    release.set()
+    await asyncio.gather(one, two)
+    assert order == ["first in", "first out", "second in"]
+    assert len(locks) == 0
