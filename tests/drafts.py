@@ -33,6 +33,7 @@ SECTIONS = [
     "Severity history",
     "Roles",
     "Key times",
+    "Detection",
     "Timeline",
     "Status updates",
     "Follow-ups",

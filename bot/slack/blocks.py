@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -26,7 +27,7 @@ from slack_sdk.models.blocks import (
 
 from bot.incidents.rules import TITLE_MAX
 from bot.settings import Role, Settings, Severity
-from bot.slack.text import literal, one_line
+from bot.slack.text import literal, one_line, slack_link
 from bot.store import Incident, Status, StatusUpdate
 
 # People's text in a section, with room left for the line the bot puts above it.
@@ -182,11 +183,68 @@ def incident_card(
             buttons = [ButtonElement(action_id=CARD_REOPEN, text="Reopen", value=str(inc.id))]
         buttons.append(postmortem_button(inc))
         blocks.append(ActionsBlock(block_id="card_actions", elements=buttons))
-    context = f"Declared by {user(inc.declared_by)}"
+    if inc.alert:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=alert_links(inc.alert))]))
+        context = "Declared by an alert"
+    else:
+        context = f"Declared by {user(inc.declared_by)}"
     if inc.private:
         context += " · :lock: private incident"
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context)]))
     return blocks
+
+
+ALERT_DECLARE = "alert_declare"
+ALERT_DISMISS = "alert_dismiss"
+
+
+def alert_triage(
+    triage_id: int,
+    title: str,
+    severity: str,
+    description: str,
+    alert: Mapping[str, Any] | None,
+    decision: str | None = None,
+) -> tuple[str, list[Block]]:
+    """An alert group in the alerts channel: Declare or Dismiss, then who decided what."""
+    text = f":rotating_light: Alert at {severity}: {literal(title)}"
+    body = f"*Alert at {severity}:* {literal(title)}"
+    if description:
+        body += f"\n{literal(description[: SECTION_BODY_MAX - 200])}"
+    out: list[Block] = [SectionBlock(text=MarkdownTextObject(text=body))]
+    if alert:
+        out.append(ContextBlock(elements=[MarkdownTextObject(text=alert_links(alert))]))
+    if decision is None:
+        out.append(
+            ActionsBlock(
+                elements=[
+                    ButtonElement(
+                        action_id=ALERT_DECLARE,
+                        text="Declare",
+                        value=str(triage_id),
+                        style="primary",
+                    ),
+                    ButtonElement(action_id=ALERT_DISMISS, text="Dismiss", value=str(triage_id)),
+                ]
+            )
+        )
+    else:
+        out.append(ContextBlock(elements=[MarkdownTextObject(text=decision)]))
+    return text, out
+
+
+def alert_links(alert: Mapping[str, Any]) -> str:
+    """The alert that opened an incident, and its runbook and dashboard, as links."""
+    title = str(alert.get("title") or "the alert")
+    source = str(alert.get("source") or "an alert")
+    url = alert.get("url")
+    first = slack_link(url, title) if isinstance(url, str) else literal(title)
+    parts = [f":rotating_light: Opened by {literal(source)}: {first}"]
+    for key, label in (("runbook", "Runbook"), ("dashboard", "Dashboard")):
+        link = alert.get(key)
+        if isinstance(link, str) and link:
+            parts.append(slack_link(link, label))
+    return " · ".join(parts)
 
 
 def status_update(

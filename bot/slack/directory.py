@@ -304,6 +304,36 @@ class Directory:
         await self._bounded(job(c) for c in wanted)
         return {c: found[c] for c in wanted}
 
+    async def group_members(self, handles: Iterable[str]) -> tuple[dict[str, list[str]], list[str]]:
+        """The members of user groups named by handle (with or without @), by handle; and
+        the handles Slack does not know (or would not list)."""
+        wanted = sorted({h.lstrip("@") for h in handles})
+        if not wanted:
+            return {}, []
+        try:
+            resp = await self.client.usergroups_list()
+        except LOOKUP_ERRORS as e:
+            log.info("usergroups.list: %s", slack_error(e))
+            return {}, wanted
+        ids = {
+            str(g.get("handle")): str(g["id"]) for g in resp.get("usergroups") or () if g.get("id")
+        }
+        members: dict[str, list[str]] = {}
+        missing: list[str] = []
+        for handle in wanted:
+            group = ids.get(handle)
+            if group is None:
+                missing.append(handle)
+                continue
+            try:
+                listed = await self.client.usergroups_users_list(usergroup=group)
+            except LOOKUP_ERRORS as e:
+                log.info("usergroups.users.list: %s", slack_error(e))
+                missing.append(handle)
+                continue
+            members[handle] = [str(u) for u in listed.get("users") or ()]
+        return members, missing
+
     async def usergroup_handles(self, group_ids: Iterable[str]) -> dict[str, str]:
         """User groups' handles, from one ``usergroups.list`` for the workspace (kept like
         people); a group it does not list is ``unknown-group``."""

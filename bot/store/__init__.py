@@ -8,6 +8,7 @@ from bot.store.claims import Claims, posting_mark, update_claim_expired
 from bot.store.engine import async_url, make_engine
 from bot.store.queries import POSTING, Store
 from bot.store.tables import (
+    AlertTriage,
     ChannelState,
     FollowUp,
     Incident,
@@ -23,6 +24,7 @@ from bot.store.tables import (
 
 __all__ = [
     "POSTING",
+    "AlertTriage",
     "ChannelState",
     "Claims",
     "FollowUp",

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import false, func, select, true, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
+from bot.metrics import Snapshot
 from bot.store.engine import DEFAULT_TIMEOUT, Probe, make_engine, migrate
 from bot.store.tables import (
+    AlertTriage,
     FollowUp,
     Incident,
     IncidentCounter,
@@ -89,6 +93,89 @@ class Store:
         stmt = select(Incident).where(col(Incident.declare_key) == key)
         return (await session.execute(stmt)).scalar_one_or_none()
 
+    async def declared_under(self, prefix: str) -> list[Incident]:
+        """Incidents whose declaration key starts with `prefix` (an alert group's), newest
+        first."""
+        async with self.sessions() as session:
+            stmt = (
+                select(Incident)
+                .where(col(Incident.declare_key).startswith(prefix, autoescape=True))
+                .order_by(col(Incident.id).desc())
+            )
+            return list((await session.execute(stmt)).scalars())
+
+    # --- metrics -----------------------------------------------------------------------
+
+    async def metrics_snapshot(self) -> Snapshot:
+        """The incident figures /metrics exports, read in one short session."""
+        snap = Snapshot()
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(
+                    col(Incident.severity),
+                    col(Incident.status),
+                    col(Incident.declared_at),
+                    col(Incident.resolved_at),
+                )
+            )
+            for severity, status, declared, resolved in rows:
+                snap.declared[severity] += 1
+                if status == Status.resolved.value:
+                    snap.resolved[severity] += 1
+                    if resolved is not None:
+                        seconds = (resolved - declared).total_seconds()
+                        snap.to_resolve.setdefault(severity, []).append(max(seconds, 0.0))
+                else:
+                    snap.open[(severity, status)] += 1
+            snap.reminders = (
+                await session.execute(
+                    select(func.count())
+                    .select_from(TimelineEntry)
+                    .where(col(TimelineEntry.kind) == "reminder")
+                )
+            ).scalar_one()
+            snap.updates = (
+                await session.execute(select(func.count()).select_from(StatusUpdate))
+            ).scalar_one()
+        return snap
+
+    # --- alert triage ------------------------------------------------------------------
+
+    async def add_triage(self, triage: AlertTriage) -> AlertTriage | None:
+        """Store a group waiting for a person; None when that group waits already."""
+        try:
+            async with self.session() as session:
+                session.add(triage)
+        except IntegrityError:
+            return None
+        return triage
+
+    async def triage(self, triage_id: int) -> AlertTriage | None:
+        async with self.sessions() as session:
+            return await session.get(AlertTriage, triage_id)
+
+    async def triage_for(self, group_key: str) -> AlertTriage | None:
+        async with self.sessions() as session:
+            stmt = select(AlertTriage).where(col(AlertTriage.group_key) == group_key)
+            return (await session.execute(stmt)).scalar_one_or_none()
+
+    async def decide_triage(self, triage_id: int, state: str, user: str) -> bool:
+        """Move a pending triage to `state` by `user`; False when someone decided first."""
+        async with self.session() as session:
+            result = await session.execute(
+                update(AlertTriage)
+                .where(col(AlertTriage.id) == triage_id)
+                .where(col(AlertTriage.state) == "pending")
+                .values(state=state, decided_by=user)
+            )
+        return bool(getattr(result, "rowcount", 0))
+
+    async def save_triage(self, triage_id: int, **values: Any) -> None:
+        async with self.session() as session:
+            await session.execute(
+                update(AlertTriage).where(col(AlertTriage.id) == triage_id).values(**values)
+            )
+
     async def locked(self, session: AsyncSession, incident_id: int) -> Incident:
         """The incident row, locked for this transaction (PostgreSQL; SQLite locks at BEGIN)."""
         stmt = select(Incident).where(col(Incident.id) == incident_id).with_for_update()
@@ -143,6 +230,21 @@ class Store:
         async with self.sessions() as session:
             stmt = select(Incident).where(col(Incident.reminder_sending_since) < older_than)
             return (await session.execute(stmt)).scalars().all()
+
+    async def release_reminders(
+        self, incident_ids: Sequence[int], *, session: AsyncSession | None = None
+    ) -> None:
+        """The reminders of these incidents are sent (or cannot be): nobody holds them."""
+        stmt = (
+            update(Incident)
+            .where(col(Incident.id).in_(sorted(incident_ids)))
+            .values(reminder_sending_since=None)
+        )
+        if session is not None:
+            await session.execute(stmt)
+            return
+        async with self.session() as s:
+            await s.execute(stmt)
 
     async def mark_shown(self, incident_id: int, version: int) -> None:
         """Slack shows `version` (or a later one): nothing left to catch up or report."""
@@ -274,6 +376,19 @@ class Store:
             rows = (await session.execute(stmt)).scalars().all()
             return {r.role: r.user_id for r in rows}
 
+    async def roles_of(self, incident_ids: Iterable[int]) -> dict[int, dict[str, str]]:
+        """Current holder per role, for many incidents in one query."""
+        held: dict[int, dict[str, str]] = {}
+        async with self.sessions() as session:
+            stmt = (
+                select(RoleAssignment)
+                .where(col(RoleAssignment.incident_id).in_(sorted(set(incident_ids))))
+                .where(col(RoleAssignment.ended_at).is_(None))
+            )
+            for r in (await session.execute(stmt)).scalars():
+                held.setdefault(r.incident_id, {})[r.role] = r.user_id
+        return held
+
     async def current_holder(
         self, session: AsyncSession, incident_id: int, role: str
     ) -> RoleAssignment | None:
@@ -304,6 +419,19 @@ class Store:
         except IntegrityError:
             return False
         return True
+
+    async def add_entries(self, session: AsyncSession, entries: Sequence[TimelineEntry]) -> None:
+        """Append many entries in one statement; those whose source is recorded already are
+        left out (the database's unique key decides, so no read comes first)."""
+        if not entries:
+            return
+        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        rows = [e.model_dump(exclude={"id"}) for e in entries]
+        await session.execute(
+            insert(TimelineEntry)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["incident_id", "source_key"])
+        )
 
     async def timeline(self, incident_id: int) -> Sequence[TimelineEntry]:
         async with self.sessions() as session:

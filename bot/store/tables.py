@@ -81,6 +81,9 @@ class Incident(SQLModel, table=True):
     # The topic as last set: Slack announces every topic change in the channel, so an
     # unchanged one is not set again.
     topic: str | None = Field(default=None, max_length=250)
+    # The alert that opened it: {"source", "title", "url", "runbook", "dashboard",
+    # "fired_at"}; None when a person declared it.
+    alert: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     # Set while a claimed reminder is being posted; a crash leaves it set for repair.
     reminder_sending_since: datetime | None = _dt(nullable=True)
     last_update_at: datetime | None = _dt(nullable=True)
@@ -222,3 +225,29 @@ class IncidentCounter(SQLModel, table=True):
 
     team_id: str = Field(primary_key=True, max_length=32)
     last_number: int = 0
+
+
+class AlertTriage(SQLModel, table=True):
+    """An alert group posted in the alerts channel, waiting for a person: `state` is
+    pending, declared or dismissed. One per group and generation (`group_key`)."""
+
+    __tablename__ = "alert_triage"
+    __table_args__ = (UniqueConstraint("group_key", name="uq_alert_triage_group"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    group_key: str = Field(max_length=255)
+    severity: str = Field(max_length=20)
+    title: str = Field(max_length=255)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False))
+    alert: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    state: str = Field(default="pending", max_length=20)
+    message_ts: str | None = Field(default=None, max_length=32)
+    decided_by: str | None = Field(default=None, max_length=32)
+    incident_id: int | None = Field(default=None, foreign_key="incident.id")
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+    @property
+    def pk(self) -> int:
+        assert self.id is not None
+        return self.id
