@@ -1,0 +1,130 @@
+"""Prometheus metrics, served at GET /metrics on PORT in both run modes.
+
+Incident figures are read from the database at each scrape, so several bot processes export
+the same truth and nothing is lost on a restart. Web API calls and database errors are each
+process's own, counted as they happen.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter as Tally
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+# Seconds from declaration to resolution: 5 minutes to 3 days.
+RESOLVE_BUCKETS = (300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0, 259200.0)
+
+
+@dataclass
+class Snapshot:
+    """The incident figures as the database has them at one scrape."""
+
+    open: Tally[tuple[str, str]] = field(default_factory=Tally)
+    declared: Tally[str] = field(default_factory=Tally)
+    resolved: Tally[str] = field(default_factory=Tally)
+    reminders: int = 0
+    updates: int = 0
+    to_resolve: dict[str, list[float]] = field(default_factory=dict)
+
+
+class _FromDatabase(Collector):
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
+
+    def collect(self) -> Iterable[Metric]:
+        snap = self.metrics.snapshot
+        if snap is None:
+            return
+        open_ = GaugeMetricFamily(
+            "incident_bot_incidents_open", "Open incidents", labels=["severity", "status"]
+        )
+        for (severity, status), n in sorted(snap.open.items()):
+            open_.add_metric([severity, status], n)
+        yield open_
+        for name, doc, tally in (
+            ("incident_bot_incidents_declared", "Incidents declared", snap.declared),
+            ("incident_bot_incidents_resolved", "Incidents resolved", snap.resolved),
+        ):
+            family = CounterMetricFamily(name, doc, labels=["severity"])
+            for severity, n in sorted(tally.items()):
+                family.add_metric([severity], n)
+            yield family
+        yield CounterMetricFamily(
+            "incident_bot_reminders_sent", "Status-update reminders sent", value=snap.reminders
+        )
+        yield CounterMetricFamily(
+            "incident_bot_status_updates", "Status updates posted", value=snap.updates
+        )
+        hist = HistogramMetricFamily(
+            "incident_bot_time_to_resolve_seconds",
+            "Seconds from declaration to resolution, by severity",
+            labels=["severity"],
+        )
+        for severity, values in sorted(snap.to_resolve.items()):
+            buckets = [(str(b), float(sum(1 for v in values if v <= b))) for b in RESOLVE_BUCKETS]
+            buckets.append(("+Inf", float(len(values))))
+            hist.add_metric([severity], buckets, sum(values))
+        yield hist
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.api_calls = Counter(
+            "incident_bot_slack_api_calls",
+            "Web API calls, by method",
+            ["method"],
+            registry=self.registry,
+        )
+        self.api_errors = Counter(
+            "incident_bot_slack_api_errors",
+            "Web API calls that failed, by method and Slack's error (or the exception)",
+            ["method", "error"],
+            registry=self.registry,
+        )
+        self.api_seconds = Histogram(
+            "incident_bot_slack_api_seconds",
+            "Web API call latency, retries included, by method",
+            ["method"],
+            registry=self.registry,
+        )
+        self.database_errors = Counter(
+            "incident_bot_database_errors",
+            "Scrapes that found the database unavailable (its figures are left out then)",
+            registry=self.registry,
+        )
+        self.snapshot: Snapshot | None = None
+        self.registry.register(_FromDatabase(self))
+
+    def api_call(self, method: str, seconds: float, error: str | None) -> None:
+        self.api_calls.labels(method).inc()
+        self.api_seconds.labels(method).observe(seconds)
+        if error is not None:
+            self.api_errors.labels(method, error).inc()
+
+    async def exposition(self, store: Store) -> bytes:
+        """The text a scrape gets: the database's figures when it answers, this process's
+        own counters always."""
+        try:
+            self.snapshot = await store.metrics_snapshot()
+        except Exception as e:
+            self.database_errors.inc()
+            self.snapshot = None
+            log.warning("metrics: the database did not answer (%s)", type(e).__name__)
+        return generate_latest(self.registry)
