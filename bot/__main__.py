@@ -119,6 +119,24 @@ async def print_postmortem(ref: str) -> int:
         await store.close()
 
 
+def sandbox(port: int, reminder_minutes: float, database: str | None) -> int:
+    from bot import sandbox
+
+    if not 1 <= port <= 65535 or not 0 < reminder_minutes <= 1440:
+        print("incident-bot sandbox: --port 1-65535, --reminder-minutes above 0, at most 1440")
+        return 2
+    # The sandbox's bot logs like the real one, labelled so nobody mistakes it for one.
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s [local sandbox] %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return asyncio.run(
+            sandbox.run(port, reminder_minutes, database or sandbox.DEFAULT_DATABASE)
+        )
+    except KeyboardInterrupt:
+        return 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="incident-bot", description="Slack incident-management bot."
@@ -127,9 +145,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("run", help="run the bot (the default)")
     pm = sub.add_parser("postmortem", help="print an incident's latest postmortem draft")
     pm.add_argument("incident", help="the incident, e.g. INC-42")
+    sb = sub.add_parser(
+        "sandbox", help="try the bot in the browser against a local stand-in for Slack"
+    )
+    sb.add_argument("--port", type=int, default=3000, help="the page's port (default 3000)")
+    sb.add_argument(
+        "--reminder-minutes",
+        type=float,
+        default=1.0,
+        help="minutes without an update before a reminder (default 1, to see one soon)",
+    )
+    sb.add_argument("--database", default=None, help="SQLAlchemy URL (default: a SQLite file here)")
     args = parser.parse_args(argv)
     if args.command == "postmortem":
         return asyncio.run(print_postmortem(args.incident))
+    if args.command == "sandbox":
+        return sandbox(args.port, args.reminder_minutes, args.database)
 
     try:
         settings = load_settings(http=None)

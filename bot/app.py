@@ -3,12 +3,16 @@ together, and runs it over HTTP or Socket Mode."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
+import gc
+import hmac
 import logging
 from datetime import UTC, timedelta
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -21,21 +25,24 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
-from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.errors import DatabaseUnavailable, log_failure
+from bot.alerts import payloads
+from bot.alerts.intake import Intake
+from bot.errors import DatabaseUnavailable, SlackFailure, log_failure
 from bot.incidents.declare import Declarations
 from bot.incidents.drift import Drift
 from bot.incidents.find import Finder
 from bot.incidents.repair import Repair
 from bot.incidents.response import Response
 from bot.incidents.timeline import Timeline
+from bot.metrics import Metrics
 from bot.postmortem.compile import Postmortems
 from bot.postmortem.history import fetch_history
 from bot.reminders import Reminders
 from bot.settings import Settings
 from bot.slack import listeners, protocol
+from bot.slack.budget import Budget, PacedWebClient
 from bot.slack.directory import Directory
 from bot.slack.listeners import Operations
 from bot.slack.replies import Replies
@@ -43,18 +50,26 @@ from bot.slack.socket import SocketMode, TokenRefused
 from bot.slack.surfaces import Surfaces
 from bot.store import Claims, Store, utcnow
 from bot.store.claims import Clock
+from bot.store.engine import POOL_SIZE
 from bot.work import InFlight
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+# The largest alert webhook body taken (Alertmanager groups can be large, not this large).
+ALERT_BODY_MAX = 1024 * 1024
 # /healthz answers within this, whatever state the database is in.
 HEALTH_SECONDS = 1.5
 
 
-def make_client(settings: Settings, *, with_token: bool = True) -> AsyncWebClient:
-    """One Web API client; slack_sdk retries rate limits, 5xx and dropped connections."""
-    return AsyncWebClient(
+def make_client(
+    settings: Settings, *, with_token: bool = True, metrics: Metrics | None = None
+) -> PacedWebClient:
+    """One Web API client; slack_sdk retries rate limits, 5xx and dropped connections, and
+    with SLACK_PACING calls wait for room in Slack's limits so that retries are rare."""
+    return PacedWebClient(
+        budget=Budget() if settings.slack_pacing else None,
+        observe=metrics.api_call if metrics is not None else None,
         token=settings.slack_bot_token.get_secret_value() if with_token else None,
         base_url=settings.slack_api_url,
         timeout=30,
@@ -76,6 +91,18 @@ class _BoltTokenNotice(logging.Filter):
 
 
 logging.getLogger("slack_bolt.AsyncApp").addFilter(_BoltTokenNotice())
+
+
+class _RoundSkipped(logging.Filter):
+    """APScheduler warns when a periodic job (the reminder sync, the repair pass) comes
+    round while its last run is still going. Skipping that round is what `max_instances=1`
+    is for, so it is not worth a warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+logging.getLogger("apscheduler.scheduler").addFilter(_RoundSkipped())
 
 
 class StartupError(Exception):
@@ -101,13 +128,16 @@ class BotApp:
         self.settings = settings
         self._socket_ping_seconds = socket_ping_seconds
         self.inflight = InFlight()
-        self.client = make_client(settings)
+        self.metrics = Metrics()
+        self.client = make_client(settings, metrics=self.metrics)
         self.store = Store(settings.database_url, timeout=settings.database_timeout_seconds)
         # How long a process may work on a claimed piece of Slack work before another one
         # takes over; renewed while the work runs.
         self.claims = Claims(self.store, clock=clock, lease=timedelta(seconds=lease_seconds))
         self.directory = Directory(self.client)
-        self.surfaces = Surfaces(settings, self.store, self.claims, self.client, self.directory)
+        self.surfaces = Surfaces(
+            settings, self.store, self.claims, self.client, self.directory, self.inflight
+        )
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.reminders = Reminders(
             settings,
@@ -121,12 +151,37 @@ class BotApp:
             sync_seconds=reminder_sync_seconds,
         )
         self.repair = Repair(settings, self.store, self.claims, self.surfaces, self.reminders)
+        declarations = Declarations(
+            settings, self.store, self.surfaces, on_change=self.reminders.schedule, clock=clock
+        )
+        response = Response(
+            settings,
+            self.store,
+            self.claims,
+            self.surfaces,
+            self.directory,
+            on_change=self.reminders.schedule,
+            clock=clock,
+        )
+
+        async def resolve_for_alerts(incident_id: int, summary: str) -> object:
+            actor = self.directory.bot_user_id or ""
+            return await response.resolve(incident_id, summary=summary, actor=actor)
+
+        self.intake = Intake(
+            settings,
+            self.store,
+            declarations,
+            self.surfaces,
+            self.directory,
+            clock=clock,
+            resolve=resolve_for_alerts,
+        )
         self.ops = Operations(
             settings=settings,
             find=Finder(self.store, self.surfaces, self.directory),
-            declarations=Declarations(
-                settings, self.store, self.surfaces, on_change=self.reminders.schedule, clock=clock
-            ),
+            declarations=declarations,
+            alerts=self.intake,
             drift=Drift(
                 settings,
                 self.store,
@@ -134,15 +189,7 @@ class BotApp:
                 self.directory,
                 on_change=self.reminders.schedule,
             ),
-            response=Response(
-                settings,
-                self.store,
-                self.claims,
-                self.surfaces,
-                self.directory,
-                on_change=self.reminders.schedule,
-                clock=clock,
-            ),
+            response=response,
             timeline=Timeline(self.store, self.surfaces, clock=clock),
             postmortems=Postmortems(
                 settings,
@@ -153,6 +200,7 @@ class BotApp:
                 clock=clock,
             ),
             replies=Replies(self.client),
+            slots=asyncio.Semaphore(POOL_SIZE),
         )
         self._lease_seconds = lease_seconds
         secret = settings.slack_signing_secret
@@ -167,12 +215,13 @@ class BotApp:
             # Listeners ack first and keep working after Slack has its answer.
             process_before_response=False,
         )
-        listeners.register(listeners.Listen(self.bolt, self.inflight), self.ops)
+        listeners.register(listeners.Listen(self.bolt, self.inflight, self.ops.slots), self.ops)
         protocol.acknowledge_unused_events(self.bolt)
         self._secret = secret.get_secret_value() if secret else ""
         self._runner: web.AppRunner | None = None
         self._socket: SocketMode | None = None
         self._stopped = False
+        self._http: aiohttp.ClientSession | None = None
         self.port: int | None = None
 
     def _authorizer(self) -> Any:
@@ -196,7 +245,46 @@ class BotApp:
         if not self.settings.socket_mode:
             app.router.add_post(EVENTS_PATH, self._events)
         app.router.add_get("/healthz", self._health)
+        app.router.add_get("/metrics", self._metrics)
+        if self.settings.alert_webhook_token is not None:
+            app.router.add_post("/alerts/{source}", self._alert)
         return app
+
+    async def _alert(self, request: web.Request) -> web.Response:
+        """An alert webhook: token, size and shape checked before anything is stored."""
+        token = self.settings.alert_webhook_token
+        assert token is not None
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+            return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+        source = request.match_info["source"]
+        if source not in payloads.SOURCES:
+            return web.json_response(
+                {"error": f"unknown source; use /alerts/{{{','.join(payloads.SOURCES)}}}"},
+                status=404,
+            )
+        if request.content_type != "application/json":
+            return web.json_response({"error": "send application/json"}, status=415)
+        if (request.content_length or 0) > ALERT_BODY_MAX:
+            return web.json_response({"error": "the body is over 1 MiB"}, status=413)
+        raw = await request.content.read(ALERT_BODY_MAX + 1)
+        if len(raw) > ALERT_BODY_MAX:
+            return web.json_response({"error": "the body is over 1 MiB"}, status=413)
+        try:
+            batch = payloads.parse(source, raw)
+        except payloads.Invalid as e:
+            return web.json_response({"error": str(e)}, status=400)
+        async with self.inflight.track(), self.ops.slots:
+            try:
+                received = await self.intake.receive(batch)
+            except DatabaseUnavailable:
+                # Nothing was stored: the sender retries, as Alertmanager and Grafana do.
+                return web.json_response({"error": "the database is unavailable"}, status=503)
+            except SlackFailure as e:
+                log.warning("an alert's incident is recorded, but Slack refused: %s", e)
+                return web.json_response({"action": "declared", "problem": str(e)}, status=202)
+        log.info("alert from %s: %s", source, received.answer())
+        return web.json_response(received.answer())
 
     async def _events(self, request: web.Request) -> web.Response:
         """Signature first, then parsing and shape (protocol.py), then Bolt."""
@@ -215,6 +303,12 @@ class BotApp:
             return web.Response(status=200)
         response = await self.bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        """Prometheus text: incident figures from the database, this process's counters."""
+        async with self.inflight.track():
+            body = await self.metrics.exposition(self.store)
+        return web.Response(body=body, content_type="text/plain", charset="utf-8")
 
     async def _health(self, _: web.Request) -> web.Response:
         """Whether the database answers (and, with Socket Mode, the socket is connected);
@@ -251,6 +345,11 @@ class BotApp:
         """Migrate, learn who the bot is, serve `/healthz` (and Slack's requests over HTTP)
         on PORT, connect with Socket Mode when configured, start the schedule, then take
         Slack's envelopes."""
+        # One HTTP session for every Web API call: connections (and TLS) are reused instead
+        # of set up again for each call.
+        self._http = aiohttp.ClientSession()
+        self.client.session = self._http
+        self.bolt.client.session = self._http
         await self.prepare()
         self._runner = web.AppRunner(self.web_app(), access_log=None)
         await self._runner.setup()
@@ -285,6 +384,10 @@ class BotApp:
             coalesce=True,
             max_instances=1,
         )
+        # What start-up built lives as long as the process: out of the collector's sight,
+        # a full collection no longer walks it (shorter pauses under load).
+        gc.collect()
+        gc.freeze()
         if self._socket is not None:
             # Envelopes are taken from now on, once everything that serves them runs; one
             # that came earlier was not acknowledged, so Slack delivers it again.
@@ -325,4 +428,6 @@ class BotApp:
                 await self._socket.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._http is not None:
+            await self._http.close()
         await self.store.close()

@@ -6,7 +6,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -58,6 +58,17 @@ DATABASE_TIMEOUT_SECONDS = Limits(1, 60, "seconds")
 ROLE_ALIASES = {"ic": "commander", "incident_commander": "commander", "communications": "comms"}
 
 
+class AlertRule(BaseModel):
+    """Alerts whose labels (and `source`) match all of `match` get this severity and action;
+    the first matching rule wins."""
+
+    match: dict[str, str] = Field(default_factory=dict)
+    severity: str | None = None
+    action: Literal["declare", "triage"] | None = None
+    # Resolve the incident when every alert of its group has resolved.
+    resolve: bool = False
+
+
 class Severity(BaseModel):
     """One severity level. Lower position in the list = worse."""
 
@@ -66,6 +77,17 @@ class Severity(BaseModel):
     description: str = Field(default="", max_length=150)
     # Overrides REMINDER_INTERVAL_MINUTES for incidents at this level.
     reminder_minutes: float | None = None
+    # Brought into the channel when an incident is declared at or raised to this level:
+    # user ids (U0123ABCD) and user-group handles (@oncall-payments).
+    invite: list[str] = Field(default_factory=list, max_length=50)
+
+    @field_validator("invite")
+    @classmethod
+    def _invite(cls, v: list[str]) -> list[str]:
+        for who in v:
+            if not re.fullmatch(r"[UW][A-Z0-9]{2,}|@?[a-z0-9][a-z0-9._-]*", who):
+                raise ValueError(f"invite: {who!r} is neither a user id nor a user-group handle")
+        return v
 
     @field_validator("reminder_minutes")
     @classmethod
@@ -145,6 +167,8 @@ class Settings(DatabaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
+    # Wait for room in Slack's documented rate limits before a call, rather than be refused.
+    slack_pacing: bool = True
     port: int = Field(default=3000, ge=1, le=65535)
     incident_channel_prefix: str = Field(default="inc", min_length=1, max_length=20)
     announcements_channel: str | None = None
@@ -159,6 +183,12 @@ class Settings(DatabaseSettings):
     # A reaction with this emoji puts a message on the incident's timeline.
     timeline_emoji: str = Field(default="pushpin", pattern=r"^:?[a-z0-9_+'-]+:?$")
     log_level: str = Field(default="INFO", pattern=r"^(?i:debug|info|warning|error|critical)$")
+    # Alert intake (POST /alerts/...): off unless a token is set.
+    alert_webhook_token: SecretStr | None = None
+    # JSON list of {"match": {label: value}, "severity", "action": "declare"|"triage"}.
+    alert_rules: Annotated[list[AlertRule], NoDecode] = Field(default_factory=list)
+    # Where triaged alerts are posted with Declare and Dismiss buttons.
+    alerts_channel: str | None = None
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -208,7 +238,25 @@ class Settings(DatabaseSettings):
             raise ValueError("must be a channel ID such as C0123ABCD (not a #name)")
         return v
 
-    @field_validator("severities", "extra_roles", mode="before")
+    @field_validator("alert_webhook_token")
+    @classmethod
+    def _alert_token(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value():
+            return None
+        if len(v.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (a random string)")
+        return v
+
+    @field_validator("alerts_channel")
+    @classmethod
+    def _alerts_channel(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        if not CHANNEL_ID.match(v):
+            raise ValueError("must be a channel ID such as C0123ABCD (not a #name)")
+        return v
+
+    @field_validator("severities", "extra_roles", "alert_rules", mode="before")
     @classmethod
     def _json_list(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -238,6 +286,11 @@ class Settings(DatabaseSettings):
         if len(set(roles)) != len(roles):
             raise ValueError("EXTRA_ROLES repeats a role (commander and comms always exist)")
         self._no_shadow_roles()
+        for rule in self.alert_rules:
+            if rule.severity is not None:
+                if rule.severity.upper() not in names:
+                    raise ValueError(f"ALERT_RULES: severity must be one of {', '.join(names)}")
+                rule.severity = rule.severity.upper()
         return self
 
     def _no_shadow_roles(self) -> None:
@@ -268,7 +321,12 @@ class Settings(DatabaseSettings):
 
     def secrets(self) -> list[str]:
         """Every secret value, so logging can make sure none is ever written."""
-        values = [self.slack_bot_token, self.slack_signing_secret, self.slack_app_token]
+        values = [
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.alert_webhook_token,
+        ]
         return [v.get_secret_value() for v in values if v is not None]
 
 
@@ -278,6 +336,7 @@ HINTS = {
     "slack_signing_secret": "the signing secret from Basic Information",
     "slack_app_token": "an app-level token (xapp-…) with connections:write",
     "slack_api_url": "the Web API base URL, https://slack.com/api/",
+    "slack_pacing": "true or false",
     "database_url": "a SQLAlchemy URL such as sqlite:///incident-bot.db or postgresql://…",
     "database_timeout_seconds": "a number of seconds, e.g. 5",
     "port": "a TCP port number, 1-65535",
@@ -289,6 +348,9 @@ HINTS = {
     "extra_roles": 'a JSON list such as [{"name": "scribe", "label": "Scribe"}]',
     "timeline_emoji": "an emoji name such as pushpin",
     "log_level": "DEBUG, INFO, WARNING or ERROR",
+    "alert_webhook_token": "a random string of at least 16 characters",
+    "alert_rules": 'a JSON list such as [{"match": {"service": "checkout"}, "severity": "SEV1"}]',
+    "alerts_channel": "a channel ID such as C0123ABCD",
 }
 
 
