@@ -1,4 +1,5 @@
-"""`python -m bot` / `incident-bot`: run the bot, or print an incident's postmortem."""
+"""`python -m bot` / `incident-bot`: run the bot, try it in a sandbox, print an incident's
+postmortem or a report."""
 
 from __future__ import annotations
 
@@ -119,6 +120,47 @@ async def print_postmortem(ref: str) -> int:
         await store.close()
 
 
+def report_settings() -> Settings | None:
+    """The settings a report reads (severities, reminder intervals, the database); a
+    report needs no Slack token, so a missing one is not a problem here."""
+    try:
+        try:
+            return load_settings(http=False)
+        except SettingsError as e:
+            if not all("SLACK_BOT_TOKEN" in line for line in e.lines):
+                raise
+            placeholder = "xoxb-not-needed-for-a-report"  # never sent anywhere
+            return load_settings(http=False, slack_bot_token=placeholder)
+    except SettingsError as e:
+        for line in e.lines:
+            print(f"incident-bot: {line}", file=sys.stderr)
+        return None
+
+
+async def print_report(since: str, fmt: str) -> int:
+    """Print incident figures since `since` (e.g. 30d) as Markdown, CSV or JSON."""
+    from bot import report
+    from bot.store import Store, utcnow
+
+    now = utcnow()
+    try:
+        start = report.parse_since(since, now)
+    except ValueError as e:
+        print(f"incident-bot: --since: {e}", file=sys.stderr)
+        return 2
+    settings = report_settings()
+    if settings is None:
+        return 2
+    store = Store(settings.database_url, timeout=settings.database_timeout_seconds)
+    try:
+        await store.migrate()
+        history = await store.history(start)
+    finally:
+        await store.close()
+    sys.stdout.write(report.render(report.build(history, settings, since=start, now=now), fmt))
+    return 0
+
+
 def sandbox(port: int, reminder_minutes: float, database: str | None) -> int:
     from bot import sandbox
 
@@ -145,6 +187,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("run", help="run the bot (the default)")
     pm = sub.add_parser("postmortem", help="print an incident's latest postmortem draft")
     pm.add_argument("incident", help="the incident, e.g. INC-42")
+    rp = sub.add_parser(
+        "report", help="incident figures: response times, update cadence, follow-ups"
+    )
+    rp.add_argument("--since", default="30d", help="period: 30d, 12h, 2w or a date (default 30d)")
+    rp.add_argument("--format", choices=("markdown", "csv", "json"), default="markdown")
     sb = sub.add_parser(
         "sandbox", help="try the bot in the browser against a local stand-in for Slack"
     )
@@ -159,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "postmortem":
         return asyncio.run(print_postmortem(args.incident))
+    if args.command == "report":
+        return asyncio.run(print_report(args.since, args.format))
     if args.command == "sandbox":
         return sandbox(args.port, args.reminder_minutes, args.database)
 

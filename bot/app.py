@@ -40,6 +40,7 @@ from bot.metrics import Metrics
 from bot.postmortem.compile import Postmortems
 from bot.postmortem.history import fetch_history
 from bot.reminders import Reminders
+from bot.report import Reports
 from bot.settings import Settings
 from bot.slack import listeners, protocol
 from bot.slack.budget import Budget, PacedWebClient
@@ -200,6 +201,7 @@ class BotApp:
                 clock=clock,
             ),
             replies=Replies(self.client),
+            reports=Reports(settings, self.store, clock=clock),
             slots=asyncio.Semaphore(POOL_SIZE),
         )
         self._lease_seconds = lease_seconds
@@ -340,6 +342,8 @@ class BotApp:
             raise StartupError(f"Slack refused SLACK_BOT_TOKEN ({error})") from e
         except OSError as e:
             raise StartupError(f"cannot reach Slack at SLACK_API_URL ({e.strerror or e})") from e
+        if self.directory.bot_user_id:
+            self.store.not_people.add(self.directory.bot_user_id)
 
     async def start(self, *, host: str = "0.0.0.0", port: int | None = None) -> None:  # noqa: S104
         """Migrate, learn who the bot is, serve `/healthz` (and Slack's requests over HTTP)

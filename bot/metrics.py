@@ -27,8 +27,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Seconds from declaration to resolution: 5 minutes to 3 days.
-RESOLVE_BUCKETS = (300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0, 259200.0)
+# Seconds from declaration: a first response within a minute to an hour; mitigation and
+# resolution from 5 minutes to 3 days.
+_LONG = (300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0, 259200.0)
+BUCKETS = {
+    "respond": (60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0),
+    "mitigate": _LONG,
+    "resolve": _LONG,
+}
 
 
 @dataclass
@@ -39,7 +45,11 @@ class Snapshot:
     declared: Tally[str] = field(default_factory=Tally)
     resolved: Tally[str] = field(default_factory=Tally)
     reminders: int = 0
-    updates: int = 0
+    # Status updates by timeliness: on_time, late (posted after they were due), unknown
+    # (kept before due times were).
+    updates: Tally[str] = field(default_factory=Tally)
+    to_respond: dict[str, list[float]] = field(default_factory=dict)
+    to_mitigate: dict[str, list[float]] = field(default_factory=dict)
     to_resolve: dict[str, list[float]] = field(default_factory=dict)
 
 
@@ -68,19 +78,29 @@ class _FromDatabase(Collector):
         yield CounterMetricFamily(
             "incident_bot_reminders_sent", "Status-update reminders sent", value=snap.reminders
         )
-        yield CounterMetricFamily(
-            "incident_bot_status_updates", "Status updates posted", value=snap.updates
+        updates = CounterMetricFamily(
+            "incident_bot_status_updates",
+            "Status updates posted, by whether they came before they were due",
+            labels=["timeliness"],
         )
-        hist = HistogramMetricFamily(
-            "incident_bot_time_to_resolve_seconds",
-            "Seconds from declaration to resolution, by severity",
-            labels=["severity"],
-        )
-        for severity, values in sorted(snap.to_resolve.items()):
-            buckets = [(str(b), float(sum(1 for v in values if v <= b))) for b in RESOLVE_BUCKETS]
-            buckets.append(("+Inf", float(len(values))))
-            hist.add_metric([severity], buckets, sum(values))
-        yield hist
+        for timeliness in ("on_time", "late", "unknown"):
+            updates.add_metric([timeliness], snap.updates[timeliness])
+        yield updates
+        for name, doc, values_by in (
+            ("respond", "the first response by someone other than the declarer", snap.to_respond),
+            ("mitigate", "the status first becoming monitoring", snap.to_mitigate),
+            ("resolve", "resolution", snap.to_resolve),
+        ):
+            hist = HistogramMetricFamily(
+                f"incident_bot_time_to_{name}_seconds",
+                f"Seconds from declaration to {doc}, by severity",
+                labels=["severity"],
+            )
+            for severity, values in sorted(values_by.items()):
+                buckets = [(str(b), float(sum(1 for v in values if v <= b))) for b in BUCKETS[name]]
+                buckets.append(("+Inf", float(len(values))))
+                hist.add_metric([severity], buckets, sum(values))
+            yield hist
 
 
 class Metrics:

@@ -58,7 +58,9 @@ async def test_metrics_follow_an_incident_from_declaration_to_resolution(
     await until(lambda: _has(bot, inc, "update"), message="the update")
     await bot.settled()
     samples = await scrape(bot)
-    assert value(samples, "incident_bot_status_updates_total") == 1
+    # Posted well before it was due.
+    assert value(samples, "incident_bot_status_updates_total", timeliness="on_time") == 1
+    assert value(samples, "incident_bot_status_updates_total", timeliness="late") == 0
     assert value(samples, "incident_bot_incidents_open", severity="SEV2", status="monitoring") == 1
 
     await bot.slack.command("resolve Fixed by the rollback", user=ALICE, channel=inc.channel_id)

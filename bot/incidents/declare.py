@@ -39,6 +39,8 @@ class Declaration:
     unassigned: bool = False
     # The alert that opened it (see Incident.alert).
     alert: dict[str, Any] | None = None
+    # A test incident: labelled, not announced, left out of metrics and reports.
+    drill: bool = False
 
 
 class Declarations:
@@ -95,6 +97,7 @@ class Declarations:
                     description=description,
                     severity=sev.name,
                     private=request.private,
+                    drill=request.drill,
                     declared_by=request.actor,
                     declared_at=now,
                     declare_key=request.key,
@@ -124,7 +127,8 @@ class Declarations:
                         incident,
                         "declared",
                         request.actor,
-                        f"Declared {incident.ref} at {sev.name}: {title}",
+                        f"Declared {'a drill, ' if request.drill else ''}{incident.ref} at "
+                        f"{sev.name}: {title}",
                         {
                             "severity": sev.name,
                             "commander": None if request.unassigned else commander,

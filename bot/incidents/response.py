@@ -174,10 +174,13 @@ class Response:
                 posted_by=actor,
                 posted_at=now,
                 source_key=key,
+                due_at=inc.next_update_due,
             )
             s.add(update)
             await s.flush()
             inc.status = status
+            if status == Status.monitoring.value and inc.mitigated_at is None:
+                inc.mitigated_at = now  # the first time only, even after a reopen
             inc.last_update_at = now
             inc.next_update_due = now + self._interval(inc.severity)
             inc.version += 1

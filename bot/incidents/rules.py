@@ -45,6 +45,17 @@ def unknown_severity(settings: Settings, given: str) -> str:
     return f"`{one_line(given, 20)}` is not a severity. Use one of: {choices}."
 
 
+DRILL_FLAG = re.compile(r"(?:^|\s)--drill(?=\s|$)", re.IGNORECASE)
+
+
+def parse_drill(text: str) -> tuple[bool, str]:
+    """`--drill sev2 Failover test` -> (True, "sev2 Failover test"): a drill, anywhere in
+    the declaration's words."""
+    if DRILL_FLAG.search(text) is None:
+        return False, text
+    return True, " ".join(DRILL_FLAG.sub(" ", text).split())
+
+
 def parse_declare(settings: Settings, text: str) -> tuple[str | None, str]:
     """`sev1 Checkout is down` -> ("SEV1", "Checkout is down")."""
     first, _, rest = text.strip().partition(" ")

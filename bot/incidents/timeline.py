@@ -27,6 +27,20 @@ class Timeline:
         self.store = store
         self.surfaces = surfaces
         self.clock = clock
+        self._responded: set[str] = set()
+
+    async def person_spoke(self, channel_id: str, user: str, ts: str) -> None:
+        """A person's message somewhere: in an incident's channel, the first one by someone
+        other than the declarer is its first response. Channels known to have one are not
+        asked about again."""
+        if channel_id in self._responded:
+            return
+        try:
+            at = datetime.fromtimestamp(float(ts), UTC)
+        except (TypeError, ValueError):
+            return
+        if await self.store.responded_in_channel(channel_id, user, at):
+            self._responded.add(channel_id)
 
     async def add_message(
         self,

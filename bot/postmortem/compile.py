@@ -7,6 +7,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 
 from bot.errors import BadInput
+from bot.incidents import rules
 from bot.incidents.rules import Changed
 from bot.postmortem.history import Message
 from bot.postmortem.render import PostmortemFacts, render
@@ -103,6 +104,7 @@ class Postmortems:
             usergroups=usergroups,
             bots=bots,
             apps=frozenset(uid for uid, person in people.items() if person.app),
+            update_interval=rules.reminder_interval(self.settings, incident.severity),
         )
 
     async def compile(self, incident_id: int, actor: str) -> Changed:

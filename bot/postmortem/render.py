@@ -10,9 +10,10 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.incidents import figures
 from bot.settings import Role, Severity
 from bot.slack import content
 from bot.slack.text import markdown_escape, markdown_link, slack_to_markdown
@@ -163,6 +164,8 @@ class PostmortemFacts:
     bots: Mapping[str, str] = field(default_factory=dict)
     # User ids that are apps, not people (integrations' bot users, Slackbot).
     apps: frozenset[str] = frozenset()
+    # The severity's reminder interval: the cadence updates are measured against.
+    update_interval: timedelta = timedelta(minutes=30)
 
 
 def _pinned_ts(entry: TimelineEntry) -> str:
@@ -456,7 +459,10 @@ class _Renderer:
         ]
         if channel:
             meta.append(f"**Channel:** #{_one_line(channel)}")
-        return [f"# {_one_line(inc.ref)}: {_one_line(inc.title)}", "", " · ".join(meta)]
+        title = f"# {_one_line(inc.ref)}: {_one_line(inc.title)}"
+        if inc.drill:
+            meta.insert(0, "**Drill** (a test incident, left out of metrics and reports)")
+        return [title, "", " · ".join(meta)]
 
     def prompt_lines(self, key: str) -> list[str]:
         return [f"{PROMPT_MARKER} {PROMPTS[key]}"]
@@ -660,7 +666,28 @@ class _Renderer:
             ("Time to respond", "Time to mitigate", "Time to resolve"), rows[1:], strict=True
         ):
             out.append(f"- {label}: {_between(declared, fact[0] if fact else None)}")
+        out += self.cadence()
         return out
+
+    def cadence(self) -> list[str]:
+        """Whether stakeholders heard every interval: updates measured against when each
+        was due. Up to the resolution, or (still open) the last update, so the same stored
+        incident always reads the same."""
+        inc = self.inc
+        last = max((u.posted_at for u in self.updates), default=inc.declared_at)
+        end = inc.resolved_at if not inc.is_open and inc.resolved_at else last
+        c = figures.cadence(inc, self.updates, end, self.f.update_interval)
+        every = duration(self.f.update_interval.total_seconds())
+        if c.adherence is None:
+            met = f"no update was due yet (one every {every})"
+        else:
+            met = (
+                f"{c.on_time} of {c.intervals} intervals met ({c.adherence:.0%}; one every {every})"
+            )
+        return [
+            f"- Updates on time: {met}",
+            f"- Longest gap without an update: {duration(c.longest_gap.total_seconds())}",
+        ]
 
     def detection(self) -> list[str]:
         """How the incident was found: the alert that opened it, and how long that took."""

@@ -15,6 +15,9 @@ from slack_sdk.models.blocks import (
     UserSelectElement,
 )
 
+from bot import report
+from bot.incidents.figures import percentile
+from bot.report import Report
 from bot.settings import Role, Settings
 from bot.slack.blocks import (
     CARD_ROLE,
@@ -23,6 +26,7 @@ from bot.slack.blocks import (
     SECTION_BODY_MAX,
     IncidentState,
     incident_card,
+    name,
     severity_option,
     severity_text,
     status_text,
@@ -144,6 +148,8 @@ HELP_LINES = [
     ("/incident reopen", "reopen a resolved incident"),
     ("/incident postmortem", "compile the postmortem draft and post it here"),
     ("/incident list", "open incidents, with links to their channels"),
+    ("/incident stats [30d]", "response times and update cadence, privately"),
+    ("/incident declare --drill …", "a drill: labelled, not announced, not counted"),
     ("/incident resolve INC-42 [summary]", "name the incident first to act from anywhere"),
     ("/incident help", "this help"),
 ]
@@ -171,6 +177,54 @@ def help_blocks(settings: Settings, intro: str | None = None) -> tuple[str, list
     return text, blocks
 
 
+def stats(rep: Report) -> tuple[str, list[Block]]:
+    """`/incident stats`: the report's figures by severity, for one person."""
+    period = f"since {rep.since:%Y-%m-%d %H:%M} UTC"
+    if not rep.incidents:
+        text = f":bar_chart: No incidents {period} (drills are left out)."
+        return text, [SectionBlock(text=MarkdownTextObject(text=text))]
+    blocks: list[Block] = [
+        SectionBlock(
+            text=MarkdownTextObject(
+                text=f":bar_chart: *Incident figures* {period} · {rep.summaries[-1].count} "
+                "incidents, drills left out"
+            )
+        ),
+        DividerBlock(),
+    ]
+    lines: list[str] = []
+    for s in rep.summaries[:20]:
+        met, intervals = s.on_time, s.on_time + s.late
+        line = (
+            f"*{literal(s.label)}* · {s.count} declared, {s.resolved} resolved\n"
+            + " · ".join(
+                f"{what} {report.duration(percentile(v, 50))} median, "
+                f"{report.duration(percentile(v, 90))} p90"
+                for what, v in (
+                    ("respond", s.to_respond),
+                    ("mitigate", s.to_mitigate),
+                    ("resolve", s.to_resolve),
+                )
+            )
+            + f"\nUpdates on time: {report.share(met, intervals)} ({met} of {intervals})"
+            f" · longest gap {report.duration(s.longest_gap)}"
+            f" · follow-ups {s.follow_ups_open} open, {s.follow_ups_done} done"
+        )
+        lines.append(line)
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=line)))
+    blocks.append(
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text="`incident-bot report` gives these per incident, as Markdown, CSV or "
+                    "JSON. `/incident stats 7d` picks another period."
+                )
+            ]
+        )
+    )
+    return "\n".join(lines), blocks
+
+
 def incident_list(states: Sequence[IncidentState], settings: Settings) -> tuple[str, list[Block]]:
     if not states:
         text = ":white_check_mark: No open incidents."
@@ -185,7 +239,7 @@ def incident_list(states: Sequence[IncidentState], settings: Settings) -> tuple[
         where = f"<#{inc.channel_id}>" if inc.channel_id else "_channel pending_"
         lock = " :lock:" if inc.private else ""
         line = (
-            f"*{inc.ref}*{lock} {literal(one_line(inc.title, 100))}\n"
+            f"*{name(inc)}*{lock} {literal(one_line(inc.title, 100))}\n"
             f"{severity_text(settings, inc.severity)} · {status_text(inc.status)} · "
             f"Commander {user(state.roles.get('commander'))} · {where}"
         )

@@ -125,6 +125,14 @@ def _facts(state: IncidentState) -> list[MarkdownTextObject]:
     return facts
 
 
+DRILL_NOTE = ":test_tube: *drill*: not announced, left out of metrics and reports"
+
+
+def name(inc: Incident) -> str:
+    """The incident's reference, marked when it is a drill (card, lists, Home)."""
+    return f"{inc.ref} (DRILL)" if inc.drill else inc.ref
+
+
 def incident_card(
     state: IncidentState, settings: Settings, *, controls: bool = True
 ) -> list[Block]:
@@ -132,7 +140,7 @@ def incident_card(
     inc = state.incident
     live = controls and inc.is_open
     blocks: list[Block] = [
-        HeaderBlock(text=plain(f"{inc.ref} · {inc.title}", HeaderBlock.text_max_length))
+        HeaderBlock(text=plain(f"{name(inc)} · {inc.title}", HeaderBlock.text_max_length))
     ]
     if inc.description:
         blocks.append(
@@ -190,6 +198,8 @@ def incident_card(
         context = f"Declared by {user(inc.declared_by)}"
     if inc.private:
         context += " · :lock: private incident"
+    if inc.drill:
+        context += f" · {DRILL_NOTE}"
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context)]))
     return blocks
 
@@ -316,6 +326,7 @@ def topic(state: IncidentState, settings: Settings) -> str:
     inc = state.incident
     commander = state.roles.get("commander")
     parts = [
+        *(["DRILL"] if inc.drill else []),
         severity_text(settings, inc.severity),
         inc.status.capitalize(),
         f"Commander: <@{commander}>" if commander else "Commander: unassigned",

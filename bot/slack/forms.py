@@ -125,6 +125,11 @@ def declare_modal(
         text="Private incident",
         description="A private channel, left out of announcements and lists",
     )
+    drill_option = Option(
+        value="drill",
+        text="Drill",
+        description="A test incident: labelled, not announced, left out of metrics and reports",
+    )
     blocks: list[Block] = [
         InputBlock(
             block_id=DeclareForm.TITLE.block,
@@ -164,10 +169,10 @@ def declare_modal(
         ),
         InputBlock(
             block_id=DeclareForm.PRIVATE.block,
-            label="Visibility",
+            label="Options",
             optional=True,
             element=CheckboxesElement(
-                action_id=DeclareForm.PRIVATE.action, options=[private_option]
+                action_id=DeclareForm.PRIVATE.action, options=[private_option, drill_option]
             ),
         ),
     ]

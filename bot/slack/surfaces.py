@@ -82,7 +82,8 @@ class Surfaces:
         return blocks.IncidentState(incident, await self.store.roles(incident_id))
 
     def _announces(self, inc: Incident) -> bool:
-        return bool(self.settings.announcements_channel) and not inc.private
+        # Drills are practice: nobody outside is told.
+        return bool(self.settings.announcements_channel) and not inc.private and not inc.drill
 
     # --- provisioning: the Slack side of a declaration ----------------------------------
 
@@ -149,7 +150,11 @@ class Surfaces:
         return inc
 
     async def _create_channel(self, inc: Incident) -> None:
-        base = channel_name(self.settings.incident_channel_prefix, inc.number, inc.title)
+        base = channel_name(
+            self.settings.incident_channel_prefix,
+            inc.number,
+            f"drill {inc.title}" if inc.drill else inc.title,
+        )
         name = base
         channel: Mapping[str, Any] | None = None
         for attempt in range(2, 60):

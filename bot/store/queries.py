@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import false, func, select, true, update
+from sqlalchemy import event, false, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from bot.metrics import Snapshot
@@ -20,8 +22,10 @@ from bot.store.engine import DEFAULT_TIMEOUT, Probe, make_engine, migrate
 from bot.store.tables import (
     AlertTriage,
     FollowUp,
+    HomeViewer,
     Incident,
     IncidentCounter,
+    Nudge,
     Postmortem,
     RoleAssignment,
     Status,
@@ -34,6 +38,40 @@ POSTING = "posting:"
 
 Row = TypeVar("Row", RoleAssignment, StatusUpdate, FollowUp)
 
+# Timeline entries that are the bot's doing or the declarer's own, never a first response.
+NOT_A_RESPONSE = frozenset({"declared", "reminder", "alert", "invite"})
+PERSON = re.compile(r"[UW][A-Z0-9]+")
+
+
+class _Session(Session):
+    """A session that notes an incident's first response as its timeline grows."""
+
+
+@event.listens_for(_Session, "after_flush")
+def _note_first_response(session: Session, _context: Any) -> None:
+    # Any entry a person other than the declarer caused (a click, a command, a pinned
+    # message) is a response; the first one is kept. The session's new objects are still
+    # listed at this point.
+    not_people = session.info.get("not_people", ())
+    for obj in list(session.new):
+        if not isinstance(obj, TimelineEntry) or obj.kind in NOT_A_RESPONSE:
+            continue
+        # A pinned message responds as its author, at its own time.
+        who = (obj.data or {}).get("user") if obj.kind == "message" else obj.actor
+        if isinstance(who, str) and PERSON.fullmatch(who) and who not in not_people:
+            session.connection().execute(_responded(obj.incident_id, who, obj.happened_at))
+
+
+def _responded(incident_id: int | None, user: str, at: datetime) -> Any:
+    stmt = update(Incident).where(col(Incident.responded_at).is_(None))
+    if incident_id is not None:
+        stmt = stmt.where(col(Incident.id) == incident_id)
+    return (
+        stmt.where(col(Incident.declared_by) != user)
+        .where(col(Incident.declared_at) <= at)
+        .values(responded_at=at, responded_by=user)
+    )
+
 
 class Store:
     """The database: sessions plus the queries operations share."""
@@ -42,7 +80,14 @@ class Store:
         self.url = url
         self.timeout = timeout
         self.engine = make_engine(url, timeout=timeout)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # The bot's own user (known once connected): its actions are not responses.
+        self.not_people: set[str] = set()
+        self.sessions = async_sessionmaker(
+            self.engine,
+            expire_on_commit=False,
+            sync_session_class=_Session,
+            info={"not_people": self.not_people},
+        )
         self.probe = Probe(url)
 
     @property
@@ -107,37 +152,215 @@ class Store:
     # --- metrics -----------------------------------------------------------------------
 
     async def metrics_snapshot(self) -> Snapshot:
-        """The incident figures /metrics exports, read in one short session."""
+        """The incident figures /metrics exports, read in one short session; drills are
+        left out."""
         snap = Snapshot()
+        real = col(Incident.drill) == false()
         async with self.sessions() as session:
             rows = await session.execute(
                 select(
                     col(Incident.severity),
                     col(Incident.status),
                     col(Incident.declared_at),
+                    col(Incident.responded_at),
+                    col(Incident.mitigated_at),
                     col(Incident.resolved_at),
-                )
+                ).where(real)
             )
-            for severity, status, declared, resolved in rows:
+            for severity, status, declared, responded, mitigated, resolved in rows:
                 snap.declared[severity] += 1
+                for at, into in (
+                    (responded, snap.to_respond),
+                    (mitigated, snap.to_mitigate),
+                    (resolved if status == Status.resolved.value else None, snap.to_resolve),
+                ):
+                    if at is not None:
+                        seconds = max((at - declared).total_seconds(), 0.0)
+                        into.setdefault(severity, []).append(seconds)
                 if status == Status.resolved.value:
                     snap.resolved[severity] += 1
-                    if resolved is not None:
-                        seconds = (resolved - declared).total_seconds()
-                        snap.to_resolve.setdefault(severity, []).append(max(seconds, 0.0))
                 else:
                     snap.open[(severity, status)] += 1
             snap.reminders = (
                 await session.execute(
                     select(func.count())
                     .select_from(TimelineEntry)
+                    .join(Incident, col(Incident.id) == col(TimelineEntry.incident_id))
+                    .where(real)
                     .where(col(TimelineEntry.kind) == "reminder")
                 )
             ).scalar_one()
-            snap.updates = (
-                await session.execute(select(func.count()).select_from(StatusUpdate))
-            ).scalar_one()
+            timeliness = await session.execute(
+                select(col(StatusUpdate.posted_at) <= col(StatusUpdate.due_at), func.count())
+                .join(Incident, col(Incident.id) == col(StatusUpdate.incident_id))
+                .where(real)
+                .group_by(col(StatusUpdate.posted_at) <= col(StatusUpdate.due_at))
+            )
+            for on_time, n in timeliness:
+                key = "unknown" if on_time is None else "on_time" if on_time else "late"
+                snap.updates[key] += n
         return snap
+
+    # --- figures, nudges, App Home -------------------------------------------------------
+
+    async def responded_in_channel(self, channel_id: str, user: str, at: datetime) -> bool:
+        if user in self.not_people or not PERSON.fullmatch(user):
+            return False
+        """A person's message in an incident's channel: its first response, unless it
+        has one or they declared it. True when this was the first."""
+        async with self.session() as session:
+            stmt = _responded(None, user, at).where(col(Incident.channel_id) == channel_id)
+            result = await session.execute(stmt)
+            return bool(getattr(result, "rowcount", 0))
+
+    async def history(
+        self, since: datetime | None, *, drills: bool = False
+    ) -> list[tuple[Incident, list[StatusUpdate], list[FollowUp]]]:
+        """Incidents declared since `since` (all when None) with their updates and
+        follow-ups, oldest first: what the report and stats are computed from."""
+        async with self.sessions() as session:
+            stmt = select(Incident).order_by(col(Incident.declared_at), col(Incident.id))
+            if since is not None:
+                stmt = stmt.where(col(Incident.declared_at) >= since)
+            if not drills:
+                stmt = stmt.where(col(Incident.drill) == false())
+            incidents = list((await session.execute(stmt)).scalars())
+            ids = [i.pk for i in incidents]
+            updates: dict[int, list[StatusUpdate]] = {i: [] for i in ids}
+            follow_ups: dict[int, list[FollowUp]] = {i: [] for i in ids}
+            # In chunks: a long history stays within every database's parameter limit.
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                for u in (
+                    await session.execute(
+                        select(StatusUpdate)
+                        .where(col(StatusUpdate.incident_id).in_(chunk))
+                        .order_by(col(StatusUpdate.posted_at), col(StatusUpdate.id))
+                    )
+                ).scalars():
+                    updates[u.incident_id].append(u)
+                for f in (
+                    await session.execute(
+                        select(FollowUp)
+                        .where(col(FollowUp.incident_id).in_(chunk))
+                        .order_by(col(FollowUp.id))
+                    )
+                ).scalars():
+                    follow_ups[f.incident_id].append(f)
+        return [(i, updates[i.pk], follow_ups[i.pk]) for i in incidents]
+
+    async def claim_nudge(self, incident_id: int, kind: str, now: datetime) -> bool:
+        """Record that this nudge goes out; False when it went out already (any process)."""
+        try:
+            async with self.session() as session:
+                session.add(Nudge(incident_id=incident_id, kind=kind, sent_at=now))
+        except IntegrityError:
+            return False
+        return True
+
+    async def nudged(self, kinds: Sequence[str]) -> set[tuple[int, str]]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(col(Nudge.incident_id), col(Nudge.kind)).where(col(Nudge.kind).in_(kinds))
+            )
+            return {(i, k) for i, k in rows}
+
+    async def resolved_since(self, since: datetime) -> Sequence[Incident]:
+        async with self.sessions() as session:
+            stmt = (
+                select(Incident)
+                .where(col(Incident.status) == Status.resolved.value)
+                .where(col(Incident.resolved_at) >= since)
+                .order_by(col(Incident.resolved_at).desc())
+            )
+            return (await session.execute(stmt)).scalars().all()
+
+    async def resolved_before(self, before: datetime) -> Sequence[Incident]:
+        async with self.sessions() as session:
+            stmt = (
+                select(Incident)
+                .where(col(Incident.status) == Status.resolved.value)
+                .where(col(Incident.resolved_at) <= before)
+            )
+            return (await session.execute(stmt)).scalars().all()
+
+    async def last_activity(self, incident_ids: Sequence[int]) -> dict[int, datetime]:
+        """The time of each incident's latest timeline entry."""
+        if not incident_ids:
+            return {}
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(col(TimelineEntry.incident_id), func.max(col(TimelineEntry.happened_at)))
+                .where(col(TimelineEntry.incident_id).in_(sorted(incident_ids)))
+                .group_by(col(TimelineEntry.incident_id))
+            )
+            return {i: at for i, at in rows}
+
+    async def postmortem_ids(self, incident_ids: Sequence[int]) -> set[int]:
+        """Which of these incidents have a postmortem draft."""
+        if not incident_ids:
+            return set()
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(col(Postmortem.incident_id))
+                .where(col(Postmortem.incident_id).in_(sorted(incident_ids)))
+                .distinct()
+            )
+            return {i for (i,) in rows}
+
+    async def open_follow_ups(self, team_id: str) -> list[tuple[FollowUp, Incident]]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(FollowUp, Incident)
+                .join(Incident, col(Incident.id) == col(FollowUp.incident_id))
+                .where(col(Incident.team_id) == team_id)
+                .where(col(FollowUp.done_at).is_(None))
+                .order_by(col(FollowUp.created_at), col(FollowUp.id))
+            )
+            return [(f, i) for f, i in rows.tuples()]
+
+    async def follow_up(self, follow_up_id: int) -> FollowUp | None:
+        async with self.sessions() as session:
+            return await session.get(FollowUp, follow_up_id)
+
+    async def change_follow_up(self, follow_up_id: int, **values: Any) -> bool:
+        """Set an owner or mark done, unless that is the state already; True if changed."""
+        async with self.session() as session:
+            stmt = update(FollowUp).where(col(FollowUp.id) == follow_up_id)
+            if "owner" in values:
+                stmt = stmt.where(
+                    col(FollowUp.owner).is_(None) | (col(FollowUp.owner) != values["owner"])
+                )
+            if "done_at" in values:
+                stmt = stmt.where(col(FollowUp.done_at).is_(None))
+            result = await session.execute(stmt.values(**values))
+            return bool(getattr(result, "rowcount", 0))
+
+    async def home_opened(self, user_id: str, team_id: str, now: datetime) -> None:
+        async with self.session() as session:
+            viewer = await session.get(HomeViewer, user_id)
+            if viewer is None:
+                session.add(HomeViewer(user_id=user_id, team_id=team_id, opened_at=now))
+            else:
+                viewer.opened_at = now
+
+    async def home_viewers(self, since: datetime) -> list[str]:
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(col(HomeViewer.user_id)).where(col(HomeViewer.opened_at) >= since)
+            )
+            return sorted(u for (u,) in rows)
+
+    async def recently_resolved(self, team_id: str, limit: int) -> Sequence[Incident]:
+        async with self.sessions() as session:
+            stmt = (
+                select(Incident)
+                .where(col(Incident.team_id) == team_id)
+                .where(col(Incident.status) == Status.resolved.value)
+                .order_by(col(Incident.resolved_at).desc())
+                .limit(limit)
+            )
+            return (await session.execute(stmt)).scalars().all()
 
     # --- alert triage ------------------------------------------------------------------
 

@@ -100,6 +100,13 @@ class Incident(SQLModel, table=True):
     slack_problem: str | None = Field(default=None, max_length=255)
     problem_reported: str | None = Field(default=None, max_length=255)
     render_retry_at: datetime | None = _dt(nullable=True)
+    # A drill: labelled everywhere, never announced, left out of metrics and reports.
+    drill: bool = False
+    # The first response by someone other than the declarer (a message, a click, a
+    # command) and the first time the status became monitoring: the figures' milestones.
+    responded_at: datetime | None = _dt(nullable=True)
+    responded_by: str | None = Field(default=None, max_length=32)
+    mitigated_at: datetime | None = _dt(nullable=True)
 
     @property
     def ref(self) -> str:
@@ -176,6 +183,12 @@ class StatusUpdate(SQLModel, table=True):
     message_ts: str | None = Field(default=None, max_length=32)
     # The trigger or view that asked for it, so a retry or double click posts once.
     source_key: str = Field(max_length=255)
+    # When it was due as it was posted (None before this was kept): on time if not later.
+    due_at: datetime | None = _dt(nullable=True)
+
+    @property
+    def on_time(self) -> bool | None:
+        return None if self.due_at is None else self.posted_at <= self.due_at
 
     @property
     def pk(self) -> int:
@@ -196,6 +209,13 @@ class FollowUp(SQLModel, table=True):
     created_by: str = Field(max_length=32)
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     source_key: str = Field(max_length=255)
+    done_at: datetime | None = _dt(nullable=True)
+    done_by: str | None = Field(default=None, max_length=32)
+
+    @property
+    def pk(self) -> int:
+        assert self.id is not None
+        return self.id
 
 
 class Postmortem(SQLModel, table=True):
@@ -251,3 +271,27 @@ class AlertTriage(SQLModel, table=True):
     def pk(self) -> int:
         assert self.id is not None
         return self.id
+
+
+class Nudge(SQLModel, table=True):
+    """A reminder about the incident's aftermath (postmortem, follow-ups, inactivity,
+    archiving), recorded as it is claimed: each kind goes out once per incident."""
+
+    __tablename__ = "nudge"
+    __table_args__ = (UniqueConstraint("incident_id", "kind", name="uq_nudge_incident_kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id")
+    kind: str = Field(max_length=30)
+    sent_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class HomeViewer(SQLModel, table=True):
+    """Someone who opened the bot's App Home: their Home is refreshed when an incident they
+    can see changes."""
+
+    __tablename__ = "home_viewer"
+
+    user_id: str = Field(primary_key=True, max_length=32)
+    team_id: str = Field(max_length=32)
+    opened_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -7,6 +7,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncRespond
 
+from bot import report
 from bot.errors import BadInput
 from bot.incidents import rules
 from bot.incidents.declare import Declaration
@@ -80,12 +81,16 @@ def register(app: Listen, ops: Operations) -> None:
                 )
                 return
             try:
-                severity, title = rules.parse_declare(settings, slack_to_plain(rest))
+                drill, words = rules.parse_drill(slack_to_plain(rest))
+                severity, title = rules.parse_declare(settings, words)
                 title = rules.check_title(title)
             except BadInput as e:
                 await ack(text=f":warning: {e}")
                 return
-            await ack(text=f":hourglass_flowing_sand: Declaring _{literal(one_line(title, 100))}_…")
+            what = "a drill, " if drill else ""
+            await ack(
+                text=f":hourglass_flowing_sand: Declaring {what}_{literal(one_line(title, 100))}_…"
+            )
             request = Declaration(
                 team_id=team_id,
                 actor=user_id,
@@ -93,8 +98,26 @@ def register(app: Listen, ops: Operations) -> None:
                 title=title,
                 severity=severity,
                 origin_channel=body.get("channel_id"),
+                drill=drill,
             )
             await guarded(ops, "declare the incident", reply, lambda: declare(ops, request, reply))
+            return
+
+        if sub == "stats":
+            await ack()
+
+            async def figures() -> None:
+                try:
+                    since = report.parse_since(rest or "30d", ops.reports.clock())
+                except ValueError:
+                    raise BadInput(
+                        "Name a period: `/incident stats 30d` (also `12h`, `2w`, or a date "
+                        "like `2026-11-01`)."
+                    ) from None
+                text, body_ = answers.stats(await ops.reports.build(since))
+                await reply(text, body_)
+
+            await guarded(ops, "compute the figures", reply, figures)
             return
 
         if sub == "list":

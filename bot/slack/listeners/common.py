@@ -24,6 +24,7 @@ from bot.incidents.response import Response
 from bot.incidents.rules import Changed
 from bot.incidents.timeline import Timeline
 from bot.postmortem.compile import Postmortems
+from bot.report import Reports
 from bot.settings import Settings
 from bot.slack import answers
 from bot.slack.replies import Replies
@@ -52,6 +53,7 @@ class Operations:
     timeline: Timeline
     postmortems: Postmortems
     replies: Replies
+    reports: Reports
     # Operations running at once, sized to the database pool: a burst waits in line here,
     # holding no connection and little memory, instead of every operation waiting for a
     # connection at once (and some running out of time).

@@ -38,11 +38,16 @@ def register(app: Listen, ops: Operations) -> None:
 
     @app.event("message")
     async def message(event: Body) -> None:
-        # Only housekeeping matters here; people's messages are read when they are pinned
-        # or when the postmortem is compiled.
+        # Housekeeping, and the first response; people's messages are read when they are
+        # pinned or when the postmortem is compiled.
         subtype = event.get("subtype")
         channel = event.get("channel")
-        if subtype == "message_deleted":
+        user = event.get("user")
+        if subtype in (None, "thread_broadcast", "file_share") and not event.get("bot_id"):
+            # A person speaking in an incident's channel may be its first response.
+            if isinstance(channel, str) and isinstance(user, str):
+                await ops.timeline.person_spoke(channel, user, str(event.get("ts") or ""))
+        elif subtype == "message_deleted":
             await ops.drift.message_deleted(channel, event.get("deleted_ts"))
         elif subtype == "channel_convert_to_private":
             await ops.drift.made_private(channel)

@@ -136,6 +136,7 @@ def register(app: Listen, ops: Operations) -> None:
             description=form.text(DeclareForm.DESCRIPTION),
             commander=commander,
             private="private" in form.checked(DeclareForm.PRIVATE),
+            drill="drill" in form.checked(DeclareForm.PRIVATE),
             origin_channel=origin if isinstance(origin, str) else None,
         )
         await guarded(ops, "declare the incident", reply, lambda: declare(ops, request, reply))
