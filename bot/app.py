@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.alerts import payloads
 from bot.alerts.intake import Intake
 from bot.errors import DatabaseUnavailable, SlackFailure, log_failure
+from bot.home import Home
 from bot.incidents.declare import Declarations
 from bot.incidents.drift import Drift
 from bot.incidents.find import Finder
@@ -125,6 +126,7 @@ class BotApp:
         reminder_sync_seconds: float = 30.0,
         lease_seconds: float = 30.0,
         socket_ping_seconds: float = 10.0,
+        home_refresh_seconds: float = 5.0,
     ):
         self.settings = settings
         self._socket_ping_seconds = socket_ping_seconds
@@ -178,9 +180,21 @@ class BotApp:
             clock=clock,
             resolve=resolve_for_alerts,
         )
+        finder = Finder(self.store, self.surfaces, self.directory)
+        self.home = Home(
+            settings,
+            self.store,
+            self.client,
+            self.directory,
+            finder,
+            self.inflight,
+            clock=clock,
+            min_seconds=home_refresh_seconds,
+        )
+        self.surfaces.watchers.append(self.home.changed)
         self.ops = Operations(
             settings=settings,
-            find=Finder(self.store, self.surfaces, self.directory),
+            find=finder,
             declarations=declarations,
             alerts=self.intake,
             drift=Drift(
@@ -202,6 +216,7 @@ class BotApp:
             ),
             replies=Replies(self.client),
             reports=Reports(settings, self.store, clock=clock),
+            home=self.home,
             slots=asyncio.Semaphore(POOL_SIZE),
         )
         self._lease_seconds = lease_seconds
@@ -418,6 +433,7 @@ class BotApp:
         if self._stopped:
             return
         self._stopped = True
+        self.home.close()
         if self.scheduler.running:
             self.scheduler.pause()  # start nothing new
         if self._socket is not None:

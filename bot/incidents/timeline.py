@@ -112,6 +112,7 @@ class Timeline:
                     incident, "follow_up", actor, text, {"owner": owner}, now=now, source_key=key
                 )
             )
+        self.surfaces.changed(incident)
         problems = await self._post(incident, blocks.follow_up_recorded(actor, text, owner))
         return Changed(incident, True, f"Follow-up recorded on {incident.ref}.", tuple(problems))
 

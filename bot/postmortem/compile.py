@@ -137,6 +137,7 @@ class Postmortems:
                     )
                 )
             version = saved.version
+            self.surfaces.changed(incident)
             file_id = await self.surfaces.upload(
                 incident,
                 content=markdown,

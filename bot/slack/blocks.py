@@ -16,6 +16,7 @@ from slack_sdk.models.blocks import (
     Block,
     ButtonElement,
     ContextBlock,
+    DividerBlock,
     HeaderBlock,
     MarkdownTextObject,
     Option,
@@ -24,6 +25,7 @@ from slack_sdk.models.blocks import (
     StaticSelectElement,
     UserSelectElement,
 )
+from slack_sdk.models.views import View
 
 from bot.incidents.rules import TITLE_MAX
 from bot.settings import Role, Settings, Severity
@@ -430,3 +432,112 @@ def postmortem_comment(inc: Incident, actor: str, version: int) -> str:
         f"(version {version}): the channel and its timeline, with prompts for what "
         "only people can write. Edit it, then share it."
     )
+
+
+# --- App Home ---------------------------------------------------------------------------
+
+HOME_DECLARE = "home_declare"
+HOME_TAKE = "home_follow_up_take"
+HOME_DONE = "home_follow_up_done"
+# A Home holds at most 100 blocks: each list is capped and says how many more there are.
+HOME_LIST_MAX = 15
+
+
+def _home_incident(state: IncidentState, settings: Settings, viewer: str) -> SectionBlock:
+    inc = state.incident
+    mine = [r.label for r in settings.roles if state.roles.get(r.name) == viewer]
+    where = f"<#{inc.channel_id}>" if inc.channel_id else "_channel pending_"
+    lock = " :lock:" if inc.private else ""
+    line = (
+        f"*{name(inc)}*{lock} {literal(one_line(inc.title, 120))}\n"
+        f"{severity_text(settings, inc.severity)} · {status_text(inc.status)} · "
+        f"Commander {user(state.roles.get('commander'))} · declared "
+        f"{when(inc.declared_at, '{ago}')} · {where}"
+    )
+    if mine:
+        line += f"\n:bust_in_silhouette: You are the {' and '.join(mine)}"
+    return SectionBlock(text=MarkdownTextObject(text=line[:SECTION_BODY_MAX]))
+
+
+def _more(n: int) -> list[Block]:
+    if n <= 0:
+        return []
+    return [ContextBlock(elements=[MarkdownTextObject(text=f"…and {n} more")])]
+
+
+def home_view(
+    settings: Settings,
+    viewer: str,
+    open_: Sequence[IncidentState],
+    resolved: Sequence[Incident],
+    with_postmortem: set[int],
+    follow_ups: Sequence[tuple[Any, Incident]],
+) -> View:
+    """The viewer's Home: what is open (theirs first), what was resolved lately, and the
+    follow-ups that are theirs or nobody's."""
+    theirs = [s for s in open_ if viewer in s.roles.values()]
+    others = [s for s in open_ if viewer not in s.roles.values()]
+    body: list[Block] = [
+        HeaderBlock(text="Incidents"),
+        ActionsBlock(
+            block_id="home_actions",
+            elements=[
+                ButtonElement(
+                    action_id=HOME_DECLARE, text="Declare incident", style="danger", value="home"
+                )
+            ],
+        ),
+    ]
+    if not open_:
+        body.append(
+            SectionBlock(text=MarkdownTextObject(text=":white_check_mark: No open incidents."))
+        )
+    for title, states in (("Your incidents", theirs), ("Open incidents", others)):
+        if not states:
+            continue
+        body += [
+            DividerBlock(),
+            SectionBlock(text=MarkdownTextObject(text=f"*{title}* ({len(states)})")),
+        ]
+        body += [_home_incident(s, settings, viewer) for s in states[:HOME_LIST_MAX]]
+        body += _more(len(states) - HOME_LIST_MAX)
+    if resolved:
+        body += [DividerBlock(), SectionBlock(text=MarkdownTextObject(text="*Recently resolved*"))]
+        lines = []
+        for inc in resolved:
+            postmortem = (
+                "postmortem draft ready"
+                if inc.pk in with_postmortem
+                else ":memo: no postmortem yet"
+            )
+            at = when(inc.resolved_at, "{ago}") if inc.resolved_at else ""
+            where = f" · <#{inc.channel_id}>" if inc.channel_id else ""
+            lines.append(
+                f"*{name(inc)}* {literal(one_line(inc.title, 80))} · resolved {at} · "
+                f"{postmortem}{where}"
+            )
+        body.append(SectionBlock(text=MarkdownTextObject(text="\n".join(lines)[:SECTION_BODY_MAX])))
+    mine = [(f, i) for f, i in follow_ups if f.owner == viewer]
+    nobody = [(f, i) for f, i in follow_ups if f.owner is None]
+    for title, items, action, label in (
+        ("Your follow-ups", mine, HOME_DONE, "Done"),
+        ("Follow-ups without an owner", nobody, HOME_TAKE, "Take it"),
+    ):
+        if not items:
+            continue
+        body += [
+            DividerBlock(),
+            SectionBlock(text=MarkdownTextObject(text=f"*{title}* ({len(items)})")),
+        ]
+        for f, inc in items[:HOME_LIST_MAX]:
+            body.append(
+                SectionBlock(
+                    block_id=f"follow_up_{f.id}",
+                    text=MarkdownTextObject(
+                        text=f"*{name(inc)}* {literal(one_line(f.text, 200))}"[:SECTION_BODY_MAX]
+                    ),
+                    accessory=ButtonElement(action_id=action, text=label, value=str(f.id)),
+                )
+            )
+        body += _more(len(items) - HOME_LIST_MAX)
+    return View(type="home", blocks=body)

@@ -74,6 +74,12 @@ class Surfaces:
         # Background refreshes: not yet started, and how many run at once.
         self._waiting: set[int] = set()
         self._background = asyncio.Semaphore(BACKGROUND_RENDERS)
+        # Told whenever an incident's surfaces show a new state (the App Home follows).
+        self.watchers: list[Callable[[Incident], None]] = []
+
+    def changed(self, inc: Incident) -> None:
+        for watcher in self.watchers:
+            watcher(inc)
 
     async def state(self, incident_id: int) -> blocks.IncidentState:
         incident = await self.store.incident(incident_id)
@@ -145,6 +151,7 @@ class Surfaces:
             incident_id, provisioned=True, provision_lease_until=None, shown_version=inc.version
         )
         inc.provisioned = True
+        self.changed(inc)
         if problems:
             await self._trouble(inc, problems)
         return inc
@@ -324,6 +331,7 @@ class Surfaces:
         if self._announces(inc):
             steps.append(self._surface("announcement", self._announce(state), problems))
         await _all(steps)
+        self.changed(inc)
         return problems
 
     async def _surface(self, name: str, step: Awaitable[None], problems: list[str]) -> None:

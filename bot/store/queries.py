@@ -317,7 +317,7 @@ class Store:
                 .where(col(FollowUp.done_at).is_(None))
                 .order_by(col(FollowUp.created_at), col(FollowUp.id))
             )
-            return [(f, i) for f, i in rows.tuples()]
+            return [(f, i) for f, i in rows]
 
     async def follow_up(self, follow_up_id: int) -> FollowUp | None:
         async with self.sessions() as session:

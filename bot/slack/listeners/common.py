@@ -17,6 +17,7 @@ from slack_sdk.models.blocks import Block
 
 from bot.alerts.intake import Intake
 from bot.errors import BadInput, DatabaseUnavailable, SlackFailure, log_failure, slack_error
+from bot.home import Home
 from bot.incidents.declare import Declaration, Declarations
 from bot.incidents.drift import Drift
 from bot.incidents.find import Finder
@@ -54,6 +55,7 @@ class Operations:
     postmortems: Postmortems
     replies: Replies
     reports: Reports
+    home: Home
     # Operations running at once, sized to the database pool: a burst waits in line here,
     # holding no connection and little memory, instead of every operation waiting for a
     # connection at once (and some running out of time).
