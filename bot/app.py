@@ -38,6 +38,7 @@ from bot.incidents.repair import Repair
 from bot.incidents.response import Response
 from bot.incidents.timeline import Timeline
 from bot.metrics import Metrics
+from bot.nudges import Nudges
 from bot.postmortem.compile import Postmortems
 from bot.postmortem.history import fetch_history
 from bot.reminders import Reminders
@@ -127,6 +128,7 @@ class BotApp:
         lease_seconds: float = 30.0,
         socket_ping_seconds: float = 10.0,
         home_refresh_seconds: float = 5.0,
+        nudge_seconds: float = 300.0,
     ):
         self.settings = settings
         self._socket_ping_seconds = socket_ping_seconds
@@ -192,6 +194,8 @@ class BotApp:
             min_seconds=home_refresh_seconds,
         )
         self.surfaces.watchers.append(self.home.changed)
+        self.nudges = Nudges(settings, self.store, self.surfaces, clock=clock)
+        self._nudge_seconds = nudge_seconds
         self.ops = Operations(
             settings=settings,
             find=finder,
@@ -403,6 +407,15 @@ class BotApp:
             coalesce=True,
             max_instances=1,
         )
+        # Postmortems, owners, quiet incidents, archiving: looked at now and then.
+        self.scheduler.add_job(
+            self._nudge,
+            "interval",
+            seconds=self._nudge_seconds,
+            id="nudges",
+            coalesce=True,
+            max_instances=1,
+        )
         # What start-up built lives as long as the process: out of the collector's sight,
         # a full collection no longer walks it (shorter pauses under load).
         gc.collect()
@@ -421,6 +434,13 @@ class BotApp:
                 await self.repair.run()
             except Exception as e:
                 log_failure(log, "repair failed", e)
+
+    async def _nudge(self) -> None:
+        async with self.inflight.track():
+            try:
+                await self.nudges.run()
+            except Exception as e:
+                log_failure(log, "nudges failed", e)
 
     def busy(self) -> int:
         """Listener runs, reminders, repairs and background work in flight (tests wait

@@ -189,6 +189,13 @@ class Settings(DatabaseSettings):
     alert_rules: Annotated[list[AlertRule], NoDecode] = Field(default_factory=list)
     # Where triaged alerts are posted with Declare and Dismiss buttons.
     alerts_channel: str | None = None
+    # Nudges after the incident, each off at 0: a resolved incident without a postmortem
+    # draft, follow-ups nobody owns, an open incident gone quiet; archiving resolved
+    # incidents' channels (off unless set).
+    nudge_postmortem_hours: float = Field(default=24, ge=0, le=24 * 365)
+    nudge_follow_ups_hours: float = Field(default=24, ge=0, le=24 * 365)
+    nudge_inactive_days: float = Field(default=3, ge=0, le=365)
+    archive_after_days: float = Field(default=0, ge=0, le=3650)
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -351,6 +358,10 @@ HINTS = {
     "alert_webhook_token": "a random string of at least 16 characters",
     "alert_rules": 'a JSON list such as [{"match": {"service": "checkout"}, "severity": "SEV1"}]',
     "alerts_channel": "a channel ID such as C0123ABCD",
+    "nudge_postmortem_hours": "a number of hours, 0 to turn it off",
+    "nudge_follow_ups_hours": "a number of hours, 0 to turn it off",
+    "nudge_inactive_days": "a number of days, 0 to turn it off",
+    "archive_after_days": "a number of days, 0 (the default) to never archive",
 }
 
 

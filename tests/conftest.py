@@ -112,6 +112,7 @@ async def start_bot(fake: FakeSlack, database_url: str, transport: str) -> Async
         reminder_sync_seconds: float = 30.0,
         lease_seconds: float = 30.0,
         home_refresh_seconds: float = 5.0,
+        nudge_seconds: float = 300.0,
         **overrides: Any,
     ) -> Bot:
         socket = transport == "socket"
@@ -123,6 +124,7 @@ async def start_bot(fake: FakeSlack, database_url: str, transport: str) -> Async
             reminder_sync_seconds=reminder_sync_seconds,
             lease_seconds=lease_seconds,
             home_refresh_seconds=home_refresh_seconds,
+            nudge_seconds=nudge_seconds,
             # Reconnects are paced by the ping interval; a short one keeps tests fast.
             socket_ping_seconds=0.1,
             **({"clock": clock} if clock else {}),

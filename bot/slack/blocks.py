@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -541,3 +541,72 @@ def home_view(
             )
         body += _more(len(items) - HOME_LIST_MAX)
     return View(type="home", blocks=body)
+
+
+# --- nudges -------------------------------------------------------------------------------
+
+
+def _hours(hours: float) -> str:
+    if hours >= 48 and hours % 24 == 0:
+        return f"{int(hours // 24)} days"
+    return f"{hours:g} hour{'' if hours == 1 else 's'}"
+
+
+def nudge_postmortem(inc: Incident, commander: str, hours: float) -> tuple[str, list[Block]]:
+    text = (
+        f":memo: <@{commander}>, {inc.ref} was resolved {_hours(hours)} ago and has no "
+        "postmortem draft yet. The button below compiles one from this channel."
+    )
+    return text, [
+        SectionBlock(text=MarkdownTextObject(text=text)),
+        ActionsBlock(block_id="nudge_actions", elements=[postmortem_button(inc)]),
+    ]
+
+
+def nudge_follow_ups(
+    inc: Incident, commander: str, items: Sequence[str]
+) -> tuple[str, list[Block]]:
+    n = len(items)
+    head = (
+        f":bust_in_silhouette: <@{commander}>, {n} follow-up{'' if n == 1 else 's'} of "
+        f"{inc.ref} {'has' if n == 1 else 'have'} no owner:"
+    )
+    lines = [f"• {literal(one_line(t, 200))}" for t in items[:20]]
+    if n > 20:
+        lines.append(f"…and {n - 20} more")
+    body = "\n".join([head, *lines])
+    tail = "Anyone can take one from the bot's Home tab."
+    return f"{head} {tail}", [
+        SectionBlock(text=MarkdownTextObject(text=body[:SECTION_BODY_MAX])),
+        ContextBlock(elements=[MarkdownTextObject(text=tail)]),
+    ]
+
+
+def nudge_inactive(inc: Incident, commander: str, quiet: timedelta) -> tuple[str, list[Block]]:
+    days = quiet.total_seconds() / 86400
+    text = (
+        f":zzz: <@{commander}>, {inc.ref} has been open with no activity for "
+        f"{days:.0f} day{'' if round(days) == 1 else 's'}. Resolve it if it is over, or post "
+        "an update so people know where it stands."
+    )
+    return text, [
+        SectionBlock(text=MarkdownTextObject(text=text)),
+        ActionsBlock(
+            block_id="nudge_actions",
+            elements=[
+                ButtonElement(
+                    action_id=CARD_UPDATE, text="Post update", value=str(inc.id), style="primary"
+                ),
+                ButtonElement(action_id=CARD_RESOLVE, text="Resolve", value=str(inc.id)),
+            ],
+        ),
+    ]
+
+
+def archive_notice(inc: Incident, days: float) -> tuple[str, list[Block]]:
+    text = (
+        f":file_cabinet: {inc.ref} was resolved {days:g} day{'' if days == 1 else 's'} ago, so "
+        "this channel is archived now. Its timeline and postmortem stay with the bot; "
+        "unarchive the channel to talk here again."
+    )
+    return text, [SectionBlock(text=MarkdownTextObject(text=text))]

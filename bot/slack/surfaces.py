@@ -381,6 +381,19 @@ class Surfaces:
         log.info("joined the channel of %s again", inc.ref)
         return True
 
+    async def archive(self, inc: Incident) -> None:
+        """Archive the incident's channel on purpose (not a problem to report): recorded
+        first, so Slack's channel_archive event finds nothing to do."""
+        assert inc.channel_id
+        await self.store.save_fields(inc.pk, channel_state=ChannelState.archived.value)
+        try:
+            await self.client.conversations_archive(channel=inc.channel_id)
+        except SlackApiError as e:
+            if slack_error(e) != "already_archived":
+                await self.store.save_fields(inc.pk, channel_state=ChannelState.ok.value)
+                raise
+        inc.channel_state = ChannelState.archived.value
+
     async def channel_changed(self, inc: Incident, state: ChannelState) -> None:
         """The incident's channel was archived, unarchived, deleted or (re)joined."""
         await self.store.save_fields(

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import event, false, func, select, true, update
+from sqlalchemy import delete, event, false, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -265,33 +265,41 @@ class Store:
             )
             return {(i, k) for i, k in rows}
 
-    async def resolved_since(self, since: datetime) -> Sequence[Incident]:
+    async def resolved_between(self, start: datetime, end: datetime) -> Sequence[Incident]:
         async with self.sessions() as session:
             stmt = (
                 select(Incident)
                 .where(col(Incident.status) == Status.resolved.value)
-                .where(col(Incident.resolved_at) >= since)
-                .order_by(col(Incident.resolved_at).desc())
+                .where(col(Incident.resolved_at) >= start)
+                .where(col(Incident.resolved_at) <= end)
+                .order_by(col(Incident.resolved_at))
             )
             return (await session.execute(stmt)).scalars().all()
 
-    async def resolved_before(self, before: datetime) -> Sequence[Incident]:
+    async def all_open(self) -> Sequence[Incident]:
         async with self.sessions() as session:
-            stmt = (
-                select(Incident)
-                .where(col(Incident.status) == Status.resolved.value)
-                .where(col(Incident.resolved_at) <= before)
-            )
+            stmt = select(Incident).where(col(Incident.status) != Status.resolved.value)
             return (await session.execute(stmt)).scalars().all()
+
+    async def forget_nudge(self, incident_id: int, kind: str) -> None:
+        """A nudge Slack did not take for a passing reason: the next pass tries again."""
+        async with self.session() as session:
+            await session.execute(
+                delete(Nudge)
+                .where(col(Nudge.incident_id) == incident_id)
+                .where(col(Nudge.kind) == kind)
+            )
 
     async def last_activity(self, incident_ids: Sequence[int]) -> dict[int, datetime]:
-        """The time of each incident's latest timeline entry."""
+        """The time of each incident's latest timeline entry a person caused (reminders
+        and alerts are not activity)."""
         if not incident_ids:
             return {}
         async with self.sessions() as session:
             rows = await session.execute(
                 select(col(TimelineEntry.incident_id), func.max(col(TimelineEntry.happened_at)))
                 .where(col(TimelineEntry.incident_id).in_(sorted(incident_ids)))
+                .where(col(TimelineEntry.kind).not_in(["reminder", "alert"]))
                 .group_by(col(TimelineEntry.incident_id))
             )
             return {i: at for i, at in rows}

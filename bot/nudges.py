@@ -1,0 +1,142 @@
+"""Nudges that close the loop after (or during a quiet) incident, each once per incident:
+
+- postmortem: resolved NUDGE_POSTMORTEM_HOURS ago and no postmortem draft yet;
+- follow_ups: resolved NUDGE_FOLLOW_UPS_HOURS ago with open follow-ups nobody owns;
+- inactive: open with no activity by a person for NUDGE_INACTIVE_DAYS;
+- archive: resolved ARCHIVE_AFTER_DAYS ago (off by default): a closing message, then the
+  channel is archived.
+
+A periodic pass finds what is due from the database; a nudge is recorded (one row per
+incident and kind, whichever process gets there first) before it goes out, so none is sent
+twice. One Slack refused for a passing reason is forgotten and tried on the next pass.
+Drills get no nudges about their aftermath, and incidents resolved long before the due
+time (a bot installed or turned on later) are left alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.models.blocks import Block
+
+from bot.errors import log_failure, slack_error
+from bot.settings import Settings
+from bot.slack import blocks
+from bot.slack.surfaces import Surfaces
+from bot.store import FollowUp, Incident, Store, utcnow
+from bot.store.claims import Clock
+
+log = logging.getLogger(__name__)
+
+# How far back a pass looks past each due time: older incidents are not nudged at all.
+LOOK_BACK = timedelta(days=30)
+# Slack errors that will not pass by retrying: the nudge stays recorded as given up.
+FINAL = {"channel_not_found", "is_archived", "not_in_channel", "missing_scope", "restricted_action"}
+
+
+class Nudges:
+    def __init__(
+        self, settings: Settings, store: Store, surfaces: Surfaces, *, clock: Clock = utcnow
+    ):
+        self.settings = settings
+        self.store = store
+        self.surfaces = surfaces
+        self.clock = clock
+
+    async def run(self) -> None:
+        """One pass over every kind that is switched on."""
+        s = self.settings
+        for kind, after, check in (
+            ("postmortem", timedelta(hours=s.nudge_postmortem_hours), self._postmortem),
+            ("follow_ups", timedelta(hours=s.nudge_follow_ups_hours), self._follow_ups),
+            ("archive", timedelta(days=s.archive_after_days), self._archive),
+        ):
+            if after > timedelta(0):
+                await self._after_resolution(kind, after, check)
+        if s.nudge_inactive_days > 0:
+            await self._inactive(timedelta(days=s.nudge_inactive_days))
+
+    async def _after_resolution(
+        self, kind: str, after: timedelta, check: Callable[[Incident], Awaitable[bool]]
+    ) -> None:
+        now = self.clock()
+        due = await self.store.resolved_between(now - after - LOOK_BACK, now - after)
+        done = await self.store.nudged([kind])
+        for inc in due:
+            if (inc.pk, kind) in done or not inc.channel_usable:
+                continue
+            if kind != "archive" and inc.drill:
+                continue
+            await check(inc)
+
+    async def _once(self, inc: Incident, kind: str, send: Callable[[], Awaitable[None]]) -> bool:
+        """Send once: recorded first, forgotten again if Slack fails for a passing reason."""
+        if not await self.store.claim_nudge(inc.pk, kind, self.clock()):
+            return False
+        try:
+            await send()
+        except SlackApiError as e:
+            if slack_error(e) not in FINAL:
+                await self.store.forget_nudge(inc.pk, kind)
+            log_failure(log, f"could not send the {kind} nudge of {inc.ref}", e)
+            return False
+        except Exception as e:
+            await self.store.forget_nudge(inc.pk, kind)
+            log_failure(log, f"could not send the {kind} nudge of {inc.ref}", e)
+            return False
+        log.info("sent the %s nudge of %s", kind, inc.ref)
+        return True
+
+    async def _commander(self, inc: Incident) -> str:
+        roles = await self.store.roles(inc.pk)
+        return roles.get("commander") or inc.declared_by
+
+    async def _postmortem(self, inc: Incident) -> bool:
+        if inc.pk in await self.store.postmortem_ids([inc.pk]):
+            return False
+        commander = await self._commander(inc)
+        text, body = blocks.nudge_postmortem(inc, commander, self.settings.nudge_postmortem_hours)
+        return await self._once(inc, "postmortem", lambda: self._post(inc, text, body))
+
+    async def _follow_ups(self, inc: Incident) -> bool:
+        async with self.store.sessions() as session:
+            items = await self.store.all_of(session, FollowUp, inc.pk)
+        unowned = [f for f in items if f.owner is None and f.done_at is None]
+        if not unowned:
+            return False
+        commander = await self._commander(inc)
+        text, body = blocks.nudge_follow_ups(inc, commander, [f.text for f in unowned])
+        return await self._once(inc, "follow_ups", lambda: self._post(inc, text, body))
+
+    async def _inactive(self, after: timedelta) -> None:
+        now = self.clock()
+        open_ = [i for i in await self.store.all_open() if i.channel_usable and not i.drill]
+        done = await self.store.nudged(["inactive"])
+        active = await self.store.last_activity([i.pk for i in open_])
+        for inc in open_:
+            if (inc.pk, "inactive") in done:
+                continue
+            last = max(filter(None, (inc.declared_at, inc.last_update_at, active.get(inc.pk))))
+            if now - last < after:
+                continue
+            await self._quiet(inc, now - last)
+
+    async def _quiet(self, inc: Incident, quiet: timedelta) -> bool:
+        commander = await self._commander(inc)
+        text, body = blocks.nudge_inactive(inc, commander, quiet)
+        return await self._once(inc, "inactive", lambda: self._post(inc, text, body))
+
+    async def _archive(self, inc: Incident) -> bool:
+        text, body = blocks.archive_notice(inc, self.settings.archive_after_days)
+
+        async def close() -> None:
+            await self._post(inc, text, body)
+            await self.surfaces.archive(inc)
+
+        return await self._once(inc, "archive", close)
+
+    async def _post(self, inc: Incident, text: str, body: list[Block]) -> None:
+        await self.surfaces.post(inc, text, body)

@@ -1,0 +1,151 @@
+"""Nudges after the incident: each fires once at its time (an injected clock), not before and
+not again, with two processes on one database too; switched off at 0."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tests.support import ALICE, BOB, GENERAL, Bot, StartBot, human_messages, until
+
+T0 = datetime.now(UTC).replace(microsecond=0)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def to(self, delta: timedelta) -> None:
+        self.now = T0 + delta
+
+
+NUDGES = {
+    "nudge_postmortem_hours": 24,
+    "nudge_follow_ups_hours": 24,
+    "nudge_inactive_days": 3,
+    "archive_after_days": 7,
+}
+
+
+def said(bot: Bot, inc: Any, words: str) -> list[str]:
+    return [t for t in human_messages(bot, inc.channel_id) if words in t]
+
+
+async def passes(bot: Bot, n: int = 3) -> None:
+    """Let the periodic pass (every 0.3 s here) run a few times."""
+    await asyncio.sleep(0.3 * n + 0.1)
+    await bot.settled()
+
+
+async def test_each_nudge_fires_once_at_its_time(start_bot: StartBot) -> None:
+    clock = Clock()
+    bot = await start_bot(clock=clock, nudge_seconds=0.3, **NUDGES)
+    # A second process on the same database runs the same passes.
+    other = await start_bot(clock=clock, nudge_seconds=0.3, **NUDGES)
+
+    await bot.slack.command("declare sev2 Cache stampede", user=ALICE, channel=GENERAL)
+    resolved = await bot.wait_provisioned(1)
+    await bot.ask("action Add jitter to cache expiry", user=ALICE, channel=resolved.channel_id)
+    await bot.ask(f"action Load test <@{BOB}>", user=ALICE, channel=resolved.channel_id)
+    await bot.ask("resolve Expiry spread out", user=ALICE, channel=resolved.channel_id)
+
+    await bot.slack.command("declare sev3 Written up", user=ALICE, channel=GENERAL)
+    written = await bot.wait_provisioned(2)
+    await bot.ask("resolve Done", user=ALICE, channel=written.channel_id)
+    await bot.ask("postmortem", user=ALICE, channel=written.channel_id)
+
+    await bot.slack.command("declare sev3 Forgotten", user=ALICE, channel=GENERAL)
+    quiet = await bot.wait_provisioned(3)
+    await bot.slack.command("declare sev3 Still worked on", user=ALICE, channel=GENERAL)
+    busy = await bot.wait_provisioned(4)
+    await bot.slack.command("declare --drill sev3 Game day", user=ALICE, channel=GENERAL)
+    drill = await bot.wait_provisioned(5)
+    await bot.ask("resolve Practice over", user=ALICE, channel=drill.channel_id)
+    await bot.settled()
+
+    # Not yet: a day is not over.
+    clock.to(timedelta(hours=23, minutes=59))
+    await passes(bot)
+    assert not said(bot, resolved, "no postmortem draft")
+    assert not said(bot, resolved, "no owner")
+
+    clock.to(timedelta(hours=24, minutes=1))
+    await until(lambda: said(bot, resolved, "no postmortem draft"), message="postmortem nudge")
+    await until(lambda: said(bot, resolved, "no owner"), message="follow-up nudge")
+    await passes(bot)
+    [nudge] = said(bot, resolved, "no postmortem draft")
+    assert f"<@{ALICE}>" in nudge and "INC-1 was resolved 24 hours ago" in nudge
+    [owners] = said(bot, resolved, "no owner")
+    assert "1 follow-up of INC-1 has no owner" in owners
+    # The one with a draft, and the drill, are left alone.
+    assert not said(bot, written, "no postmortem draft")
+    assert not said(bot, drill, "no postmortem draft")
+
+    # A note keeps INC-4 active; INC-3 goes quiet for three days.
+    clock.to(timedelta(days=2))
+    await bot.ask("note Still digging into the slow queries", user=ALICE, channel=busy.channel_id)
+    clock.to(timedelta(days=3, minutes=1))
+    await until(lambda: said(bot, quiet, "no activity"), message="inactivity nudge")
+    await passes(bot)
+    [idle] = said(bot, quiet, "no activity")
+    assert "INC-3 has been open with no activity for 3 days" in idle
+    assert not said(bot, busy, "no activity")
+
+    # A week after resolution: a closing message, then the channel is archived.
+    clock.to(timedelta(days=7, minutes=1))
+    for inc in (resolved, written, drill):
+        await until(lambda i=inc: bot.fake.channels[i.channel_id].is_archived, message="archived")
+    await passes(bot)
+    for inc in (resolved, written, drill):
+        assert len(said(bot, inc, "this channel is archived now")) == 1
+    assert not bot.fake.channels[quiet.channel_id].is_archived
+    stored = {i.number: i for i in await bot.incidents()}
+    assert stored[1].channel_state == "archived"
+    # Nothing was sent twice by either process.
+    assert len(said(bot, resolved, "no postmortem draft")) == 1
+    assert len(said(bot, quiet, "no activity")) == 1
+    # Both processes ran passes all along.
+    assert other.app.scheduler.get_job("nudges") is not None
+
+
+async def test_nudges_switched_off_send_nothing(start_bot: StartBot) -> None:
+    clock = Clock()
+    bot = await start_bot(
+        clock=clock,
+        nudge_seconds=0.3,
+        nudge_postmortem_hours=0,
+        nudge_follow_ups_hours=0,
+        nudge_inactive_days=0,
+    )
+    await bot.slack.command("declare sev2 Left alone", user=ALICE, channel=GENERAL)
+    inc = await bot.wait_provisioned(1)
+    await bot.ask("action Something nobody owns", user=ALICE, channel=inc.channel_id)
+    await bot.slack.command("declare sev2 Resolved", user=ALICE, channel=GENERAL)
+    done = await bot.wait_provisioned(2)
+    await bot.ask("resolve ok", user=ALICE, channel=done.channel_id)
+    clock.to(timedelta(days=60))
+    await passes(bot, 4)
+    for i in (inc, done):
+        texts = human_messages(bot, i.channel_id)
+        assert not [t for t in texts if "no postmortem" in t or "no activity" in t]
+        assert not bot.fake.channels[i.channel_id].is_archived
+
+
+async def test_a_nudge_slack_refused_for_a_moment_is_sent_on_a_later_pass(
+    start_bot: StartBot,
+) -> None:
+    clock = Clock()
+    bot = await start_bot(clock=clock, nudge_seconds=0.3, nudge_inactive_days=1)
+    await bot.slack.command("declare sev2 Quiet one", user=ALICE, channel=GENERAL)
+    inc = await bot.wait_provisioned(1)
+    await bot.settled()
+    # Slack fails the post (and slack_sdk's retries) once.
+    bot.fake.fail("chat.postMessage", status=500, times=4)
+    clock.to(timedelta(days=1, minutes=1))
+    await until(lambda: said(bot, inc, "no activity"), timeout=15, message="sent later")
+    await passes(bot)
+    assert len(said(bot, inc, "no activity")) == 1
