@@ -140,6 +140,15 @@ async def test_an_incident_from_declaration_to_postmortem_in_the_browser(
 
     await _screenshot(card)
 
+    # The App Home: the open incident (Bob commands it now), with the Declare button.
+    await p.get_by_role("button", name="🏠 Home").click()
+    home = p.get_by_role("region", name="Conversation")
+    await expect(home).to_contain_text("Open incidents (1)", timeout=10_000)
+    await expect(home).to_contain_text("INC-1 Checkout is slow")
+    await expect(home).to_contain_text("Commander @Bob Baker")
+    await expect(home.get_by_role("button", name="Declare incident")).to_be_visible()
+    await p.get_by_role("button", name=re.compile("inc-1-checkout-is-slow")).click()
+
     # Resolve through the confirmation modal, then compile the postmortem and open it.
     await card.get_by_role("button", name="Resolve").click()
     dialog = p.get_by_role("dialog")

@@ -49,6 +49,7 @@ class Page:
             "close": self.close,
             "react": self.react,
             "shortcut": self.shortcut,
+            "home": self.home,
         }.items():
             app.router.add_post(f"/sandbox/{name}", self._guard(handler))
 
@@ -121,6 +122,8 @@ class Page:
             "channels": channels,
             "messages": messages,
             "views": fake.view_stack(user),
+            # The bot's App Home as published for this person (None until first opened).
+            "home": fake.views.get(fake.home_views.get(user, "")),
             "files": files,
         }
         return web.json_response(body, dumps=_dumps)
@@ -174,6 +177,14 @@ class Page:
                 user=user, channel=channel, text=text, thread_ts=body.get("thread_ts") or None
             )
         return {"status": reply.status, "answer": reply.json if reply.status == 200 else None}
+
+    async def home(self, body: JsonDict) -> JsonDict:
+        """The person opens the bot's Home tab: Slack's app_home_opened event."""
+        user = str(body["user"])
+        reply = await self._sender.event(
+            {"type": "app_home_opened", "user": user, "channel": f"D{user[1:]}", "tab": "home"}
+        )
+        return {"status": reply.status}
 
     def _join(self, user: str, channel: str) -> None:
         ch = self.fake.channels[channel]

@@ -4,6 +4,8 @@
 
 const state = { user: null, channel: "C0GENERAL", data: null, shown: {}, view: null };
 const $ = (id) => document.getElementById(id);
+// The nav entry for the bot's App Home tab (not a channel).
+const HOME = "home";
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -327,14 +329,30 @@ function render() {
     people.replaceChildren(...data.people.map((p) => el("option", { value: p.id, selected: p.id === state.user }, p.name)));
   }
   if (changed("channels", [data.channels, state.channel])) {
-    $("channels").replaceChildren(...data.channels.map((c) => el("li", {},
+    const home = el("li", {},
+      el("button", { type: "button", "aria-current": state.channel === HOME ? "true" : "false", onclick: () => select(HOME) },
+        "🏠 Home"));
+    $("channels").replaceChildren(home, ...data.channels.map((c) => el("li", {},
       el("button", { type: "button", "aria-current": c.id === state.channel ? "true" : "false", onclick: () => select(c.id) },
         c.im ? c.name : `${c.private ? "🔒" : "#"} ${c.name}${c.archived ? " (archived)" : ""}`))));
   }
+  $("composer").hidden = state.channel === HOME;
+  if (state.channel === HOME) {
+    $("channel-title").textContent = "Incident bot · Home";
+    $("channel-topic").textContent = "The bot's App Home tab, as you see it";
+    if (changed("messages", [HOME, data.home])) {
+      const where = { view: data.home?.id };
+      $("messages").replaceChildren(data.home
+        ? el("div", { class: "home" }, (data.home.blocks || []).map((b) => renderBlock(b, where)).filter(Boolean))
+        : el("p", {}, "Opening…"));
+    }
+  }
   const current = data.channels.find((c) => c.id === state.channel);
-  $("channel-title").textContent = current ? (current.im ? current.name : `#${current.name}`) : "";
-  $("channel-topic").innerHTML = current ? mrkdwn(current.topic) : "";
-  if (changed("messages", [state.channel, data.messages, data.files])) {
+  if (state.channel !== HOME) {
+    $("channel-title").textContent = current ? (current.im ? current.name : `#${current.name}`) : "";
+    $("channel-topic").innerHTML = current ? mrkdwn(current.topic) : "";
+  }
+  if (state.channel !== HOME && changed("messages", [state.channel, data.messages, data.files])) {
     const pane = $("messages");
     const atBottom = pane.scrollHeight - pane.scrollTop - pane.clientHeight < 40;
     pane.replaceChildren(...data.messages.map((m) => renderMessage(m, false)));
@@ -356,6 +374,8 @@ async function poll() {
 function select(channel) {
   state.channel = channel;
   notice("");
+  // Opening the Home tab is an event Slack sends the bot, every time.
+  if (channel === HOME) api("home", {});
   poll();
 }
 
@@ -376,6 +396,7 @@ $("message").addEventListener("keydown", (event) => {
 $("acting-as").addEventListener("change", (event) => {
   state.user = event.target.value;
   state.shown = {};
+  if (state.channel === HOME) api("home", {});
   poll();
 });
 
