@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 # Whose Home follows changes: people who opened it within this long.
 VIEWERS_WITHIN = timedelta(days=30)
 RECENTLY_RESOLVED = 8
+# How often the viewer list is read again (people who opened the Home in another process).
+VIEWERS_REREAD_SECONDS = 30.0
 
 
 class Home:
@@ -58,9 +60,14 @@ class Home:
         self._last: dict[str, float] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._closed = False
+        # Who opened the Home lately, as last read (None: not read yet).
+        self._viewers: set[str] | None = None
+        self._viewers_read = -math.inf
 
     async def opened(self, user_id: str, team_id: str) -> None:
         await self.store.home_opened(user_id, team_id, self.clock())
+        if self._viewers is not None:
+            self._viewers.add(user_id)
         self.refresh(user_id)
 
     def refresh(self, user_id: str) -> None:
@@ -101,13 +108,27 @@ class Home:
         self._timers.clear()
 
     def changed(self, incident: Incident) -> None:
-        """An incident changed: the Homes of people who may see it follow."""
+        """An incident changed: the Homes of people who may see it follow. Costs nothing
+        while nobody (known to this process) looks at the Home."""
+        if self._viewers is not None and not self._viewers and not self._viewers_stale():
+            return
         self.inflight.spawn(self._changed(incident))
+
+    def _viewers_stale(self) -> bool:
+        return time.monotonic() - self._viewers_read >= VIEWERS_REREAD_SECONDS
+
+    async def viewers(self) -> set[str]:
+        """Who opened the Home lately: read from the database now and then (other
+        processes' viewers), this process's own added as they open it."""
+        if self._viewers is None or self._viewers_stale():
+            self._viewers_read = time.monotonic()
+            since = self.clock() - VIEWERS_WITHIN
+            self._viewers = set(await self.store.home_viewers(since))
+        return self._viewers
 
     async def _changed(self, incident: Incident) -> None:
         try:
-            viewers = await self.store.home_viewers(self.clock() - VIEWERS_WITHIN)
-            for user_id in viewers:
+            for user_id in sorted(await self.viewers()):
                 if await self.find.may_see(incident, user_id):
                     self.refresh(user_id)
         except Exception as e:

@@ -31,15 +31,20 @@ class Timeline:
 
     async def person_spoke(self, channel_id: str, user: str, ts: str) -> None:
         """A person's message somewhere: in an incident's channel, the first one by someone
-        other than the declarer is its first response. Channels known to have one are not
-        asked about again."""
+        other than the declarer is its first response. Only a read for other channels and
+        messages; channels known to have their response are not looked at again."""
         if channel_id in self._responded:
             return
         try:
             at = datetime.fromtimestamp(float(ts), UTC)
         except (TypeError, ValueError):
             return
-        if await self.store.responded_in_channel(channel_id, user, at):
+        incident = await self.store.incident_by_channel(channel_id)
+        if incident is None or incident.declared_by == user:
+            return
+        if incident.responded_at is not None or await self.store.responded_in_channel(
+            channel_id, user, at
+        ):
             self._responded.add(channel_id)
 
     async def add_message(

@@ -211,7 +211,10 @@ def _watch(engine: AsyncEngine, progress: _Progress, timeout: float) -> None:
 
     @event.listens_for(sync, "rollback")
     def _rollback(conn: Connection) -> None:
-        conn.info.pop("wrote", None)
+        # A connection lost mid-statement (a cancelled task) cannot be asked for its info;
+        # it is discarded anyway, and what it wrote was not committed.
+        with contextlib.suppress(sa_exc.SQLAlchemyError):
+            conn.info.pop("wrote", None)
 
     @event.listens_for(sync, "handle_error")
     def _translate(ctx: ExceptionContext) -> BaseException | None:
