@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import random
 import re
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -282,12 +281,10 @@ async def test_name_lookups_overlap_a_few_at_a_time(fake: FakeSlack) -> None:
         fake.add_user(uid, uid.lower())
     fake.set_delay("users.info", 0.1)
     directory = Directory(client_for(fake))
-    started = time.perf_counter()
     people = await directory.people(ids)
-    elapsed = time.perf_counter() - started
     assert all(p.known for p in people.values())
-    # 40 lookups of 0.1 s each: 8 at a time take 0.5 s; one at a time would take 4 s.
-    assert 0.45 <= elapsed < 3.0, elapsed
+    # 40 lookups of 0.1 s each overlap: eight at a time, never more.
+    assert fake.most_at_once("users.info") == 8
 
 
 # ---------------------------------------------------------------------------------------------
@@ -715,7 +712,8 @@ def test_same_facts_give_the_same_bytes() -> None:
         assert render(story_facts(**parts)) == first
 
 
-def test_a_big_channel_renders_fast() -> None:
+def test_a_big_channel_renders_every_message() -> None:
+    # How fast is measured side by side in bench/ (figure 3), not against a wall clock here.
     messages: list[dict[str, Any]] = []
     people = [ALICE, BOB, CAROL]
     for i in range(10_000 - 300 * 10):
@@ -727,12 +725,9 @@ def test_a_big_channel_renders_fast() -> None:
             msg(t * 2 + r / 100 + 0.001, people[r % 3], f"reply {t}.{r}", thread_ts=parent["ts"])
             for r in range(10)
         ]
-    facts = facts_for(messages)
-    started = time.perf_counter()
-    md = render(facts)
-    elapsed = time.perf_counter() - started
+    md = render(facts_for(messages))
     assert md.count("↳") == 3_000 and md.count("💬") == 7_000
-    assert elapsed < 1.0, f"rendering took {elapsed:.2f} s"
+    assert md.count("@Bob Baker and `code`") == 7_000
 
 
 def test_the_draft_check_notices_what_a_reader_would() -> None:
