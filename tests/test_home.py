@@ -182,3 +182,9 @@ async def test_follow_ups_are_taken_and_done_from_the_home(start_bot: StartBot) 
     assert done == []
     [follow_up] = [f for _, _, fs in await bot.store.history(None) for f in fs if f.owner == CAROL]
     assert follow_up.done_by == CAROL and follow_up.done_at is not None
+    # The postmortem ticks it off.
+    await bot.ask("postmortem", user=ALICE, channel=inc.channel_id)
+    draft = await bot.store.latest_postmortem(inc.pk)
+    assert draft is not None
+    assert "- [x] Add jitter to cache expiry (owner: Carol Chen)" in draft.markdown
+    assert "- [ ] Load test the cache (owner: Bob Baker)" in draft.markdown

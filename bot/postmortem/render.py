@@ -816,7 +816,8 @@ class _Renderer:
             owner = f"(owner: {self.name(f.owner)})" if f.owner else "(no owner yet)"
             lines = _block(f.text) or ["*(no text)*"]
             lines[-1] += f" {owner}"
-            out.append(f"- [ ] {lines[0]}")
+            # Done ones are ticked, as a task list shows them.
+            out.append(f"- [{'x' if f.done_at else ' '}] {lines[0]}")
             out += ["  " + line if line else "" for line in lines[1:]]
         return out
 
