@@ -5,6 +5,7 @@ anyone to retry a change that was stored."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from tests.support import (
@@ -265,12 +266,15 @@ async def test_reminders_pass_over_a_deactivated_comms_lead(start_bot: StartBot)
     await bot.ask("comms @bob", user=ALICE, channel=inc.channel_id)
     bot.fake.users[BOB]["deleted"] = True
     await bot.slack.event({"type": "user_change", "user": dict(bot.fake.users[BOB])})
+    await bot.settled()
+    # A reminder sent from now on (one may have gone out to Bob before he left).
+    since = time.time()
     reminder = await until(
         lambda: next(
             (
                 m
                 for m in bot.fake.messages(inc.channel_id, include_system=False)
-                if "needs a status update" in m.get("text", "")
+                if "needs a status update" in m.get("text", "") and float(m["ts"]) > since
             ),
             None,
         ),
