@@ -63,6 +63,7 @@ class Home:
         # Who opened the Home lately, as last read (None: not read yet).
         self._viewers: set[str] | None = None
         self._viewers_read = -math.inf
+        self._reading = asyncio.Lock()
 
     async def opened(self, user_id: str, team_id: str) -> None:
         await self.store.home_opened(user_id, team_id, self.clock())
@@ -120,11 +121,12 @@ class Home:
     async def viewers(self) -> set[str]:
         """Who opened the Home lately: read from the database now and then (other
         processes' viewers), this process's own added as they open it."""
-        if self._viewers is None or self._viewers_stale():
-            self._viewers_read = time.monotonic()
-            since = self.clock() - VIEWERS_WITHIN
-            self._viewers = set(await self.store.home_viewers(since))
-        return self._viewers
+        async with self._reading:  # one read at a time; those waiting use its answer
+            if self._viewers is None or self._viewers_stale():
+                self._viewers_read = time.monotonic()
+                since = self.clock() - VIEWERS_WITHIN
+                self._viewers = set(await self.store.home_viewers(since))
+            return self._viewers
 
     async def _changed(self, incident: Incident) -> None:
         try:

@@ -130,13 +130,15 @@ class Nudges:
         return await self._once(inc, "inactive", lambda: self._post(inc, text, body))
 
     async def _archive(self, inc: Incident) -> bool:
+        """The closing message, then the archive: two steps recorded apart, so a retry of
+        the archive never posts the message again."""
         text, body = blocks.archive_notice(inc, self.settings.archive_after_days)
-
-        async def close() -> None:
-            await self._post(inc, text, body)
-            await self.surfaces.archive(inc)
-
-        return await self._once(inc, "archive", close)
+        told = (inc.pk, "archive_notice") in await self.store.nudged(["archive_notice"])
+        if not told and not await self._once(
+            inc, "archive_notice", lambda: self._post(inc, text, body)
+        ):
+            return False
+        return await self._once(inc, "archive", lambda: self.surfaces.archive(inc))
 
     async def _post(self, inc: Incident, text: str, body: list[Block]) -> None:
         await self.surfaces.post(inc, text, body)
