@@ -313,6 +313,8 @@ class _Renderer:
             bots=facts.bots,
         )
         self.apps = set(facts.apps) | {SLACKBOT, facts.bot_user_id}
+        self._kinds: dict[int, tuple[Mapping[str, Any], str]] = {}
+        self._escaped: dict[str, str] = {}
         self.severity_rank = {s.name: i for i, s in enumerate(facts.severities)}
         self.severity_label = {s.name: s.label for s in facts.severities}
         self.timeline = sorted(facts.timeline, key=self._entry_key)
@@ -372,7 +374,14 @@ class _Renderer:
         return out
 
     def kind(self, msg: Mapping[str, Any]) -> str:
-        return _kind(msg, self.f.bot_user_id, self.f.bot_id)
+        # Asked several times per message. The cache holds the message itself, so its id
+        # cannot be reused by another while the renderer lives.
+        held = self._kinds.get(id(msg))
+        if held is not None and held[0] is msg:
+            return held[1]
+        kind = _kind(msg, self.f.bot_user_id, self.f.bot_id)
+        self._kinds[id(msg)] = (msg, kind)
+        return kind
 
     def _shown(self, msg: Mapping[str, Any], ts: str) -> bool:
         """People's messages and one-line events; an app's message once someone pinned it."""
@@ -395,10 +404,17 @@ class _Renderer:
         return content.UNKNOWN_APP if user_id.startswith("B") else content.UNKNOWN_PERSON
 
     def name(self, user_id: str | None) -> str:
-        return markdown_escape(self.raw_name(user_id))
+        return self.escaped(self.raw_name(user_id))
 
     def author(self, msg: Mapping[str, Any]) -> str:
-        return markdown_escape(content.author_of(msg, self.content_names))
+        return self.escaped(content.author_of(msg, self.content_names))
+
+    def escaped(self, name: str) -> str:
+        """A name escaped for Markdown; the same few names come up for every message."""
+        found = self._escaped.get(name)
+        if found is None:
+            found = self._escaped[name] = markdown_escape(name)
+        return found
 
     def severity(self, name: str) -> str:
         label = self.severity_label.get(name)
