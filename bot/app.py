@@ -468,7 +468,11 @@ class BotApp:
             await self._runner.shutdown()
         await self.inflight.wait(grace)
         if self.scheduler.running:
+            # Cancels a job that started meanwhile; it unwinds (and gives its database
+            # connection back) below, before the database is closed.
             self.scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)
+            await self.inflight.wait(2.0)
         if self._socket is not None:
             with contextlib.suppress(Exception):
                 await self._socket.close()

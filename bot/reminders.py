@@ -91,8 +91,8 @@ class Reminders:
         )
 
     async def sync(self) -> None:
-        # Counted as work in flight: a stop waits for it before the database closes.
-        async with self.inflight.track():
+        # A stop waits for it before the database closes.
+        async with self.inflight.housekeeping():
             try:
                 for incident in await self.store.reminder_due_times():
                     await self.schedule(incident)

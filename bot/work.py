@@ -16,9 +16,23 @@ T = TypeVar("T")
 class InFlight:
     def __init__(self) -> None:
         self._tasks: dict[asyncio.Task[Any], int] = {}
+        # Housekeeping a stop waits for but that is not work anyone is waiting on (the
+        # periodic look at due times): left out of count(), so it never looks busy.
+        self._housekeeping: set[asyncio.Task[Any]] = set()
 
     def count(self) -> int:
         return sum(self._tasks.values())
+
+    @asynccontextmanager
+    async def housekeeping(self) -> AsyncIterator[None]:
+        """Let a stop wait for the current task's block, without counting it as work."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._housekeeping.add(task)
+        try:
+            yield
+        finally:
+            self._housekeeping.discard(task)
 
     @asynccontextmanager
     async def track(self) -> AsyncIterator[None]:
@@ -59,7 +73,9 @@ class InFlight:
     async def wait(self, grace: float) -> None:
         """Wait for the work in flight (not the caller's own) to end; cancel what is left."""
         current = asyncio.current_task()
-        pending = [t for t in self._tasks if t is not current and not t.done()]
+        pending = [
+            t for t in (*self._tasks, *self._housekeeping) if t is not current and not t.done()
+        ]
         if not pending:
             return
         _, late = await asyncio.wait(pending, timeout=grace)
