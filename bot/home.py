@@ -14,6 +14,7 @@ import math
 import time
 from datetime import timedelta
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import BadInput, log_failure
@@ -32,6 +33,8 @@ VIEWERS_WITHIN = timedelta(days=30)
 RECENTLY_RESOLVED = 8
 # How often the viewer list is read again (people who opened the Home in another process).
 VIEWERS_REREAD_SECONDS = 30.0
+# How long a private channel's members are trusted for what a Home lists.
+MEMBERS_KEPT_SECONDS = 30.0
 
 
 class Home:
@@ -64,6 +67,8 @@ class Home:
         self._viewers: set[str] | None = None
         self._viewers_read = -math.inf
         self._reading = asyncio.Lock()
+        # Private channels' members as last asked, and until when to trust them.
+        self._members: dict[str, tuple[float, set[str]]] = {}
 
     async def opened(self, user_id: str, team_id: str) -> None:
         await self.store.home_opened(user_id, team_id, self.clock())
@@ -131,7 +136,7 @@ class Home:
     async def _changed(self, incident: Incident) -> None:
         try:
             for user_id in sorted(await self.viewers()):
-                if await self.find.may_see(incident, user_id):
+                if await self._sees(incident, user_id):
                     self.refresh(user_id)
         except Exception as e:
             log_failure(log, "could not refresh App Homes", e)
@@ -164,7 +169,19 @@ class Home:
         await self.client.views_publish(user_id=user_id, view=view)
 
     async def _sees(self, incident: Incident, user_id: str) -> bool:
-        return await self.find.may_see(incident, user_id)
+        """What `Finder.may_see` says, with private channels' members kept for a little
+        while: a Home lists every incident for every viewer, and is published often."""
+        if not incident.private or not incident.channel_id:
+            return await self.find.may_see(incident, user_id)
+        now = time.monotonic()
+        held = self._members.get(incident.channel_id)
+        if held is None or held[0] <= now:
+            try:
+                members = await self.directory.members(incident.channel_id)
+            except SlackApiError:
+                return False  # when in doubt, a private incident stays hidden
+            held = self._members[incident.channel_id] = (now + MEMBERS_KEPT_SECONDS, members)
+        return user_id in held[1]
 
     # --- follow-ups from the Home ------------------------------------------------------
 
