@@ -7,6 +7,7 @@ cursors and its retry handlers take care of rate limits.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -21,6 +22,10 @@ REPLIES_CONCURRENCY = 4
 Message = dict[str, Any]
 
 
+# Told about each batch of messages as it arrives (a page of history, a thread's replies).
+OnMessages = Callable[[list[Message]], None]
+
+
 async def _replies(client: AsyncWebClient, channel_id: str, thread_ts: str) -> list[Message]:
     replies: list[Message] = []
     async for page in await client.conversations_replies(
@@ -32,15 +37,22 @@ async def _replies(client: AsyncWebClient, channel_id: str, thread_ts: str) -> l
     return replies
 
 
-async def fetch_history(client: AsyncWebClient, channel_id: str) -> list[Message]:
-    """Every top-level message, oldest first, with thread replies as ``msg["replies"]``."""
+async def fetch_history(
+    client: AsyncWebClient, channel_id: str, on_messages: OnMessages | None = None
+) -> list[Message]:
+    """Every top-level message, oldest first, with thread replies as ``msg["replies"]``.
+    `on_messages` hears of each page and each thread's replies as they arrive."""
     messages: list[Message] = []
     seen: set[str] = set()
     async for page in await client.conversations_history(channel=channel_id, limit=PAGE_LIMIT):
+        fresh = []
         for msg in page.get("messages") or []:
             if msg.get("ts") not in seen:
                 seen.add(msg.get("ts"))
-                messages.append(msg)
+                fresh.append(msg)
+        messages.extend(fresh)
+        if on_messages is not None:
+            on_messages(fresh)
     # Slack pages newest first.
     messages.sort(key=lambda m: ts_key(m.get("ts")))
 
@@ -48,7 +60,10 @@ async def fetch_history(client: AsyncWebClient, channel_id: str) -> list[Message
 
     async def attach(msg: Message) -> None:
         async with limit:
-            msg["replies"] = await _replies(client, channel_id, msg["ts"])
+            replies = await _replies(client, channel_id, msg["ts"])
+        if on_messages is not None:
+            on_messages(replies)
+        msg["replies"] = replies
 
     threads = [m for m in messages if (m.get("reply_count") or 0) > 0]
     # A TaskGroup cancels the other fetches as soon as one fails.
