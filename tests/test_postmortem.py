@@ -753,9 +753,7 @@ def test_the_draft_check_notices_what_a_reader_would() -> None:
             check_draft(facts, draft)
 
 
-def test_markdown_prepared_ahead_is_used_only_where_every_name_still_holds(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_markdown_prepared_ahead_is_used_only_where_every_name_still_holds() -> None:
     """The compile works out messages' Markdown while the history downloads, with the
     names known then; the draft is the same bytes whatever was prepared."""
     messages = [
@@ -764,26 +762,20 @@ def test_markdown_prepared_ahead_is_used_only_where_every_name_still_holds(
     ]
     facts = facts_for(messages)
     expected = render(facts)
-    worked_out: list[str] = []
-    original = content.markdown
-
-    def counting(message: Any, names: Any) -> list[str]:
-        worked_out.append(message["text"])
-        return original(message, names)
-
-    # Prepared with the final names: used as is, nothing worked out again.
+    # Prepared with the final names: used as is.
     same: dict[int, Any] = {}
     prepare(messages, content.Names(users=NAMES, channels=facts.channels), same)
-    monkeypatch.setattr(content, "markdown", counting)
+    assert len(same) == 2
     assert render(dataclasses.replace(facts, prepared=same)) == expected
-    assert worked_out == []
-    # Prepared while Bob's name was not known yet: his message is worked out again; the
-    # other one reads no name that changed and is reused.
+    # Prepared while Bob's name was not known yet: his message is worked out again, the
+    # other one (which reads no name that changed) is reused.
     early: dict[int, Any] = {}
-    monkeypatch.setattr(content, "markdown", original)
-    prepare(messages, content.Names(users={**NAMES, BOB: "someone else"}), early)
+    names = {**NAMES, BOB: "someone else"}
+    prepare(messages, content.Names(users=names, channels=facts.channels), early)
     assert "someone else" in " ".join(early[id(messages[0])][2])
-    monkeypatch.setattr(content, "markdown", counting)
     assert render(dataclasses.replace(facts, prepared=early)) == expected
-    assert worked_out == [messages[0]["text"]]
     assert "@Bob Baker" in expected
+    # What was prepared is what the draft shows (here a stand-in, to see it is used).
+    early[id(messages[1])] = (messages[1], (), ["stand-in prepared ahead"])
+    shown = render(dataclasses.replace(facts, prepared=early))
+    assert "stand-in prepared ahead" in shown and "no names in this one" not in shown
