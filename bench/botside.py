@@ -204,7 +204,7 @@ class Side:
                 app.store,
                 app.surfaces,
                 directory,
-                lambda channel_id, on_messages: fetch_history(app.client, channel_id, on_messages),
+                lambda channel_id: fetch_history(app.client, channel_id),
             )
             started = time.perf_counter()
             facts = await compiler.facts(int(body["incident_id"]))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 import re
@@ -16,9 +15,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.fakeslack import FakeSlack
 from bot.postmortem.history import fetch_history
-from bot.postmortem.render import PROMPT_MARKER, PostmortemFacts, duration, prepare, render
+from bot.postmortem.render import PROMPT_MARKER, PostmortemFacts, duration, render
 from bot.settings import BUILTIN_ROLES, DEFAULT_SEVERITIES
-from bot.slack import content
 from bot.slack.directory import Directory, Person
 from bot.store import FollowUp, Incident, RoleAssignment, StatusUpdate, TimelineEntry
 from tests.drafts import SECTIONS, check_draft
@@ -751,31 +749,3 @@ def test_the_draft_check_notices_what_a_reader_would() -> None:
         assert draft != md, defect
         with pytest.raises(AssertionError):
             check_draft(facts, draft)
-
-
-def test_markdown_prepared_ahead_is_used_only_where_every_name_still_holds() -> None:
-    """The compile works out messages' Markdown while the history downloads, with the
-    names known then; the draft is the same bytes whatever was prepared."""
-    messages = [
-        msg(1, ALICE, f"paging <@{BOB}> about <#{GENERAL}>"),
-        msg(2, CAROL, "no names in this one"),
-    ]
-    facts = facts_for(messages)
-    expected = render(facts)
-    # Prepared with the final names: used as is.
-    same: dict[int, Any] = {}
-    prepare(messages, content.Names(users=NAMES, channels=facts.channels), same)
-    assert len(same) == 2
-    assert render(dataclasses.replace(facts, prepared=same)) == expected
-    # Prepared while Bob's name was not known yet: his message is worked out again, the
-    # other one (which reads no name that changed) is reused.
-    early: dict[int, Any] = {}
-    names = {**NAMES, BOB: "someone else"}
-    prepare(messages, content.Names(users=names, channels=facts.channels), early)
-    assert "someone else" in " ".join(early[id(messages[0])][2])
-    assert render(dataclasses.replace(facts, prepared=early)) == expected
-    assert "@Bob Baker" in expected
-    # What was prepared is what the draft shows (here a stand-in, to see it is used).
-    early[id(messages[1])] = (messages[1], (), ["stand-in prepared ahead"])
-    shown = render(dataclasses.replace(facts, prepared=early))
-    assert "stand-in prepared ahead" in shown and "no names in this one" not in shown

@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from bot.errors import BadInput
 from bot.incidents import rules
 from bot.incidents.rules import Changed
-from bot.postmortem.history import Message, OnMessages
-from bot.postmortem.render import PostmortemFacts, Prepared, prepare, render
+from bot.postmortem.history import Message
+from bot.postmortem.render import PostmortemFacts, render
 from bot.settings import Settings
 from bot.slack import blocks, content
 from bot.slack.content import UNKNOWN_PERSON, References
@@ -20,7 +20,7 @@ from bot.store import FollowUp, Postmortem, RoleAssignment, StatusUpdate, Store,
 from bot.store.claims import Clock
 from bot.work import KeyedLocks
 
-History = Callable[[str, OnMessages], Awaitable[list[Message]]]
+History = Callable[[str], Awaitable[list[Message]]]
 MENTIONED = re.compile(r"<@([UW][A-Z0-9]+)")
 
 
@@ -46,13 +46,7 @@ class Postmortems:
     async def facts(self, incident_id: int) -> PostmortemFacts:
         incident = await self.store.incident(incident_id)
         assert incident is not None and incident.channel_id
-        ahead = _Ahead(self.directory, incident.channel_id, incident.channel_name)
-        try:
-            messages = await self.history(incident.channel_id, ahead.messages)
-        except BaseException:
-            await ahead.cancel()
-            raise
-        prepared = await ahead.done()
+        messages = await self.history(incident.channel_id)
         async with self.store.sessions() as s:
             assignments = await self.store.all_of(s, RoleAssignment, incident_id)
             updates = await self.store.all_of(s, StatusUpdate, incident_id)
@@ -111,7 +105,6 @@ class Postmortems:
             bots=bots,
             apps=frozenset(uid for uid, person in people.items() if person.app),
             update_interval=rules.reminder_interval(self.settings, incident.severity),
-            prepared=prepared,
         )
 
     async def compile(self, incident_id: int, actor: str) -> Changed:
@@ -154,59 +147,6 @@ class Postmortems:
             )
             await self.store.set_postmortem_file(saved.pk, file_id)
             return Changed(incident, True, f"Posted version {version} of the draft.")
-
-
-class _Ahead:
-    """The bulk of the render done while the history downloads: each page's names are
-    looked up (the directory keeps them for the final lookup) and its messages' Markdown is
-    worked out in a worker thread, one page after another, while the next page arrives.
-    The render uses what still holds with the final names and works out the rest."""
-
-    def __init__(self, directory: Directory, channel_id: str, channel_name: str | None):
-        self.directory = directory
-        self.channel = {channel_id: channel_name or "this channel"}
-        self.prepared: dict[int, Prepared] = {}
-        self.hints: dict[str, str] = {}
-        self._tasks: list[asyncio.Task[None]] = []
-        self._lane = asyncio.Lock()
-
-    def messages(self, batch: list[Message]) -> None:
-        if batch:
-            self._tasks.append(asyncio.ensure_future(self._prepare(list(batch))))
-
-    async def _prepare(self, batch: list[Message]) -> None:
-        wanted = References()
-        for m in batch:
-            wanted.update(content.references(m))
-            if m.get("user") and content.profile_name(m):
-                self.hints.setdefault(str(m["user"]), content.profile_name(m))
-        wanted.users.discard("")
-        try:
-            people, bots, channels, usergroups = await asyncio.gather(
-                self.directory.people(wanted.users),
-                self.directory.bot_names(wanted.bots),
-                self.directory.channel_names(wanted.channels - set(self.channel)),
-                self.directory.usergroup_handles(wanted.usergroups),
-            )
-        except Exception:
-            return  # the final lookup says why; the render works these out itself
-        names = content.Names(
-            users=_names(people, self.hints),
-            channels={**channels, **self.channel},
-            usergroups=usergroups,
-            bots=bots,
-        )
-        async with self._lane:
-            await asyncio.to_thread(prepare, batch, names, self.prepared)
-
-    async def done(self) -> dict[int, Prepared]:
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        return self.prepared
-
-    async def cancel(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 def _names(people: Mapping[str, Person], hints: Mapping[str, str]) -> dict[str, str]:

@@ -7,7 +7,6 @@ cursors and its retry handlers take care of rate limits.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -22,10 +21,6 @@ REPLIES_CONCURRENCY = 4
 Message = dict[str, Any]
 
 
-# Told about each batch of messages as it arrives (a page of history, a thread's replies).
-OnMessages = Callable[[list[Message]], None]
-
-
 async def _replies(client: AsyncWebClient, channel_id: str, thread_ts: str) -> list[Message]:
     replies: list[Message] = []
     async for page in await client.conversations_replies(
@@ -37,22 +32,15 @@ async def _replies(client: AsyncWebClient, channel_id: str, thread_ts: str) -> l
     return replies
 
 
-async def fetch_history(
-    client: AsyncWebClient, channel_id: str, on_messages: OnMessages | None = None
-) -> list[Message]:
-    """Every top-level message, oldest first, with thread replies as ``msg["replies"]``.
-    `on_messages` hears of each page and each thread's replies as they arrive."""
+async def fetch_history(client: AsyncWebClient, channel_id: str) -> list[Message]:
+    """Every top-level message, oldest first, with thread replies as ``msg["replies"]``."""
     messages: list[Message] = []
     seen: set[str] = set()
     async for page in await client.conversations_history(channel=channel_id, limit=PAGE_LIMIT):
-        fresh = []
         for msg in page.get("messages") or []:
             if msg.get("ts") not in seen:
                 seen.add(msg.get("ts"))
-                fresh.append(msg)
-        messages.extend(fresh)
-        if on_messages is not None:
-            on_messages(fresh)
+                messages.append(msg)
     # Slack pages newest first.
     messages.sort(key=lambda m: ts_key(m.get("ts")))
 
@@ -60,10 +48,7 @@ async def fetch_history(
 
     async def attach(msg: Message) -> None:
         async with limit:
-            replies = await _replies(client, channel_id, msg["ts"])
-        if on_messages is not None:
-            on_messages(replies)
-        msg["replies"] = replies
+            msg["replies"] = await _replies(client, channel_id, msg["ts"])
 
     threads = [m for m in messages if (m.get("reply_count") or 0) > 0]
     # A TaskGroup cancels the other fetches as soon as one fails.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -166,70 +166,6 @@ class PostmortemFacts:
     apps: frozenset[str] = frozenset()
     # The severity's reminder interval: the cadence updates are measured against.
     update_interval: timedelta = timedelta(minutes=30)
-    # Messages' Markdown worked out while the history was still being fetched (see
-    # `prepare`); each is used only if every name it read is the same in the final facts.
-    prepared: Mapping[int, Prepared] = field(default_factory=dict)
-
-
-# --- Markdown prepared ahead -------------------------------------------------------------------
-
-_MISSING = object()
-_ALL = object()
-_ANY = "\0any"  # a key no id can be: "are there any names of this kind?"
-# What one message's Markdown read: (which names, key, value) for every name it looked up.
-Reads = tuple[tuple[str, str | None, object], ...]
-# A message (held, so its id stays its own), what it read, its Markdown lines.
-Prepared = tuple[Mapping[str, Any], Reads, list[str]]
-
-
-class _Recording(Mapping[str, str]):
-    """A names mapping that notes every name read from it."""
-
-    def __init__(self, data: Mapping[str, str], kind: str, reads: list[Any]):
-        self._data, self._kind, self._reads = data, kind, reads
-
-    def __getitem__(self, key: str) -> str:
-        try:
-            value = self._data[key]
-        except KeyError:
-            self._reads.append((self._kind, key, _MISSING))
-            raise
-        self._reads.append((self._kind, key, value))
-        return value
-
-    def __iter__(self) -> Iterator[str]:
-        self._reads.append((self._kind, None, _ALL))  # read everything: never reused
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        self._reads.append((self._kind, None, _ALL))
-        return len(self._data)
-
-    def __bool__(self) -> bool:
-        # `names or {}` asks only whether there are any.
-        self._reads.append((self._kind, _ANY, bool(self._data)))
-        return bool(self._data)
-
-
-def prepare(
-    messages: Sequence[Mapping[str, Any]], names: content.Names, into: dict[int, Prepared]
-) -> None:
-    """Work out messages' Markdown ahead of the render, with the names known so far (a
-    worker runs this while the next page of history downloads). A message whose content
-    cannot be read now (it is still being filled in) is simply left to the render."""
-    for msg in messages:
-        reads: list[Any] = []
-        recording = content.Names(
-            users=_Recording(names.users, "users", reads),
-            channels=_Recording(names.channels, "channels", reads),
-            usergroups=_Recording(names.usergroups, "usergroups", reads),
-            bots=_Recording(names.bots, "bots", reads),
-        )
-        try:
-            lines = content.markdown(msg, recording)
-        except Exception:  # noqa: S112 (the render works it out again)
-            continue
-        into[id(msg)] = (msg, tuple(reads), lines)
 
 
 def _pinned_ts(entry: TimelineEntry) -> str:
@@ -831,24 +767,7 @@ class _Renderer:
             head += " *(edited)*"
         if pin is not None and pin.actor and pin.actor != author:
             head += f" (pinned by {self.name(pin.actor)})"
-        return _item(head, self.markdown(msg), indent)
-
-    def markdown(self, msg: Mapping[str, Any]) -> list[str]:
-        """A message's Markdown: as prepared ahead when every name it read is unchanged."""
-        held = self.f.prepared.get(id(msg))
-        if held is not None and held[0] is msg and all(self._same(r) for r in held[1]):
-            return held[2]
-        return content.markdown(msg, self.content_names)
-
-    def _same(self, read: tuple[str, str | None, object]) -> bool:
-        kind, key, value = read
-        if value is _ALL or key is None:
-            return False
-        names = getattr(self.content_names, kind)
-        if key == _ANY:
-            return bool(names) == value
-        now = names.get(key, _MISSING)
-        return bool(now is value or now == value)
+        return _item(head, content.markdown(msg, self.content_names), indent)
 
     def entry_lines(self, entry: TimelineEntry) -> list[str]:
         when = f"**{_when(entry.happened_at)}**"
