@@ -15,6 +15,7 @@ time (a bot installed or turned on later) are left alone.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -26,7 +27,7 @@ from bot.errors import log_failure, slack_error
 from bot.settings import Settings
 from bot.slack import blocks
 from bot.slack.surfaces import Surfaces
-from bot.store import FollowUp, Incident, Store, utcnow
+from bot.store import Incident, Store, utcnow
 from bot.store.claims import Clock
 
 log = logging.getLogger(__name__)
@@ -60,19 +61,27 @@ class Nudges:
             await self._inactive(timedelta(days=s.nudge_inactive_days))
 
     async def _after_resolution(
-        self, kind: str, after: timedelta, check: Callable[[Incident], Awaitable[bool]]
+        self,
+        kind: str,
+        after: timedelta,
+        send: Callable[[list[Incident]], Awaitable[None]],
     ) -> None:
+        """The incidents resolved `after` ago (within LOOK_BACK) that this kind has not
+        been sent for, handed over together, so a pass asks the database once per kind."""
         now = self.clock()
         due = await self.store.resolved_between(now - after - LOOK_BACK, now - after)
         done = await self.store.nudged([kind])
-        for inc in due:
-            if (inc.pk, kind) in done or not inc.channel_usable:
-                continue
-            if kind != "archive" and inc.drill:
-                continue
-            await check(inc)
+        await send(
+            [
+                inc
+                for inc in due
+                if (inc.pk, kind) not in done
+                and inc.channel_usable
+                and (kind == "archive" or not inc.drill)
+            ]
+        )
 
-    async def _once(self, inc: Incident, kind: str, send: Callable[[], Awaitable[None]]) -> bool:
+    async def _once(self, inc: Incident, kind: str, send: Callable[[], Awaitable[object]]) -> bool:
         """Send once: recorded first, forgotten again if Slack fails for a passing reason."""
         if not await self.store.claim_nudge(inc.pk, kind, self.clock()):
             return False
@@ -94,22 +103,24 @@ class Nudges:
         roles = await self.store.roles(inc.pk)
         return roles.get("commander") or inc.declared_by
 
-    async def _postmortem(self, inc: Incident) -> bool:
-        if inc.pk in await self.store.postmortem_ids([inc.pk]):
-            return False
-        commander = await self._commander(inc)
-        text, body = blocks.nudge_postmortem(inc, commander, self.settings.nudge_postmortem_hours)
-        return await self._once(inc, "postmortem", lambda: self._post(inc, text, body))
+    async def _postmortem(self, incidents: list[Incident]) -> None:
+        written = await self.store.postmortem_ids([i.pk for i in incidents])
+        hours = self.settings.nudge_postmortem_hours
+        for inc in incidents:
+            if inc.pk in written:
+                continue
+            text, body = blocks.nudge_postmortem(inc, await self._commander(inc), hours)
+            await self._once(inc, "postmortem", self._poster(inc, text, body))
 
-    async def _follow_ups(self, inc: Incident) -> bool:
-        async with self.store.sessions() as session:
-            items = await self.store.all_of(session, FollowUp, inc.pk)
-        unowned = [f for f in items if f.owner is None and f.done_at is None]
-        if not unowned:
-            return False
-        commander = await self._commander(inc)
-        text, body = blocks.nudge_follow_ups(inc, commander, [f.text for f in unowned])
-        return await self._once(inc, "follow_ups", lambda: self._post(inc, text, body))
+    async def _follow_ups(self, incidents: list[Incident]) -> None:
+        unowned = await self.store.unowned_follow_ups([i.pk for i in incidents])
+        for inc in incidents:
+            items = unowned.get(inc.pk)
+            if not items:
+                continue
+            commander = await self._commander(inc)
+            text, body = blocks.nudge_follow_ups(inc, commander, [f.text for f in items])
+            await self._once(inc, "follow_ups", self._poster(inc, text, body))
 
     async def _inactive(self, after: timedelta) -> None:
         now = self.clock()
@@ -127,18 +138,20 @@ class Nudges:
     async def _quiet(self, inc: Incident, quiet: timedelta) -> bool:
         commander = await self._commander(inc)
         text, body = blocks.nudge_inactive(inc, commander, quiet)
-        return await self._once(inc, "inactive", lambda: self._post(inc, text, body))
+        return await self._once(inc, "inactive", self._poster(inc, text, body))
 
-    async def _archive(self, inc: Incident) -> bool:
+    async def _archive(self, incidents: list[Incident]) -> None:
         """The closing message, then the archive: two steps recorded apart, so a retry of
         the archive never posts the message again."""
-        text, body = blocks.archive_notice(inc, self.settings.archive_after_days)
-        told = (inc.pk, "archive_notice") in await self.store.nudged(["archive_notice"])
-        if not told and not await self._once(
-            inc, "archive_notice", lambda: self._post(inc, text, body)
-        ):
-            return False
-        return await self._once(inc, "archive", lambda: self.surfaces.archive(inc))
+        told = await self.store.nudged(["archive_notice"])
+        days = self.settings.archive_after_days
+        for inc in incidents:
+            text, body = blocks.archive_notice(inc, days)
+            if (inc.pk, "archive_notice") not in told and not await self._once(
+                inc, "archive_notice", self._poster(inc, text, body)
+            ):
+                continue
+            await self._once(inc, "archive", functools.partial(self.surfaces.archive, inc))
 
-    async def _post(self, inc: Incident, text: str, body: list[Block]) -> None:
-        await self.surfaces.post(inc, text, body)
+    def _poster(self, inc: Incident, text: str, body: list[Block]) -> Callable[[], Awaitable[str]]:
+        return functools.partial(self.surfaces.post, inc, text, body)

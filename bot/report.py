@@ -105,10 +105,6 @@ def share(part: int, whole: int) -> str:
     return f"{part / whole:.0%}" if whole else "–"
 
 
-def _p(values: Sequence[float], p: float) -> float | None:
-    return percentile(values, p)
-
-
 def _cell(text: str) -> str:
     """Text people typed, safe in a Markdown table cell."""
     text = " ".join(text.split())
@@ -152,7 +148,7 @@ def markdown(report: Report, names: dict[str, str] | None = None) -> str:
     for s in report.summaries:
         label = "**All**" if s.label == "All" else _cell(s.label)
         times = [
-            f"{duration(_p(v, 50))} / {duration(_p(v, 90))}"
+            f"{duration(percentile(v, 50))} / {duration(percentile(v, 90))}"
             for v in (s.to_respond, s.to_mitigate, s.to_resolve)
         ]
         out.append(
@@ -233,12 +229,12 @@ def _summary_row(s: Summary) -> dict[str, Any]:
         "severity": s.label,
         "incidents": s.count,
         "resolved": s.resolved,
-        "respond_median_s": r(_p(s.to_respond, 50)),
-        "respond_p90_s": r(_p(s.to_respond, 90)),
-        "mitigate_median_s": r(_p(s.to_mitigate, 50)),
-        "mitigate_p90_s": r(_p(s.to_mitigate, 90)),
-        "resolve_median_s": r(_p(s.to_resolve, 50)),
-        "resolve_p90_s": r(_p(s.to_resolve, 90)),
+        "respond_median_s": r(percentile(s.to_respond, 50)),
+        "respond_p90_s": r(percentile(s.to_respond, 90)),
+        "mitigate_median_s": r(percentile(s.to_mitigate, 50)),
+        "mitigate_p90_s": r(percentile(s.to_mitigate, 90)),
+        "resolve_median_s": r(percentile(s.to_resolve, 50)),
+        "resolve_p90_s": r(percentile(s.to_resolve, 90)),
         "update_intervals_met": s.on_time,
         "update_intervals": total,
         "update_adherence": round(s.on_time / total, 4) if total else None,

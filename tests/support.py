@@ -205,6 +205,12 @@ def texts_of(
     return "\n".join(out)
 
 
+def view_of(bot: Bot, callback_id: str) -> dict[str, Any] | None:
+    """The newest view (modal) of this kind the bot opened, or None."""
+    views = [v for v in bot.fake.views.values() if v["callback_id"] == callback_id]
+    return views[-1] if views else None
+
+
 def card_of(bot: Bot, inc: Any) -> dict[str, Any]:
     card = bot.fake.message(inc.channel_id, inc.card_ts)
     assert card is not None

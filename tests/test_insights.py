@@ -28,6 +28,7 @@ from tests.support import (
     entries,
     texts_of,
     until,
+    view_of,
 )
 from tests.test_metrics import scrape, value
 
@@ -53,17 +54,12 @@ def said(answer: dict[str, Any]) -> str:
     return f"{answer.get('text', '')}\n{texts_of(answer.get('blocks') or [])}"
 
 
-def _view(bot: Bot, callback_id: str) -> dict[str, Any] | None:
-    views = [v for v in bot.fake.views.values() if v["callback_id"] == callback_id]
-    return views[-1] if views else None
-
-
 async def update_through_form(bot: Bot, inc: Any, user: str, status: str, summary: str) -> None:
     before = len(await entries(bot, inc, "update"))
     await bot.slack.block_action(
         user=user, channel=inc.channel_id, message_ts=inc.card_ts, action_id="card_update"
     )
-    view = await until(lambda: _view(bot, "update"), message="the update form")
+    view = await until(lambda: view_of(bot, "update"), message="the update form")
     await bot.slack.submit_view(
         view["id"], user=user, inputs={"status": status, "summary": summary}
     )
@@ -213,7 +209,7 @@ async def test_a_drill_is_labelled_not_announced_and_not_counted(start_bot: Star
 async def test_the_form_declares_a_drill(bot: Bot) -> None:
     reply = await bot.slack.command("declare", user=ALICE, channel=GENERAL)
     assert reply.status == 200
-    view = await until(lambda: _view(bot, "declare"), message="the declare form")
+    view = await until(lambda: view_of(bot, "declare"), message="the declare form")
     options = [
         o["value"]
         for b in view["blocks"]

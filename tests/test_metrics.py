@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import ALICE, TRANSPORTS, Bot, StartBot, declared, entries, until
+from tests.support import ALICE, TRANSPORTS, Bot, StartBot, declared, entries, until, view_of
 
 
 async def scrape(bot: Bot) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -51,7 +51,7 @@ async def test_metrics_follow_an_incident_from_declaration_to_resolution(
     await bot.slack.block_action(
         user=ALICE, channel=inc.channel_id, message_ts=inc.card_ts, action_id="card_update"
     )
-    view = await until(lambda: _view(bot, "update"), message="the update form")
+    view = await until(lambda: view_of(bot, "update"), message="the update form")
     await bot.slack.submit_view(
         view["id"], user=ALICE, inputs={"status": "monitoring", "summary": "Rolled back."}
     )
@@ -97,8 +97,3 @@ async def test_slack_refusals_are_counted_by_method_and_error(start_bot: StartBo
 
 async def _has(bot: Bot, inc: Any, kind: str) -> bool:
     return bool(await entries(bot, inc, kind))
-
-
-def _view(bot: Bot, callback_id: str) -> dict[str, Any] | None:
-    views = [v for v in bot.fake.views.values() if v["callback_id"] == callback_id]
-    return views[0] if views else None

@@ -148,11 +148,6 @@ class Summary:
         self.follow_ups_open += f.follow_ups_open
         self.follow_ups_done += f.follow_ups_done
 
-    @property
-    def adherence(self) -> float | None:
-        total = self.on_time + self.late
-        return self.on_time / total if total else None
-
 
 def summarize(figures: Iterable[Figures], order: Sequence[str]) -> list[Summary]:
     """One summary per severity (in `order`, then any others), then one for all."""

@@ -327,6 +327,23 @@ class Store:
             )
             return [(f, i) for f, i in rows]
 
+    async def unowned_follow_ups(self, incident_ids: Sequence[int]) -> dict[int, list[FollowUp]]:
+        """Open follow-ups nobody owns, by incident."""
+        found: dict[int, list[FollowUp]] = {}
+        if not incident_ids:
+            return found
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(FollowUp)
+                .where(col(FollowUp.incident_id).in_(sorted(incident_ids)))
+                .where(col(FollowUp.owner).is_(None))
+                .where(col(FollowUp.done_at).is_(None))
+                .order_by(col(FollowUp.created_at), col(FollowUp.id))
+            )
+            for f in rows.scalars():
+                found.setdefault(f.incident_id, []).append(f)
+        return found
+
     async def follow_up(self, follow_up_id: int) -> FollowUp | None:
         async with self.sessions() as session:
             return await session.get(FollowUp, follow_up_id)
