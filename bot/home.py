@@ -199,6 +199,10 @@ class Home:
         item, incident = await self._follow_up(follow_up_id, user_id)
         if item.done_at is not None:
             return f"That follow-up of {incident.ref} is done already."
+        if item.owner is None:
+            raise BadInput(f"That follow-up of {incident.ref} has no owner: take it first.")
+        if item.owner != user_id:
+            raise BadInput(f"That follow-up of {incident.ref} is <@{item.owner}>'s to mark done.")
         await self.store.change_follow_up(follow_up_id, done_at=self.clock(), done_by=user_id)
         self.changed(incident)
         return f"Follow-up of {incident.ref} marked done."

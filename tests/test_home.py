@@ -173,6 +173,13 @@ async def test_follow_ups_are_taken_and_done_from_the_home(start_bot: StartBot) 
 
     home = home_of(bot, CAROL)
     assert home is not None
+    # A Done click by someone else (a stale or borrowed Home) changes nothing, and says why.
+    await bot.slack.view_block_action(user=BOB, view_id=home["id"], action_id="home_follow_up_done")
+    await bot.settled()
+    dm = bot.fake.dm_channel(BOB)  # from the Home, answers come as a DM
+    assert dm is not None
+    assert any("to mark done" in m.get("text", "") for m in bot.fake.messages(dm.id))
+    assert [f for f, _ in await bot.store.open_follow_ups("T0TEST") if f.owner == CAROL]
     await bot.slack.view_block_action(
         user=CAROL, view_id=home["id"], action_id="home_follow_up_done"
     )
