@@ -335,6 +335,7 @@ async def declare_critical_path(sizes: Sizes, db: Database) -> Outcome:
     delay = sizes.delay
     to_pin: list[float] = []
     acks: list[float] = []
+    service: list[float] = []
     calls_made: list[int] = []
     methods: Counter[str] = Counter()
     async with fake_slack() as fake, db.open() as url, running_bot(fake, url) as bot:
@@ -357,7 +358,9 @@ async def declare_critical_path(sizes: Sizes, db: Database) -> Outcome:
                 return any(ch.pinned for cid, ch in fake.channels.items() if cid not in known)
 
             await wait_until(pinned, within=60, interval=0.001, what="the card to be pinned")
-            to_pin.append(time.monotonic() - started)
+            # Ends when the fake pinned it and answered, not when this loop next looked.
+            pins = [c for c in fake.calls[first_call:] if c.method == "pins.add" and c.ok]
+            to_pin.append((pins[0].answered if pins else time.monotonic()) - started)
             # Then everything else the declaration does, down to telling the declarer.
             await wait_until(
                 lambda answered=answered: len(fake.responses) > answered,
@@ -368,15 +371,27 @@ async def declare_critical_path(sizes: Sizes, db: Database) -> Outcome:
             made = fake.calls[first_call:]
             calls_made.append(len(made))
             methods.update(c.method for c in made)
+            # How long the fake really took to answer each call of the path: its timer
+            # fires a little after the delay it was given, and that is not the bot's time.
+            service.extend(
+                c.answered - c.at
+                for c in made
+                if c.method in ("conversations.create", "chat.postMessage", "pins.add")
+            )
         fake.delay = 0
 
     median = statistics.median(to_pin)
-    trips = median / delay
+    trip = statistics.median(service)
+    trips = median / trip
     per = {m: n / len(to_pin) for m, n in sorted(methods.items())}
     breakdown = ", ".join(f"{m} {n:g}" for m, n in per.items())
     out.say(
         f"slash command to pinned card, Slack answering after {ms(delay)}: median {ms(median)} "
         f"(min {ms(min(to_pin))}, max {ms(max(to_pin))}, n={len(to_pin)})"
+    )
+    out.say(
+        f"the fake's answer to each call on the path (create, post, pin), arrival to answer: "
+        f"median {ms(trip)} (max {ms(max(service))}); one round trip in the figure"
     )
     slow = sum(1 for a in acks if a >= delay)
     out.say(
@@ -388,7 +403,7 @@ async def declare_critical_path(sizes: Sizes, db: Database) -> Outcome:
         figure,
         f"slash command → card pinned, Slack answering each call after {ms(delay)} "
         f"(median of {len(to_pin)})",
-        f"{ms(median)} = {trips:.2f} round trips in sequence "
+        f"{ms(median)} = {trips:.2f} round trips of {ms(trip)} in sequence "
         f"{target(trips <= 3.1, 'target ≤ 3.1')}",
         f"the least possible is 3 (create the channel → post the card → pin it); ack median "
         f"{ms(statistics.median(acks))}",

@@ -71,6 +71,7 @@ def make_client(
     """One Web API client; slack_sdk retries rate limits, 5xx and dropped connections, and
     with SLACK_PACING calls wait for room in Slack's limits so that retries are rare."""
     return PacedWebClient(
+        logger=_web_api_logger(settings),
         budget=Budget() if settings.slack_pacing else None,
         observe=metrics.api_call if metrics is not None else None,
         token=settings.slack_bot_token.get_secret_value() if with_token else None,
@@ -82,6 +83,16 @@ def make_client(
             AsyncServerErrorRetryHandler(max_retry_count=3),
         ],
     )
+
+
+def _web_api_logger(settings: Settings) -> logging.Logger:
+    """slack_sdk's client logger with its own level set. slack_sdk writes each request's
+    and response's whole body into a debug line whenever that logger's level is unset (it
+    reads `logger.level`, not whether debug is on): for a page of history, the repr of a
+    thousand messages on every call, only to be dropped."""
+    logger = logging.getLogger("slack_sdk.web.async_client")
+    logger.setLevel(logging.DEBUG if settings.log_level.upper() == "DEBUG" else logging.INFO)
+    return logger
 
 
 class _BoltTokenNotice(logging.Filter):

@@ -262,3 +262,52 @@ async def test_two_bots_on_one_database_number_without_gaps(start_bot: StartBot)
 async def _incidents_provisioned(bot: Bot, n: int) -> bool:
     incidents = await bot.incidents()
     return len(incidents) == n and all(i.provisioned for i in incidents)
+
+
+# The declarations' own step of the database refuses titles with this word, after the
+# incident row: as a disk that fills up mid-transaction would.
+REFUSE_ON_SQLITE = """
+CREATE TRIGGER refuse_doomed BEFORE INSERT ON timeline_entry
+WHEN NEW.text LIKE '%Doomed%' BEGIN SELECT RAISE(ABORT, 'disk trouble'); END
+"""
+REFUSE_ON_POSTGRES = [
+    """
+    CREATE FUNCTION refuse_doomed() RETURNS trigger AS $$
+    BEGIN
+        IF NEW.text LIKE '%Doomed%' THEN RAISE EXCEPTION 'disk trouble'; END IF;
+        RETURN NEW;
+    END $$ LANGUAGE plpgsql
+    """,
+    """
+    CREATE TRIGGER refuse_doomed BEFORE INSERT ON timeline_entry
+    FOR EACH ROW EXECUTE FUNCTION refuse_doomed()
+    """,
+]
+
+
+async def test_a_declaration_that_could_not_be_stored_leaves_no_channel(bot: Bot) -> None:
+    """The channel is created while the declaration is being stored. When storing fails
+    after all, the declarer hears so, nothing is stored, and the channel begun for it is
+    archived: no incident channel exists without its incident."""
+    engine = bot.app.store.engine
+    async with engine.begin() as conn:
+        for sql in (
+            REFUSE_ON_POSTGRES if engine.dialect.name == "postgresql" else [REFUSE_ON_SQLITE]
+        ):
+            await conn.exec_driver_sql(sql)
+
+    await bot.slack.command("declare sev2 Doomed launch", user=ALICE, channel=GENERAL)
+    await until(lambda: "went wrong" in responses_text(bot), message="the declarer's answer")
+    await bot.settled()
+    assert "try again" in responses_text(bot)
+    assert await bot.incidents() == []
+    [created] = bot.fake.calls_to("conversations.create")
+    channel = bot.fake.channels[created.response["channel"]["id"]]
+    assert channel.is_archived
+    assert not channel.pinned
+
+    # Trying again works, with the number the failed attempt did not keep.
+    await bot.slack.command("declare sev2 Launch checks", user=ALICE, channel=GENERAL)
+    inc = await bot.wait_provisioned(1)
+    assert inc.number == 1
+    assert not bot.fake.channels[inc.channel_id].is_archived

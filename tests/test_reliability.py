@@ -331,10 +331,26 @@ async def test_random_command_text_always_gets_a_prompt_answer(bot: Bot) -> None
 # --- secrets ----------------------------------------------------------------------------
 
 
-async def test_no_secret_in_any_log_line_during_a_full_incident(
+async def test_web_api_bodies_are_only_written_out_at_debug(
     bot: Bot, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # Every logger open, yet at LOG_LEVEL=INFO slack_sdk is not asked to turn each request
+    # and response (a page of history is a thousand messages) into a debug line.
     caplog.set_level(logging.DEBUG)
+    await bot.ask("declare sev2 Quiet client", user=ALICE, channel=GENERAL)
+    await bot.wait_provisioned(1)
+    assert bot.fake.calls
+    written = [r.getMessage() for r in caplog.records if r.name.startswith("slack_sdk.web.")]
+    assert not [m for m in written if "Received the following response" in m]
+    assert not [m for m in written if "Sending a request" in m]
+
+
+async def test_no_secret_in_any_log_line_during_a_full_incident(
+    start_bot: StartBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    # LOG_LEVEL=DEBUG: slack_sdk writes every request and response into its debug lines.
+    bot = await start_bot(log_level="DEBUG")
     await bot.ask("declare sev1 Logged incident", user=ALICE, channel=GENERAL)
     inc = await bot.wait_provisioned(1)
     await bot.ask("update Watching", user=ALICE, channel=inc.channel_id)
@@ -343,7 +359,9 @@ async def test_no_secret_in_any_log_line_during_a_full_incident(
     await bot.ask("postmortem", user=ALICE, channel=inc.channel_id)
     await bot.slack.raw(b"command=/incident&text=help", {"X-Slack-Signature": "v0=bad"})
     logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in caplog.records)
-    assert len(caplog.records) > 20  # DEBUG really was on
+    # DEBUG really was on, down to the Web API's bodies.
+    assert "Received the following response" in logged
+    assert "conversations.create" in logged
     for secret in (BOT_TOKEN, SIGNING_SECRET):
         assert secret not in logged
     [draft] = uploaded(bot)

@@ -162,7 +162,8 @@ def invalid_arguments(*messages: str) -> SlackError:
 
 @dataclass
 class Call:
-    """One Web API request as the fake saw it (``at`` is ``time.monotonic()``)."""
+    """One Web API request as the fake saw it (``at``, when it arrived, and ``answered``
+    are ``time.monotonic()``)."""
 
     method: str
     args: JsonDict
@@ -171,6 +172,7 @@ class Call:
     status: int
     at: float
     response: Any = None
+    answered: float = 0.0
 
 
 @dataclass
@@ -1262,7 +1264,16 @@ class FakeSlack:
             body = self._dispatch(method, args, token, parse_error, header_token=header_token)
             status = 200
         self.calls.append(
-            Call(method, args, body.get("ok") is True, body.get("error"), status, at, body)
+            Call(
+                method,
+                args,
+                body.get("ok") is True,
+                body.get("error"),
+                status,
+                at,
+                body,
+                time.monotonic(),
+            )
         )
         return web.json_response(body, status=status, headers=headers)
 

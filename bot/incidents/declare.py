@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from bot.errors import BadInput
 from bot.incidents import rules
 from bot.settings import Settings
 from bot.slack import blocks
-from bot.slack.surfaces import Surfaces
+from bot.slack.surfaces import Channel, Surfaces
 from bot.store import Incident, RoleAssignment, Store, utcnow
 from bot.store.claims import Clock
 
@@ -43,6 +44,18 @@ class Declaration:
     drill: bool = False
 
 
+class _DeclaredBefore(Exception):
+    """The request's key belongs to an incident already."""
+
+
+async def _start(numbered: Callable[[Incident], None], incident: Incident) -> None:
+    numbered(incident)
+    # Two turns of the loop: the work it started sends its request, then its body, before
+    # this transaction's next statement.
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+
+
 class Declarations:
     def __init__(
         self,
@@ -62,12 +75,28 @@ class Declarations:
     async def declare(self, request: Declaration) -> rules.Declared:
         """Store the incident, then create its channel, card and announcement. A repeated
         request answers with the incident it declared before (`created` False)."""
-        declared = await self.record(request)
+        creating: list[asyncio.Future[Channel]] = []
+
+        def numbered(incident: Incident) -> None:
+            # The channel is the first step of the path to the card: started as soon as
+            # the incident has its number, while the rest of it is stored.
+            creating.append(self.surfaces.start_channel(incident))
+
+        try:
+            declared = await self.record(request, numbered=numbered)
+        except BaseException:
+            for channel in creating:
+                await self.surfaces.discard_channel(channel)
+            raise
         if not declared.created:
+            for channel in creating:
+                await self.surfaces.discard_channel(channel)
             return declared
         roles = {} if request.unassigned else {"commander": request.commander or request.actor}
         await self.surfaces.provision(
-            declared.incident.pk, fresh=blocks.IncidentState(declared.incident, roles)
+            declared.incident.pk,
+            fresh=blocks.IncidentState(declared.incident, roles),
+            channel=creating[0] if creating else None,
         )
         # Read again: provisioning records what Slack would not show (e.g. an archived
         # announcements channel), which the declarer is told about.
@@ -75,7 +104,11 @@ class Declarations:
         assert incident is not None
         return rules.Declared(incident, created=True)
 
-    async def record(self, request: Declaration) -> rules.Declared:
+    async def record(
+        self, request: Declaration, *, numbered: Callable[[Incident], None] | None = None
+    ) -> rules.Declared:
+        """Store a declaration once per `request.key`. `numbered` hears of the incident as
+        soon as it has its number, before the transaction ends."""
         settings = self.settings
         title = rules.check_title(request.title)
         sev = settings.severity(request.severity or settings.default_severity or "")
@@ -85,11 +118,15 @@ class Declarations:
         commander = request.commander or request.actor
         now = self.clock()
         try:
+            # No lookup of its own: the number's step says whether the key is taken, or
+            # else a repeated key fails the insert on its unique index, and the except
+            # below answers with the incident declared before.
             async with self.store.session() as s:
-                existing = await self.store.incident_by_key(s, request.key)
-                if existing is not None:
-                    return rules.Declared(existing, created=False)
-                number = await self.store.next_number(s, request.team_id)
+                number = await self.store.next_number(
+                    s, request.team_id, unless_declared=request.key
+                )
+                if number is None:
+                    raise _DeclaredBefore
                 incident = Incident(
                     team_id=request.team_id,
                     number=number,
@@ -109,8 +146,14 @@ class Declarations:
                     # pass (here or elsewhere) from starting the same work meanwhile.
                     provision_lease_until=now + self.surfaces.claims.lease,
                 )
+                # With the key known to be new, the channel starts before the insert.
+                early = self.store.numbers_check_keys
+                if early and numbered is not None:
+                    await _start(numbered, incident)
                 s.add(incident)
                 await s.flush()
+                if not early and numbered is not None:
+                    await _start(numbered, incident)
                 if not request.unassigned:
                     s.add(
                         RoleAssignment(
@@ -121,8 +164,8 @@ class Declarations:
                             assigned_at=now,
                         )
                     )
-                await self.store.add_entry(
-                    s,
+                # A new incident has no entries yet: nothing to check for a duplicate.
+                s.add(
                     rules.entry(
                         incident,
                         "declared",
@@ -135,10 +178,11 @@ class Declarations:
                         },
                         now=now,
                         source_key="declared",
-                    ),
+                    )
                 )
-        except IntegrityError:
-            # The same request raced itself (a double submit): the other one won.
+        except (IntegrityError, _DeclaredBefore):
+            # A repeated request, or one that raced itself (a double submit): the other
+            # one won.
             async with self.store.session() as s:
                 existing = await self.store.incident_by_key(s, request.key)
             if existing is None:

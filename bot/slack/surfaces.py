@@ -27,6 +27,11 @@ from bot.slack.text import channel_name, with_suffix
 from bot.store import ChannelState, Claims, Incident, StatusUpdate, Store, TimelineEntry
 from bot.work import InFlight, KeyedLocks
 
+# A conversation as conversations.create answers it.
+Channel = Mapping[str, Any]
+# An incident card: its notification text and its blocks.
+Card = tuple[str, list[dict[str, Any]]]
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -93,12 +98,35 @@ class Surfaces:
 
     # --- provisioning: the Slack side of a declaration ----------------------------------
 
+    def start_channel(self, inc: Incident) -> asyncio.Future[Channel]:
+        """Start creating a just-numbered incident's channel while its declaration is still
+        being stored: the channel is the first step of the critical path. Hand the future
+        to `provision`, or to `discard_channel` if the declaration is not stored."""
+        return asyncio.ensure_future(self._new_channel(inc))
+
+    async def discard_channel(self, creating: asyncio.Future[Channel]) -> None:
+        """The channel of a declaration that was not stored after all: archived, so no
+        incident channel exists without its incident."""
+        try:
+            channel = await creating
+        except Exception:  # nothing was created, so nothing to undo
+            return
+        try:
+            await self.client.conversations_archive(channel=channel["id"])
+        except SlackApiError as e:
+            log.warning("could not archive #%s: %s", channel.get("name"), slack_error(e))
+
     async def provision(
-        self, incident_id: int, *, fresh: blocks.IncidentState | None = None
+        self,
+        incident_id: int,
+        *,
+        fresh: blocks.IncidentState | None = None,
+        channel: Awaitable[Channel] | None = None,
     ) -> Incident:
         """Create what Slack shows for an incident; resumes where an earlier try stopped.
         `fresh`: the state of an incident this process has just stored, holding its lease,
-        so the declaration's path to its card reads and writes nothing more first."""
+        so the declaration's path to its card reads and writes nothing more first;
+        `channel`: its channel, already being created (`start_channel`)."""
         async with self._provision_locks.hold(incident_id):
             lease = fresh.incident.provision_lease_until if fresh is not None else None
             if fresh is not None and lease is not None:
@@ -115,28 +143,48 @@ class Surfaces:
             async def renew(until: datetime) -> datetime | None:
                 return await self.claims.renew_provisioning(incident_id, until)
 
-            return await self.claims.keep_alive(renew, held, self._provision(state))
+            return await self.claims.keep_alive(renew, held, self._provision(state, channel))
 
-    async def _provision(self, state: blocks.IncidentState) -> Incident:
+    async def _provision(
+        self, state: blocks.IncidentState, creating: Awaitable[Channel] | None = None
+    ) -> Incident:
         inc = state.incident
         incident_id = inc.pk
         channel_saved: asyncio.Future[None] | None = None
+        card: Card | None = None
+        channel: Channel | None = None
         if not inc.channel_id:
-            await self._create_channel(inc)  # sets the channel on `inc`, in `state`
-            # Stored while the card is posted, not before: the critical path stays
-            # create -> post card -> pin. A retry that finds no channel stored adopts the
-            # bot's own unused channel of that name rather than making a second one.
+            if creating is None:
+                creating = asyncio.ensure_future(self._new_channel(inc))
+            # Worked out while Slack creates the channel: the card is the next call.
+            card = self._card(state)
+            # Set on `inc`, which `state` holds.
+            channel = await creating
+            inc.channel_id, inc.channel_name = channel["id"], channel["name"]
+        # After the channel exists the card is the critical path (create -> post card ->
+        # pin); everything else waits until the card's call is answered, then runs
+        # alongside the pin, so nothing delays the card's call or its answer.
+        posted = asyncio.Event()
+
+        async def after_card(step: Awaitable[None]) -> None:
+            await posted.wait()
+            await step
+
+        if inc.channel_id and channel is not None:
+            # Stored while the card is posted, not before. A retry that finds no channel
+            # stored adopts the bot's own unused channel of that name rather than making
+            # a second one.
             channel_saved = asyncio.ensure_future(
-                self.store.save_fields(
-                    incident_id, channel_id=inc.channel_id, channel_name=inc.channel_name
+                after_card(
+                    self.store.save_fields(
+                        incident_id, channel_id=inc.channel_id, channel_name=inc.channel_name
+                    )
                 )
             )
-        # After the channel exists these steps are independent; running them together
-        # keeps a declaration's critical path at create -> post card -> pin.
         steps: list[Awaitable[None]] = [
-            self.invite(inc, {inc.declared_by, *state.roles.values()}),
-            self._set_topic(state),
-            self._post_card(state, after=channel_saved),
+            self._post_card(state, after=channel_saved, ready=card, posted=posted),
+            after_card(self.invite(inc, {inc.declared_by, *state.roles.values()})),
+            after_card(self._set_topic(state)),
         ]
         if channel_saved is not None:
             steps.append(channel_saved)
@@ -144,7 +192,7 @@ class Surfaces:
         if self._announces(inc):
             # The incident works without its announcement: a broken announcements channel
             # is reported, never a reason to call the declaration failed.
-            steps.append(self._surface("announcement", self._announce(state), problems))
+            steps.append(after_card(self._surface("announcement", self._announce(state), problems)))
         await _all(steps)
         await self.bring_in(inc, inc.severity)
         await self.store.save_fields(
@@ -156,7 +204,8 @@ class Surfaces:
             await self._trouble(inc, problems)
         return inc
 
-    async def _create_channel(self, inc: Incident) -> None:
+    async def _new_channel(self, inc: Incident) -> Channel:
+        """Create the incident's channel (reading `inc`, never changing it)."""
         base = channel_name(
             self.settings.incident_channel_prefix,
             inc.number,
@@ -184,7 +233,7 @@ class Surfaces:
                 name = with_suffix(base, attempt if attempt < 50 else secrets.randbelow(10**6))
         if channel is None:
             raise SlackFailure(f"{inc.ref} is recorded, but no free channel name was found.")
-        inc.channel_id, inc.channel_name = channel["id"], channel["name"]
+        return channel
 
     async def _own_unused_channel(self, name: str) -> Mapping[str, Any] | None:
         """A channel of that name the bot created and no incident uses, if any."""
@@ -413,16 +462,47 @@ class Surfaces:
         await self.client.conversations_setTopic(channel=inc.channel_id, topic=topic)
         await self.store.save_fields(inc.pk, topic=topic)
 
+    def _card(self, state: blocks.IncidentState) -> Card:
+        return blocks.card_text(state, self.settings), [
+            b.to_dict() for b in blocks.incident_card(state, self.settings)
+        ]
+
     async def _post_card(
-        self, state: blocks.IncidentState, *, after: Awaitable[None] | None = None
+        self,
+        state: blocks.IncidentState,
+        *,
+        after: Awaitable[None] | None = None,
+        ready: Card | None = None,
+        posted: asyncio.Event | None = None,
     ) -> None:
         """Post (or update) and pin the card. `after`: the channel's own record, which the
-        card's is never stored before (a card is found through its channel)."""
+        card's is never stored before (a card is found through its channel); `ready`: the
+        card already worked out; `posted`: set once the post or update is answered."""
+        try:
+            posting = await self._show_card(state, ready)
+        except BaseException:
+            if posted is not None:
+                posted.set()
+            raise
+        inc = state.incident
+        steps: list[Awaitable[None]] = []
+        if not inc.card_pinned:
+            # The pin is on the critical path: started before anything waiting for the
+            # card, so its call goes out first.
+            steps.append(asyncio.ensure_future(self._pin(inc, str(inc.channel_id))))
+        if posted is not None:
+            posted.set()
+        if posting:
+            # Stored while it is pinned: the pin is on the critical path, the write is not.
+            steps.append(self._save_card_ts(inc, after))
+        await _all(steps)
+
+    async def _show_card(self, state: blocks.IncidentState, ready: Card | None) -> bool:
+        """Update the card, or post it when there is none (True: posted, ts not stored)."""
         inc = state.incident
         channel = inc.channel_id
         assert channel
-        text = blocks.card_text(state, self.settings)
-        card = blocks.incident_card(state, self.settings)
+        text, card = ready or self._card(state)
         if inc.card_ts is not None:
             ts = inc.card_ts
             try:
@@ -437,20 +517,16 @@ class Surfaces:
                 log.info("the card of %s was deleted; posting it again", inc.ref)
                 inc.card_ts, inc.card_pinned = None, False
                 await self.store.save_fields(inc.pk, card_ts=None, card_pinned=False)
-        steps: list[Awaitable[None]] = []
-        if inc.card_ts is None:
-            resp = await self._in_channel(
-                inc,
-                lambda: self.client.chat_postMessage(
-                    channel=channel, text=text, blocks=card, unfurl_links=False
-                ),
-            )
-            inc.card_ts = resp["ts"]
-            # Stored while it is pinned: the pin is on the critical path, the write is not.
-            steps.append(self._save_card_ts(inc, after))
-        if not inc.card_pinned:
-            steps.append(self._pin(inc, channel))
-        await _all(steps)
+            else:
+                return False
+        resp = await self._in_channel(
+            inc,
+            lambda: self.client.chat_postMessage(
+                channel=channel, text=text, blocks=card, unfurl_links=False
+            ),
+        )
+        inc.card_ts = resp["ts"]
+        return True
 
     async def _save_card_ts(self, inc: Incident, after: Awaitable[None] | None) -> None:
         if after is not None:

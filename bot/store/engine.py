@@ -40,9 +40,10 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, ExceptionContext, ExecutionContext, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, NullPool
 from sqlalchemy.pool.base import PoolProxiedConnection
+from sqlalchemy.util import await_
 
 from bot.errors import DatabaseUnavailable
 
@@ -230,6 +231,26 @@ def _watch(engine: AsyncEngine, progress: _Progress, timeout: float) -> None:
         return None
 
 
+async def sqlite_rows(
+    conn: AsyncConnection, sql: str, args: tuple[Any, ...], *, patience: float
+) -> list[Any]:
+    """One SQLite statement in the connection's transaction, straight through aiosqlite:
+    one trip to its thread, where SQLAlchemy's cursor takes four (open, execute, fetch,
+    close). Counts as a write, and its errors read as the engine's own would (`patience`:
+    the engine's timeout, which they name)."""
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    try:
+        rows = await driver.execute_fetchall(sql, args)
+    except sqlite3.Error as e:
+        if unavailable(e):
+            raise explain(e, patience) from e
+        raise
+    if _writes_data(sql, None):
+        conn.info["wrote"] = True
+    return list(rows)
+
+
 # --- engines ----------------------------------------------------------------------------
 
 
@@ -253,7 +274,16 @@ def _sqlite(target: URL, *, busy: float, immediate: bool, **options: Any) -> Asy
         # them queue instead (SQLAlchemy's documented recipe for pysqlite/aiosqlite).
         @event.listens_for(engine.sync_engine, "begin")
         def _begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Straight to aiosqlite: one trip to its thread, where a statement through
+            # SQLAlchemy's cursor takes three (open, execute, close), on every transaction.
+            driver: Any = conn.connection.driver_connection
+            try:
+                await_(driver.execute_fetchall("BEGIN IMMEDIATE"))
+            except sqlite3.Error as e:
+                # As the engine's error hook would have said it (busy past the timeout).
+                if unavailable(e):
+                    raise explain(e, busy) from e
+                raise
 
     return engine
 
