@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 # from taking every database connection and the whole event loop.
 BATCH = 500
 SENDS_AT_ONCE = 16
+# Due times the periodic sync matches to jobs between two turns of the event loop.
+SYNC_SLICE = 200
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -94,8 +96,12 @@ class Reminders:
         # A stop waits for it before the database closes.
         async with self.inflight.housekeeping():
             try:
-                for incident in await self.store.reminder_due_times():
-                    await self.schedule(incident)
+                due_times = await self.store.reminder_due_times()
+                for n, (incident_id, due, state) in enumerate(due_times, start=1):
+                    self._match(incident_id, True, due, state)
+                    if n % SYNC_SLICE == 0:
+                        # Thousands of open incidents: acks go out in between.
+                        await asyncio.sleep(0)
             except Exception as e:
                 log_failure(log, "could not read reminder due times", e)
 
@@ -105,18 +111,22 @@ class Reminders:
 
     async def schedule(self, incident: Incident) -> None:
         """Make this process's job match the stored due time (or remove it)."""
-        job_id = self.job_id(incident.pk)
-        due = incident.next_update_due
+        self._match(incident.pk, incident.is_open, incident.next_update_due, incident.channel_state)
+
+    def _match(
+        self, incident_id: int, is_open: bool, due: datetime | None, channel_state: str
+    ) -> None:
+        job_id = self.job_id(incident_id)
         # No reminder where nobody could read it: an archived or vanished channel (the
         # commander was told); it resumes once the channel is back.
-        if not incident.is_open or due is None or incident.channel_state != ChannelState.ok:
+        if not is_open or due is None or channel_state != ChannelState.ok:
             with contextlib.suppress(JobLookupError):
                 self.scheduler.remove_job(job_id)
             return
         job = self.scheduler.get_job(job_id)
-        if job is not None and job.args == (incident.id, due):
+        if job is not None and job.args == (incident_id, due):
             return
-        self._at(due, incident.pk, due)
+        self._at(due, incident_id, due)
 
     def _at(self, when: datetime, incident_id: int, due: datetime) -> None:
         self.scheduler.add_job(

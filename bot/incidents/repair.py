@@ -52,7 +52,7 @@ class Repair:
                 log.info("Slack shows %s as stored again", inc.ref)
 
     async def declarations(self) -> None:
-        for inc in await self.store.unprovisioned():
+        for inc in await self.store.unprovisioned(self.claims.clock()):
             try:
                 await self.surfaces.provision(inc.pk)
                 log.info("completed the declaration of %s", inc.ref)

@@ -500,18 +500,29 @@ class Store:
             )
             return (await session.execute(stmt)).scalars().all()
 
-    async def reminder_due_times(self) -> Sequence[Incident]:
+    async def reminder_due_times(self) -> list[tuple[int, datetime | None, str]]:
+        """(id, next update due, channel state) of each open incident with a reminder:
+        three columns, not whole incidents, since the sync reads them all."""
         async with self.sessions() as session:
             stmt = (
-                select(Incident)
+                select(col(Incident.id), col(Incident.next_update_due), col(Incident.channel_state))
                 .where(col(Incident.status) != Status.resolved.value)
                 .where(col(Incident.next_update_due).is_not(None))
             )
-            return (await session.execute(stmt)).scalars().all()
+            return [(int(i or 0), due, state) for i, due, state in await session.execute(stmt)]
 
-    async def unprovisioned(self) -> Sequence[Incident]:
+    async def unprovisioned(self, now: datetime) -> Sequence[Incident]:
+        """Declarations nobody is completing: not provisioned, and no process holds the
+        lease (one that does is at work on it)."""
         async with self.sessions() as session:
-            stmt = select(Incident).where(col(Incident.provisioned) == false())
+            stmt = (
+                select(Incident)
+                .where(col(Incident.provisioned) == false())
+                .where(
+                    col(Incident.provision_lease_until).is_(None)
+                    | (col(Incident.provision_lease_until) < now)
+                )
+            )
             return (await session.execute(stmt)).scalars().all()
 
     async def stuck_reminders(self, older_than: datetime) -> Sequence[Incident]:
