@@ -244,8 +244,9 @@ class BotApp:
             # Socket Mode is authenticated by the app token; HTTP always verifies signatures.
             request_verification_enabled=not settings.socket_mode,
             authorize=self._authorizer(),
-            # Listeners ack first and keep working after Slack has its answer.
-            process_before_response=False,
+            # Bolt answers when a listener returns; each listener returns as soon as it has
+            # acked and keeps working after Slack has its answer (listeners.Listen).
+            process_before_response=True,
         )
         listeners.register(listeners.Listen(self.bolt, self.inflight, self.ops.slots), self.ops)
         protocol.acknowledge_unused_events(self.bolt)

@@ -63,7 +63,8 @@ class Operations:
 
 
 class Listen:
-    """Bolt's registration, with every listener counted as work in flight while it runs."""
+    """Bolt's registration: each listener answers Slack as soon as it acks, and its work
+    goes on, counted as work in flight until it ends."""
 
     def __init__(self, bolt: AsyncApp, inflight: InFlight, slots: asyncio.Semaphore):
         self.bolt = bolt
@@ -72,10 +73,48 @@ class Listen:
 
     def _on(self, register: Callable[[Callable[..., Any]], Any]) -> Callable[[F], F]:
         def decorate(fn: F) -> F:
-            register(self.inflight.tracked(fn))
+            register(self._answering_at_ack(fn))
             return fn
 
         return decorate
+
+    def _answering_at_ack(self, fn: F) -> F:
+        """Bolt (with process_before_response) answers the request when the listener
+        returns; left to itself it would poll every 10 ms for an ack while the listener
+        goes on. So the listener runs as a task of its own, and this returns once it has
+        acked (or ended, or failed before acking, which Bolt then reports). The wrapper
+        keeps `fn`'s signature visible: Bolt reads the argument names to know what to
+        pass."""
+
+        @functools.wraps(fn)
+        async def run(**kwargs: Any) -> None:
+            acked = asyncio.Event()
+            ack = kwargs.get("ack")
+            if ack is not None:
+
+                async def ack_and_answer(*args: Any, **kw: Any) -> Any:
+                    try:
+                        return await ack(*args, **kw)
+                    finally:
+                        acked.set()
+
+                kwargs["ack"] = ack_and_answer
+            task: asyncio.Task[Any] = self.inflight.spawn(_coroutine(fn(**kwargs)))
+            if ack is None:
+                # Events: nobody waits for an answer, and Bolt acks them itself.
+                task.add_done_callback(_log_unexpected)
+                return
+            waiting = asyncio.ensure_future(acked.wait())
+            try:
+                await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiting.cancel()
+            if task.done():
+                task.result()  # a failure before any ack is Bolt's to report
+            else:
+                task.add_done_callback(_log_unexpected)
+
+        return cast(F, run)
 
     def command(self, name: str) -> Callable[[F], F]:
         return self._on(self.bolt.command(name))
@@ -107,6 +146,16 @@ class Listen:
 
     def shortcut(self, callback_id: str) -> Callable[[F], F]:
         return self._on(self.bolt.shortcut(callback_id))
+
+
+async def _coroutine(work: Awaitable[Any]) -> Any:
+    return await work
+
+
+def _log_unexpected(task: asyncio.Task[Any]) -> None:
+    """A listener's failure after its ack (guarded work tells the person itself)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("a listener failed after answering Slack", exc_info=task.exception())
 
 
 def sorry(action: str, e: Exception, *, stored: bool = False) -> str:
