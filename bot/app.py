@@ -54,13 +54,16 @@ from bot.slack.surfaces import Surfaces
 from bot.store import Claims, Store, utcnow
 from bot.store.claims import Clock
 from bot.store.engine import POOL_SIZE
-from bot.work import InFlight
+from bot.work import InFlight, Slots
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 # The largest alert webhook body taken (Alertmanager groups can be large, not this large).
 ALERT_BODY_MAX = 1024 * 1024
+# Operations running at once while people's requests keep arriving (see Slots); up to the
+# database pool otherwise.
+BUSY_SLOTS = 2
 # /healthz answers within this, whatever state the database is in.
 HEALTH_SECONDS = 1.5
 
@@ -232,7 +235,7 @@ class BotApp:
             replies=Replies(self.client),
             reports=Reports(settings, self.store, clock=clock),
             home=self.home,
-            slots=asyncio.Semaphore(POOL_SIZE),
+            slots=Slots(POOL_SIZE, while_busy=BUSY_SLOTS),
         )
         self._lease_seconds = lease_seconds
         secret = settings.slack_signing_secret
@@ -321,6 +324,7 @@ class BotApp:
 
     async def _events(self, request: web.Request) -> web.Response:
         """Signature first, then parsing and shape (protocol.py), then Bolt."""
+        self.ops.slots.arrived()
         raw = await request.read()
         if protocol.is_ssl_check(raw):
             return web.Response(status=200)
@@ -400,6 +404,7 @@ class BotApp:
                 token.get_secret_value(),
                 self.client,
                 self.inflight,
+                arrived=self.ops.slots.arrived,
                 ping_interval=self._socket_ping_seconds,
             )
             try:

@@ -4,7 +4,11 @@ stopping can wait for them and tests can tell when the bot has settled."""
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import functools
+import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable
 from contextlib import asynccontextmanager
 from typing import Any, ParamSpec, TypeVar
@@ -112,3 +116,67 @@ class KeyedLocks:
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, users - 1)
+
+
+class Slots:
+    """Operations running at once: up to `most` (the database pool), but only `while_busy`
+    while people's requests keep arriving, so that their acks do not wait behind work that
+    can. Waiters start in the order they came; none waits for arrivals to pause once a
+    slot is free under the lower limit."""
+
+    def __init__(self, most: int, *, while_busy: int, quiet: float = 0.05) -> None:
+        self.most = most
+        self.while_busy = while_busy
+        # Arrivals this close together count as one burst.
+        self.quiet = quiet
+        self.running = 0
+        self._busy_until = -math.inf
+        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def arrived(self) -> None:
+        """A person's request came in (its ack is due)."""
+        self._busy_until = time.monotonic() + self.quiet
+
+    def _limit(self) -> int:
+        return self.while_busy if time.monotonic() < self._busy_until else self.most
+
+    async def __aenter__(self) -> None:
+        if not self._waiting and self.running < self._limit():
+            self.running += 1
+            return
+        slot = asyncio.get_running_loop().create_future()
+        self._waiting.append(slot)
+        self._wake()
+        try:
+            await slot
+        except asyncio.CancelledError:
+            if slot.done() and not slot.cancelled():
+                self._release()  # given a slot just as it was cancelled
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiting.remove(slot)
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        self.running -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        limit = self._limit()
+        while self._waiting and self.running < limit:
+            slot = self._waiting.popleft()
+            if not slot.done():
+                self.running += 1
+                slot.set_result(None)
+        if self._waiting and self.running < self.most and self._timer is None:
+            # Held back by arrivals: look again when they may have paused.
+            delay = max(self._busy_until - time.monotonic(), 0.001)
+            self._timer = asyncio.get_running_loop().call_later(delay, self._look_again)
+
+    def _look_again(self) -> None:
+        self._timer = None
+        self._wake()

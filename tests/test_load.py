@@ -12,11 +12,23 @@ import asyncio
 
 import pytest
 
+from bot.app import BUSY_SLOTS
 from bot.fakeslack.server import load_rate_limits
 from bot.slack.budget import Budget, Window
 from bot.store.engine import POOL_SIZE
-from bot.work import KeyedLocks
-from tests.support import ALICE, GENERAL, Bot, StartBot, card_of, declared, entries, texts_of, until
+from bot.work import KeyedLocks, Slots
+from tests.support import (
+    ALICE,
+    BOB,
+    GENERAL,
+    Bot,
+    StartBot,
+    card_of,
+    declared,
+    entries,
+    texts_of,
+    until,
+)
 
 
 def test_a_window_makes_the_next_call_wait_until_the_oldest_leaves_it() -> None:
@@ -127,6 +139,68 @@ async def test_a_burst_of_declarations_runs_a_bounded_number_at_once_and_every_o
     assert len(await bot.incidents()) == count
     assert all(inc.provisioned for inc in await bot.incidents())
     assert 1 < bot.fake.most_at_once("conversations.create") <= POOL_SIZE
+
+
+async def test_while_requests_keep_arriving_background_work_gives_way(bot: Bot) -> None:
+    """Eight declarations, then someone asking for help every 10 ms: while requests keep
+    arriving (their acks are due), at most BUSY_SLOTS operations run at once; once they
+    pause, the rest go ahead together, and every declaration completes."""
+    bot.fake.set_delay("conversations.create", 0.2)
+    asking = asyncio.Event()
+
+    async def keep_asking() -> None:
+        while not asking.is_set():
+            await bot.slack.command("help", user=BOB, channel=GENERAL)
+            await asyncio.sleep(0.01)
+
+    asker = asyncio.create_task(keep_asking())
+    await asyncio.gather(
+        *(
+            bot.slack.command(f"declare sev3 Busy {n}", user=ALICE, channel=GENERAL)
+            for n in range(8)
+        )
+    )
+    await until(
+        lambda: len(bot.fake.calls_to("conversations.create")) >= 2 * BUSY_SLOTS,
+        timeout=10,
+        message="a few channels created while requests arrive",
+    )
+    while_asked = bot.fake.most_at_once("conversations.create")
+    asking.set()
+    await asker
+    await until(
+        lambda: len(bot.fake.calls_to("conversations.create")) == 8,
+        timeout=10,
+        message="every channel created",
+    )
+    await bot.settled()
+    assert while_asked == BUSY_SLOTS
+    assert bot.fake.most_at_once("conversations.create") > BUSY_SLOTS
+    assert all(inc.provisioned for inc in await bot.incidents())
+
+
+async def test_slots_count_a_waiter_cancelled_while_waiting_once() -> None:
+    """A stop can cancel operations still waiting in line: none of them keeps a slot."""
+    slots = Slots(2, while_busy=1)
+    slots.arrived()
+    entered = asyncio.Event()
+    leave = asyncio.Event()
+
+    async def hold() -> None:
+        async with slots:
+            entered.set()
+            await leave.wait()
+
+    holder = asyncio.create_task(hold())
+    await entered.wait()
+    waiters = [asyncio.create_task(hold()) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert slots.running == 1  # arrivals: one at a time
+    waiters[0].cancel()
+    await asyncio.gather(waiters[0], return_exceptions=True)
+    leave.set()
+    await asyncio.gather(holder, *waiters[1:])
+    assert slots.running == 0
 
 
 async def test_changes_faster_than_slack_shows_them_cost_few_card_updates(bot: Bot) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -53,6 +54,7 @@ class SocketMode:
         web_client: AsyncWebClient,
         inflight: InFlight,
         *,
+        arrived: Callable[[], None] = lambda: None,
         ping_interval: float = 10.0,
         first_retry: float = 1.0,
         longest_retry: float = 60.0,
@@ -60,6 +62,8 @@ class SocketMode:
     ):
         self.bolt = bolt
         self.inflight = inflight
+        # Told of each envelope as it comes in (its ack is due).
+        self.arrived = arrived
         self.first_retry = first_retry
         self.longest_retry = longest_retry
         self.connect_timeout = connect_timeout
@@ -107,6 +111,7 @@ class SocketMode:
     async def _handle(self, socket: Any, request: SocketModeRequest) -> None:
         if not self._accepting:
             return  # never acknowledged: Slack delivers it to another connection
+        self.arrived()
         async with self.inflight.track():
             started = time.time()
             payload = request.payload if isinstance(request.payload, dict) else {}

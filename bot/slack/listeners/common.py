@@ -30,7 +30,7 @@ from bot.settings import Settings
 from bot.slack import answers
 from bot.slack.replies import Replies
 from bot.store.engine import watching_writes
-from bot.work import InFlight
+from bot.work import InFlight, Slots
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +59,14 @@ class Operations:
     # Operations running at once, sized to the database pool: a burst waits in line here,
     # holding no connection and little memory, instead of every operation waiting for a
     # connection at once (and some running out of time).
-    slots: asyncio.Semaphore
+    slots: Slots
 
 
 class Listen:
     """Bolt's registration: each listener answers Slack as soon as it acks, and its work
     goes on, counted as work in flight until it ends."""
 
-    def __init__(self, bolt: AsyncApp, inflight: InFlight, slots: asyncio.Semaphore):
+    def __init__(self, bolt: AsyncApp, inflight: InFlight, slots: Slots):
         self.bolt = bolt
         self.inflight = inflight
         self.slots = slots
