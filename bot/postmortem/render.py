@@ -7,6 +7,7 @@ history always give the same bytes.
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -136,6 +137,14 @@ def ts_key(ts: Any) -> int:
         return 0
 
 
+def _in_order(messages: Sequence[Mapping[str, Any]]) -> list[tuple[int, str, Mapping[str, Any]]]:
+    """(microseconds, ts, message) in Slack's order; each ts read once. The position breaks
+    ties, so messages themselves are never compared."""
+    keyed = [(ts_key(m.get("ts")), str(m.get("ts")), n, m) for n, m in enumerate(messages)]
+    keyed.sort(key=lambda k: k[:3])
+    return [(micros, ts, m) for micros, ts, _, m in keyed]
+
+
 # ---------------------------------------------------------------------------------------------
 # Facts
 
@@ -206,6 +215,11 @@ def _when(moment: datetime) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _when_micros(micros: int) -> str:
+    """`_when` of a Slack ts's microseconds, without building a datetime (one per message)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(micros // 1_000_000))
 
 
 def _micros(moment: datetime) -> int:
@@ -312,6 +326,7 @@ class _Renderer:
             usergroups=facts.usergroups,
             bots=facts.bots,
         )
+        self.writer = content.Writer(self.content_names)
         self.apps = set(facts.apps) | {SLACKBOT, facts.bot_user_id}
         self._kinds: dict[int, tuple[Mapping[str, Any], str]] = {}
         self._escaped: dict[str, str] = {}
@@ -347,30 +362,30 @@ class _Renderer:
 
     def _transcript(self) -> list[_Message]:
         shown = self._shown
-        tops = sorted(self.f.messages, key=lambda m: (ts_key(m.get("ts")), str(m.get("ts"))))
+        tops = _in_order(self.f.messages)
+        threads = [_in_order(msg.get("replies") or ()) for _, _, msg in tops]
         in_threads = {
-            str(r.get("ts")) for m in tops for r in m.get("replies") or () if r.get("ts") != m["ts"]
+            ts
+            for (_, top_ts, _), replies in zip(tops, threads, strict=True)
+            for _, ts, _ in replies
+            if ts != top_ts
         }
         out: list[_Message] = []
         seen: set[str] = set()
-        for msg in tops:
-            ts = str(msg.get("ts"))
+        for (micros, ts, msg), thread in zip(tops, threads, strict=True):
             # A reply also sent to the channel is shown once, in its thread.
             if ts in seen or (ts in in_threads and msg.get("subtype") == "thread_broadcast"):
                 continue
             seen.add(ts)
             replies: list[_Message] = []
-            for reply in sorted(
-                msg.get("replies") or (), key=lambda r: (ts_key(r.get("ts")), str(r.get("ts")))
-            ):
-                rts = str(reply.get("ts"))
+            for r_micros, rts, reply in thread:
                 if rts in seen or not shown(reply, rts):
                     continue
                 seen.add(rts)
-                replies.append(_Message(rts, ts_key(rts), reply, (), True))
+                replies.append(_Message(rts, r_micros, reply, (), True))
             visible = shown(msg, ts)
             if visible or replies:
-                out.append(_Message(ts, ts_key(ts), msg, tuple(replies), visible))
+                out.append(_Message(ts, micros, msg, tuple(replies), visible))
         return out
 
     def kind(self, msg: Mapping[str, Any]) -> str:
@@ -745,7 +760,7 @@ class _Renderer:
 
     def message_lines(self, m: _Message, indent: str = "", reply: bool = False) -> list[str]:
         msg = m.msg
-        when = f"**{_when(_from_micros(m.micros))}**"
+        when = f"**{_when_micros(m.micros)}**"
         arrow = "↳ " if reply else ""
         if not m.shown:
             if _is_deleted(msg):
@@ -767,7 +782,7 @@ class _Renderer:
             head += " *(edited)*"
         if pin is not None and pin.actor and pin.actor != author:
             head += f" (pinned by {self.name(pin.actor)})"
-        return _item(head, content.markdown(msg, self.content_names), indent)
+        return _item(head, self.writer.markdown(msg), indent)
 
     def entry_lines(self, entry: TimelineEntry) -> list[str]:
         when = f"**{_when(entry.happened_at)}**"
@@ -778,7 +793,7 @@ class _Renderer:
             if isinstance(message, Mapping):
                 # Kept when it was added: what the message showed, even if it is gone now.
                 head = f"{when} · 📌 {self.author(message)}"
-                body = content.markdown(message, self.content_names)
+                body = self.writer.markdown(message)
             else:
                 head = f"{when} · 📌 {self.name(author)}"
                 body = self.slack_text(entry.text)

@@ -954,7 +954,86 @@ class _Markdown:
 
 def markdown(message: Message, names: Names) -> list[str]:
     """What ``message`` shows, as Markdown lines (blank lines between blocks)."""
-    return _Markdown(names).parts(parts(message))
+    return Writer(names).markdown(message)
+
+
+class Writer:
+    """`markdown` for many messages with the same names (a postmortem's thousands)."""
+
+    def __init__(self, names: Names) -> None:
+        self._md = _Markdown(names)
+
+    def markdown(self, message: Message) -> list[str]:
+        plain = plain_text(message)
+        if plain is not None:
+            return [plain] if plain else []
+        return self._md.parts(parts(message))
+
+
+# One line of text with nothing Markdown or Slack would read as markup: it starts with a
+# letter, and holds no character that escaping, emphasis, mentions or links look at.
+_PLAIN = re.compile(r"[^\W\d_][^\W_]*(?:[ ,.;:'?/()@#%=+\"-][^\W_]*)*")
+_PLAIN_KEYS = frozenset(
+    {
+        "type",
+        "subtype",
+        "user",
+        "text",
+        "ts",
+        "team",
+        "client_msg_id",
+        "blocks",
+        "thread_ts",
+        "parent_user_id",
+        "reply_count",
+        "reply_users",
+        "reply_users_count",
+        "latest_reply",
+        "is_locked",
+        "subscribed",
+        "last_read",
+        "edited",
+        "replies",
+        "reactions",
+        "user_team",
+        "source_team",
+        "user_profile",
+        "app_id",
+        "bot_id",
+        "bot_profile",
+        "username",
+        "display_as_bot",
+        "is_starred",
+        "pinned_to",
+    }
+)
+
+
+def _only_text(blocks: Any, text: str) -> bool:
+    """Whether `blocks` is one rich-text section of unstyled text that reads `text`."""
+    if len(blocks) != 1 or blocks[0].get("type") != "rich_text":
+        return False
+    elements: list[Any] = blocks[0].get("elements") or []
+    if len(elements) != 1 or elements[0].get("type") != "rich_text_section":
+        return False
+    runs: list[Any] = elements[0].get("elements") or []
+    return all(e.get("type") == "text" and not e.get("style") for e in runs) and (
+        "".join(e.get("text", "") for e in runs) == text
+    )
+
+
+def plain_text(message: Message) -> str | None:
+    """The text of a message that shows nothing but one plain line (most of what people
+    write during an incident), as its Markdown already: the same line. None when it shows
+    anything else, for the full conversion."""
+    text = message.get("text")
+    if not isinstance(text, str) or not message.keys() <= _PLAIN_KEYS:
+        return None
+    blocks = message.get("blocks")
+    # People's messages carry their text as one rich-text section as well.
+    if blocks and not _only_text(blocks, text):
+        return None
+    return text.rstrip() if _PLAIN.fullmatch(text) else None
 
 
 # ---------------------------------------------------------------------------------------------
