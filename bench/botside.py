@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import json
 import logging
@@ -204,7 +205,7 @@ class Side:
                 app.store,
                 app.surfaces,
                 directory,
-                lambda channel_id: fetch_history(app.client, channel_id),
+                functools.partial(fetch_history, app.client),
             )
             started = time.perf_counter()
             facts = await compiler.facts(int(body["incident_id"]))

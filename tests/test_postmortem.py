@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import re
@@ -14,8 +15,9 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.fakeslack import FakeSlack
+from bot.postmortem import render as render_module
 from bot.postmortem.history import fetch_history
-from bot.postmortem.render import PROMPT_MARKER, PostmortemFacts, duration, render
+from bot.postmortem.render import PROMPT_MARKER, PostmortemFacts, Preparer, duration, render
 from bot.settings import BUILTIN_ROLES, DEFAULT_SEVERITIES
 from bot.slack.directory import Directory, Person
 from bot.store import FollowUp, Incident, RoleAssignment, StatusUpdate, TimelineEntry
@@ -710,6 +712,52 @@ def test_same_facts_give_the_same_bytes() -> None:
             if m.get("replies"):
                 rng.shuffle(m["replies"])
         assert render(story_facts(**parts)) == first
+
+
+def test_lines_worked_out_ahead_give_the_same_draft_even_where_names_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The compile works out messages' lines while the history arrives, with the names
+    known so far. The draft is the same bytes as a render from scratch: lines that read a
+    name that changed since (Bob renamed, Carol's name not yet looked up) are worked out
+    again, the rest are used as they are, and a render never changes what it was given."""
+    facts = story_facts()
+    ahead = Preparer(facts.timeline, facts.bot_user_id, facts.bot_id)
+    ahead.users.update({**facts.names, BOB: "Bob (old name)"})
+    del ahead.users[CAROL]
+    ahead.channels.update(facts.channels)
+    for message in facts.messages:
+        ahead.prepare(message, False)
+        for reply in message.get("replies") or ():
+            ahead.prepare(reply, True)
+    assert len(ahead.prepared) >= 10
+    fresh = render(facts)
+    prepared = dataclasses.replace(facts, prepared=ahead.prepared)
+    assert render(prepared) == fresh
+    assert render(prepared) == fresh  # and again: the prepared lines are not consumed
+    assert "Bob (old name)" not in fresh and "Bob Baker" in fresh
+
+    # With the names as they are, the prepared lines are used, not worked out again.
+    same = Preparer(facts.timeline, facts.bot_user_id, facts.bot_id)
+    same.users.update(facts.names)
+    same.channels.update(facts.channels)
+    for message in facts.messages:
+        same.prepare(message, False)
+    worked_out: list[Any] = []
+    original = render_module._Lines.message_lines
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> list[str]:
+        worked_out.append(args[0])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(render_module._Lines, "message_lines", counting)
+    assert render(dataclasses.replace(facts, prepared=same.prepared)) == fresh
+    with_prepared = len(worked_out)
+    worked_out.clear()
+    render(facts)
+    # Every prepared top-level message shown as itself (a broadcast reply is shown in
+    # its thread instead).
+    assert len(worked_out) - with_prepared == len(same.prepared) - 1
 
 
 def test_a_big_channel_renders_every_message() -> None:

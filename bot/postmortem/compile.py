@@ -3,24 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from bot.errors import BadInput
 from bot.incidents import rules
 from bot.incidents.rules import Changed
-from bot.postmortem.history import Message
-from bot.postmortem.render import PostmortemFacts, render
+from bot.postmortem.history import Message, OnMessages
+from bot.postmortem.render import PostmortemFacts, Prepared, Preparer, render
 from bot.settings import Settings
 from bot.slack import blocks, content
 from bot.slack.content import UNKNOWN_PERSON, References
 from bot.slack.directory import Directory, Person
 from bot.slack.surfaces import Surfaces
-from bot.store import FollowUp, Postmortem, RoleAssignment, StatusUpdate, Store, utcnow
+from bot.store import (
+    FollowUp,
+    Incident,
+    Postmortem,
+    RoleAssignment,
+    StatusUpdate,
+    Store,
+    TimelineEntry,
+    utcnow,
+)
 from bot.store.claims import Clock
-from bot.work import KeyedLocks
+from bot.work import KeyedLocks, full_collections_held
 
-History = Callable[[str], Awaitable[list[Message]]]
+History = Callable[[str, OnMessages], Awaitable[list[Message]]]
+# Messages prepared between two turns of the event loop: acks and the history's own
+# requests wait for at most this much work.
+PREPARE_SLICE = 40
 MENTIONED = re.compile(r"<@([UW][A-Z0-9]+)")
 
 
@@ -46,22 +60,24 @@ class Postmortems:
     async def facts(self, incident_id: int) -> PostmortemFacts:
         incident = await self.store.incident(incident_id)
         assert incident is not None and incident.channel_id
-        messages = await self.history(incident.channel_id)
+        # The stored side first: the lines prepared while the history arrives show the
+        # same pinned messages as the render.
         async with self.store.sessions() as s:
             assignments = await self.store.all_of(s, RoleAssignment, incident_id)
             updates = await self.store.all_of(s, StatusUpdate, incident_id)
             follow_ups = await self.store.all_of(s, FollowUp, incident_id)
         timeline = await self.store.timeline(incident_id)
+        ahead = _Ahead(self.directory, incident, timeline)
+        try:
+            messages = await self.history(incident.channel_id, ahead.messages)
+            prepared = await ahead.done()
+        finally:
+            await ahead.cancel()
+        # What the messages mention was gathered as they arrived.
         wanted = References()
-        # Names some messages carry themselves (exports, Slack Connect), for people
-        # users.info will not show.
-        hints: dict[str, str] = {}
+        wanted.update(ahead.wanted)
+        hints = ahead.hints
         wanted.users.add(incident.declared_by)
-        for msg in messages:
-            for m in [msg, *msg.get("replies", [])]:
-                wanted.update(content.references(m))
-                if m.get("user") and content.profile_name(m):
-                    hints.setdefault(str(m["user"]), content.profile_name(m))
         texts: list[str] = []
         for entry in timeline:
             data = entry.data or {}
@@ -105,6 +121,7 @@ class Postmortems:
             bots=bots,
             apps=frozenset(uid for uid, person in people.items() if person.app),
             update_interval=rules.reminder_interval(self.settings, incident.severity),
+            prepared=prepared,
         )
 
     async def compile(self, incident_id: int, actor: str) -> Changed:
@@ -114,8 +131,11 @@ class Postmortems:
             assert incident is not None
             if not incident.channel_id:
                 raise BadInput(f"{incident.ref} has no channel yet; try again in a moment.")
-            # Rendering a long channel takes CPU time; a worker thread keeps acks prompt.
-            markdown = await asyncio.to_thread(render, await self.facts(incident_id))
+            with full_collections_held():
+                facts = await self.facts(incident_id)
+                # What is left of the render after the history arrived: a worker thread
+                # keeps acks prompt meanwhile.
+                markdown = await asyncio.to_thread(render, facts)
             latest = await self.store.latest_postmortem(incident_id)
             if latest is not None and latest.markdown == markdown and latest.file_id:
                 # Nothing happened since the last draft (or a double click): no new copy.
@@ -147,6 +167,93 @@ class Postmortems:
             )
             await self.store.set_postmortem_file(saved.pk, file_id)
             return Changed(incident, True, f"Posted version {version} of the draft.")
+
+
+class _Ahead:
+    """The bulk of the render done while the history downloads: each batch's names are
+    looked up (the directory keeps them for the final lookup), then its messages' lines
+    are worked out on the event loop, a slice at a time, while the next batches arrive.
+    The render uses what still holds with the final names and works out the rest."""
+
+    def __init__(
+        self, directory: Directory, incident: Incident, timeline: Sequence[TimelineEntry]
+    ) -> None:
+        self.directory = directory
+        self.own_channel = {str(incident.channel_id): incident.channel_name or "this channel"}
+        self.preparer = Preparer(timeline, directory.bot_user_id or "", directory.bot_id)
+        self.people: dict[str, Person] = {}
+        # Every id the messages mention, and the names some carry themselves (exports,
+        # Slack Connect) for people users.info will not show.
+        self.wanted = References()
+        self.hints: dict[str, str] = {}
+        self._batches: deque[tuple[list[Message], bool]] = deque()
+        self._more = asyncio.Event()
+        self._fetched = False
+        self._worker: asyncio.Task[None] | None = None
+
+    def messages(self, batch: list[Message], replies: bool) -> None:
+        if batch:
+            self._batches.append((batch, replies))
+            self._more.set()
+            if self._worker is None:
+                self._worker = asyncio.ensure_future(self._work())
+
+    async def done(self) -> dict[int, Prepared]:
+        self._fetched = True
+        self._more.set()
+        if self._worker is not None:
+            await self._worker
+        return self.preparer.prepared
+
+    async def cancel(self) -> None:
+        if self._worker is not None and not self._worker.done():
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+
+    async def _work(self) -> None:
+        while True:
+            while self._batches:
+                batch, replies = self._batches.popleft()
+                try:
+                    await self._learn_names(batch)
+                except Exception:  # noqa: S112 - the final lookup says why; the render copes
+                    continue
+                for start in range(0, len(batch), PREPARE_SLICE):
+                    for msg in batch[start : start + PREPARE_SLICE]:
+                        self.preparer.prepare(msg, replies)
+                    await asyncio.sleep(0)
+            if self._fetched:
+                return
+            self._more.clear()
+            await self._more.wait()
+
+    async def _learn_names(self, batch: list[Message]) -> None:
+        wanted = References()
+        for start in range(0, len(batch), PREPARE_SLICE):
+            for m in batch[start : start + PREPARE_SLICE]:
+                wanted.update(content.references(m))
+                if m.get("user") and content.profile_name(m):
+                    self.hints.setdefault(str(m["user"]), content.profile_name(m))
+            await asyncio.sleep(0)
+        self.wanted.update(wanted)
+        wanted.users.discard("")
+        wanted.users -= self.people.keys()
+        people, bots, channels, usergroups = await asyncio.gather(
+            self.directory.people(wanted.users),
+            self.directory.bot_names(wanted.bots - self.preparer.bot_names.keys()),
+            self.directory.channel_names(
+                wanted.channels - self.preparer.channels.keys() - self.own_channel.keys()
+            ),
+            self.directory.usergroup_handles(wanted.usergroups - self.preparer.usergroups.keys()),
+        )
+        self.people.update(people)
+        p = self.preparer
+        p.users.clear()
+        p.users.update(_names(self.people, self.hints))
+        p.bot_names.update(bots)
+        p.channels.update({**channels, **self.own_channel})
+        p.usergroups.update(usergroups)
 
 
 def _names(people: Mapping[str, Person], hints: Mapping[str, str]) -> dict[str, str]:

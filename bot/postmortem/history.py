@@ -7,6 +7,7 @@ cursors and its retry handlers take care of rate limits.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
@@ -32,15 +33,27 @@ async def _replies(client: AsyncWebClient, channel_id: str, thread_ts: str) -> l
     return replies
 
 
-async def fetch_history(client: AsyncWebClient, channel_id: str) -> list[Message]:
-    """Every top-level message, oldest first, with thread replies as ``msg["replies"]``."""
+# Told about each batch as it arrives: a page of top-level messages (False), or a thread's
+# replies (True).
+OnMessages = Callable[[list[Message], bool], None]
+
+
+async def fetch_history(
+    client: AsyncWebClient, channel_id: str, on_messages: OnMessages | None = None
+) -> list[Message]:
+    """Every top-level message, oldest first, with thread replies as ``msg["replies"]``;
+    `on_messages` hears of each batch as it arrives."""
     messages: list[Message] = []
     seen: set[str] = set()
     async for page in await client.conversations_history(channel=channel_id, limit=PAGE_LIMIT):
+        fresh = []
         for msg in page.get("messages") or []:
             if msg.get("ts") not in seen:
                 seen.add(msg.get("ts"))
-                messages.append(msg)
+                fresh.append(msg)
+        messages += fresh
+        if on_messages is not None:
+            on_messages(fresh, False)
     # Slack pages newest first.
     messages.sort(key=lambda m: ts_key(m.get("ts")))
 
@@ -48,7 +61,10 @@ async def fetch_history(client: AsyncWebClient, channel_id: str) -> list[Message
 
     async def attach(msg: Message) -> None:
         async with limit:
-            msg["replies"] = await _replies(client, channel_id, msg["ts"])
+            replies = await _replies(client, channel_id, msg["ts"])
+        msg["replies"] = replies
+        if on_messages is not None:
+            on_messages(replies, True)
 
     threads = [m for m in messages if (m.get("reply_count") or 0) > 0]
     # A TaskGroup cancels the other fetches as soon as one fails.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +25,7 @@ __all__ = [
     "NOISE_SUBTYPES",
     "PROMPT_MARKER",
     "PostmortemFacts",
+    "Preparer",
     "duration",
     "render",
     "ts_key",
@@ -175,6 +176,48 @@ class PostmortemFacts:
     apps: frozenset[str] = frozenset()
     # The severity's reminder interval: the cadence updates are measured against.
     update_interval: timedelta = timedelta(minutes=30)
+    # Messages' lines worked out while the history was still arriving (`Preparer`); each
+    # is used only if every name it read is the same in these facts.
+    prepared: Mapping[int, Prepared] = field(default_factory=dict)
+
+
+_MISSING = object()
+_ANY = "\0any"  # a key no id can be: "are there any names of this kind?"
+# What one message's lines read: (which names, key, value) for every name looked up.
+Reads = tuple[tuple[str, str | None, object], ...]
+# Keyed by the message's id (the facts hold every message for as long as the render
+# runs, so no id is reused): as a reply or not, what it read, its lines, its kind. Tuples
+# of strings only, which the garbage collector stops tracking.
+Prepared = tuple[bool, Reads, tuple[str, ...], str]
+
+
+class _Recording(Mapping[str, str]):
+    """A names mapping that notes every name read from it (into `into.reads`)."""
+
+    def __init__(self, data: Mapping[str, str], kind: str, into: Preparer):
+        self._data, self._kind, self._into = data, kind, into
+
+    def __getitem__(self, key: str) -> str:
+        try:
+            value = self._data[key]
+        except KeyError:
+            self._into.reads.append((self._kind, key, _MISSING))
+            raise
+        self._into.reads.append((self._kind, key, value))
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        self._into.reads.append((self._kind, None, _MISSING))  # everything: never reused
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        self._into.reads.append((self._kind, None, _MISSING))
+        return len(self._data)
+
+    def __bool__(self) -> bool:
+        # `names or {}` asks only whether there are any.
+        self._into.reads.append((self._kind, _ANY, bool(self._data)))
+        return bool(self._data)
 
 
 def _pinned_ts(entry: TimelineEntry) -> str:
@@ -305,6 +348,18 @@ _OPENS_BLOCK = re.compile(r"```|~~~|>|(?:[-+*]|\d{1,9}[.)])(?:[ \t]|$)")
 # Rendering
 
 
+def _entry_key(e: TimelineEntry) -> tuple[int, int, str, int, str, str, str]:
+    return (
+        _micros(e.happened_at),
+        KIND_ORDER.get(e.kind, len(KIND_ORDER)),
+        e.kind,
+        e.id if e.id is not None else -1,
+        e.actor or "",
+        e.text,
+        _pinned_ts(e),
+    )
+
+
 @dataclass(frozen=True)
 class _Message:
     ts: str
@@ -315,50 +370,202 @@ class _Message:
     shown: bool
 
 
-class _Renderer:
+class _Lines:
+    """A message's lines in the timeline, from the names and the pinned messages alone:
+    what the render and the work done ahead of it (`Preparer`) share."""
+
+    def __init__(
+        self,
+        *,
+        names: Mapping[str, str],
+        channels: Mapping[str, str],
+        usergroups: Mapping[str, str],
+        bots: Mapping[str, str],
+        timeline: Sequence[TimelineEntry],
+        bot_user_id: str,
+        bot_id: str | None,
+    ) -> None:
+        self.names = names
+        self.bots = bots
+        self.content_names = content.Names(
+            users=names, channels=channels, usergroups=usergroups, bots=bots
+        )
+        self.writer = content.Writer(self.content_names)
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self._kinds: dict[int, tuple[Mapping[str, Any], str]] = {}
+        self._escaped: dict[str, str] = {}
+        # Pinned messages found in the transcript are shown there, once.
+        self.pinned: dict[str, TimelineEntry] = {}
+        for entry in timeline:
+            ts = _pinned_ts(entry)
+            if entry.kind == "message" and ts and ts not in self.pinned:
+                self.pinned[ts] = entry
+
+    def kind(self, msg: Mapping[str, Any]) -> str:
+        # Asked several times per message. The cache holds the message itself, so its id
+        # cannot be reused by another while the renderer lives.
+        held = self._kinds.get(id(msg))
+        if held is not None and held[0] is msg:
+            return held[1]
+        kind = _kind(msg, self.bot_user_id, self.bot_id)
+        self._kinds[id(msg)] = (msg, kind)
+        return kind
+
+    def _shown(self, msg: Mapping[str, Any], ts: str) -> bool:
+        """People's messages and one-line events; an app's message once someone pinned it."""
+        kind = self.kind(msg)
+        return kind in ("person", "event") or (kind == "app" and ts in self.pinned)
+
+    def raw_name(self, user_id: str | None) -> str:
+        if not user_id:
+            return "someone"
+        if user_id in self.bots:
+            return " ".join(self.bots[user_id].split()) or content.UNKNOWN_APP
+        name = " ".join((self.names.get(user_id) or "").split())
+        if name:
+            return name
+        return content.UNKNOWN_APP if user_id.startswith("B") else content.UNKNOWN_PERSON
+
+    def name(self, user_id: str | None) -> str:
+        return self.escaped(self.raw_name(user_id))
+
+    def author(self, msg: Mapping[str, Any]) -> str:
+        return self.escaped(content.author_of(msg, self.content_names))
+
+    def escaped(self, name: str) -> str:
+        """A name escaped for Markdown; the same few names come up for every message."""
+        found = self._escaped.get(name)
+        if found is None:
+            found = self._escaped[name] = markdown_escape(name)
+        return found
+
+    def event(self, msg: Mapping[str, Any]) -> str:
+        """What a rename or a change of visibility did, in words."""
+        subtype = msg.get("subtype")
+        if subtype in ("channel_name", "group_name"):
+            old, new = str(msg.get("old_name") or ""), str(msg.get("name") or "")
+            if old and new:
+                return f"renamed the channel from #{_one_line(old)} to #{_one_line(new)}"
+            return "renamed the channel"
+        if subtype == "channel_convert_to_private":
+            return "made the channel private"
+        return "made the channel public"
+
+    def message_lines(self, m: _Message, indent: str = "", reply: bool = False) -> list[str]:
+        msg = m.msg
+        when = f"**{_when_micros(m.micros)}**"
+        arrow = "↳ " if reply else ""
+        if not m.shown:
+            if _is_deleted(msg):
+                why = "a deleted message"
+            elif self.kind(msg) == "app" or msg.get("user") == self.bot_user_id:
+                why = "a bot message"
+            else:
+                why = "a message left out"
+            return _item(f"{arrow}{when} · *thread under {why}*", [], indent)
+        kind = self.kind(msg)
+        if kind == "event":
+            head = f"{arrow}{when} · {self.author(msg)} *{self.event(msg)}*"
+            return _item(head, [], indent)
+        pin = self.pinned.get(m.ts)
+        author = str(msg.get("user") or msg.get("bot_id") or "")
+        icon = "📌 " if pin else ("" if reply else "💬 ")
+        head = f"{arrow}{when} · {icon}{self.author(msg)}"
+        if msg.get("edited"):
+            head += " *(edited)*"
+        if pin is not None and pin.actor and pin.actor != author:
+            head += f" (pinned by {self.name(pin.actor)})"
+        return _item(head, self.writer.markdown(msg), indent)
+
+
+class Preparer(_Lines):
+    """Messages' lines worked out ahead of the render, while the history still arrives,
+    with the names known so far (`names` etc. are updated in place as more are looked
+    up). The render uses a message's lines only where every name they read still holds;
+    the rest it works out itself."""
+
+    def __init__(
+        self, timeline: Sequence[TimelineEntry], bot_user_id: str, bot_id: str | None
+    ) -> None:
+        self.reads: list[tuple[str, str | None, object]] = []
+        self.users: dict[str, str] = {}
+        self.channels: dict[str, str] = {}
+        self.usergroups: dict[str, str] = {}
+        self.bot_names: dict[str, str] = {}
+        super().__init__(
+            names=_Recording(self.users, "users", self),
+            channels=_Recording(self.channels, "channels", self),
+            usergroups=_Recording(self.usergroups, "usergroups", self),
+            bots=_Recording(self.bot_names, "bots", self),
+            timeline=timeline,
+            bot_user_id=bot_user_id,
+            bot_id=bot_id,
+        )
+        self.prepared: dict[int, Prepared] = {}
+
+    def prepare(self, msg: Mapping[str, Any], reply: bool) -> None:
+        ts = str(msg.get("ts"))
+        kind = self.kind(msg)
+        if not (kind in ("person", "event") or (kind == "app" and ts in self.pinned)):
+            return  # not shown as itself: the render says why, in a line of its own
+        self.reads = []
+        lines = self.message_lines(
+            _Message(ts, ts_key(ts), msg, (), True), "  " if reply else "", reply
+        )
+        self.prepared[id(msg)] = (reply, tuple(self.reads), tuple(lines), kind)
+
+
+class _Renderer(_Lines):
     def __init__(self, facts: PostmortemFacts) -> None:
         self.f = facts
         self.inc = facts.incident
-        self.names = facts.names
-        self.content_names = content.Names(
-            users=facts.names,
+        self.timeline = sorted(facts.timeline, key=_entry_key)
+        super().__init__(
+            names=facts.names,
             channels=facts.channels,
             usergroups=facts.usergroups,
             bots=facts.bots,
+            timeline=self.timeline,
+            bot_user_id=facts.bot_user_id,
+            bot_id=facts.bot_id,
         )
-        self.writer = content.Writer(self.content_names)
         self.apps = set(facts.apps) | {SLACKBOT, facts.bot_user_id}
-        self._kinds: dict[int, tuple[Mapping[str, Any], str]] = {}
-        self._escaped: dict[str, str] = {}
         self.severity_rank = {s.name: i for i, s in enumerate(facts.severities)}
         self.severity_label = {s.name: s.label for s in facts.severities}
-        self.timeline = sorted(facts.timeline, key=self._entry_key)
         self.updates = sorted(
             facts.updates,
             key=lambda u: (_micros(u.posted_at), u.id or 0, u.status, u.posted_by, u.summary),
         )
-        # Pinned messages found in the transcript are shown there, once.
-        self.pinned: dict[str, TimelineEntry] = {}
-        for entry in self.timeline:
-            ts = _pinned_ts(entry)
-            if entry.kind == "message" and ts and ts not in self.pinned:
-                self.pinned[ts] = entry
         self.transcript = self._transcript()
         self.by_ts = {m.ts: m for top in self.transcript for m in (top, *top.replies) if m.shown}
 
-    # -- ordering ------------------------------------------------------------------------------
+    def message_lines(self, m: _Message, indent: str = "", reply: bool = False) -> list[str]:
+        held = self.f.prepared.get(id(m.msg))
+        still = held is not None and held[0] == reply and m.shown
+        if held is not None and still and all(self._still(read) for read in held[1]):
+            return list(held[2])
+        return super().message_lines(m, indent, reply)
 
-    @staticmethod
-    def _entry_key(e: TimelineEntry) -> tuple[int, int, str, int, str, str, str]:
-        return (
-            _micros(e.happened_at),
-            KIND_ORDER.get(e.kind, len(KIND_ORDER)),
-            e.kind,
-            e.id if e.id is not None else -1,
-            e.actor or "",
-            e.text,
-            _pinned_ts(e),
-        )
+    def kind(self, msg: Mapping[str, Any]) -> str:
+        held = self.f.prepared.get(id(msg))
+        return held[3] if held is not None else super().kind(msg)
+
+    def _still(self, read: tuple[str, str | None, object]) -> bool:
+        kind, key, value = read
+        names = {
+            "users": self.f.names,
+            "channels": self.f.channels,
+            "usergroups": self.f.usergroups,
+            "bots": self.f.bots,
+        }[kind]
+        if key is None:
+            return False
+        if key == _ANY:
+            return bool(names) == value
+        return names.get(key, _MISSING) == value
+
+    # -- ordering ------------------------------------------------------------------------------
 
     def _transcript(self) -> list[_Message]:
         shown = self._shown
@@ -388,48 +595,10 @@ class _Renderer:
                 out.append(_Message(ts, micros, msg, tuple(replies), visible))
         return out
 
-    def kind(self, msg: Mapping[str, Any]) -> str:
-        # Asked several times per message. The cache holds the message itself, so its id
-        # cannot be reused by another while the renderer lives.
-        held = self._kinds.get(id(msg))
-        if held is not None and held[0] is msg:
-            return held[1]
-        kind = _kind(msg, self.f.bot_user_id, self.f.bot_id)
-        self._kinds[id(msg)] = (msg, kind)
-        return kind
-
-    def _shown(self, msg: Mapping[str, Any], ts: str) -> bool:
-        """People's messages and one-line events; an app's message once someone pinned it."""
-        kind = self.kind(msg)
-        return kind in ("person", "event") or (kind == "app" and ts in self.pinned)
-
     def is_person(self, user_id: str | None) -> bool:
         return bool(user_id) and user_id not in self.apps and not str(user_id).startswith("B")
 
     # -- names ---------------------------------------------------------------------------------
-
-    def raw_name(self, user_id: str | None) -> str:
-        if not user_id:
-            return "someone"
-        if user_id in self.f.bots:
-            return " ".join(self.f.bots[user_id].split()) or content.UNKNOWN_APP
-        name = " ".join((self.names.get(user_id) or "").split())
-        if name:
-            return name
-        return content.UNKNOWN_APP if user_id.startswith("B") else content.UNKNOWN_PERSON
-
-    def name(self, user_id: str | None) -> str:
-        return self.escaped(self.raw_name(user_id))
-
-    def author(self, msg: Mapping[str, Any]) -> str:
-        return self.escaped(content.author_of(msg, self.content_names))
-
-    def escaped(self, name: str) -> str:
-        """A name escaped for Markdown; the same few names come up for every message."""
-        found = self._escaped.get(name)
-        if found is None:
-            found = self._escaped[name] = markdown_escape(name)
-        return found
 
     def severity(self, name: str) -> str:
         label = self.severity_label.get(name)
@@ -746,44 +915,6 @@ class _Renderer:
 
     # -- timeline ------------------------------------------------------------------------------
 
-    def event(self, msg: Mapping[str, Any]) -> str:
-        """What a rename or a change of visibility did, in words."""
-        subtype = msg.get("subtype")
-        if subtype in ("channel_name", "group_name"):
-            old, new = str(msg.get("old_name") or ""), str(msg.get("name") or "")
-            if old and new:
-                return f"renamed the channel from #{_one_line(old)} to #{_one_line(new)}"
-            return "renamed the channel"
-        if subtype == "channel_convert_to_private":
-            return "made the channel private"
-        return "made the channel public"
-
-    def message_lines(self, m: _Message, indent: str = "", reply: bool = False) -> list[str]:
-        msg = m.msg
-        when = f"**{_when_micros(m.micros)}**"
-        arrow = "↳ " if reply else ""
-        if not m.shown:
-            if _is_deleted(msg):
-                why = "a deleted message"
-            elif self.kind(msg) == "app" or msg.get("user") == self.f.bot_user_id:
-                why = "a bot message"
-            else:
-                why = "a message left out"
-            return _item(f"{arrow}{when} · *thread under {why}*", [], indent)
-        kind = self.kind(msg)
-        if kind == "event":
-            head = f"{arrow}{when} · {self.author(msg)} *{self.event(msg)}*"
-            return _item(head, [], indent)
-        pin = self.pinned.get(m.ts)
-        author = str(msg.get("user") or msg.get("bot_id") or "")
-        icon = "📌 " if pin else ("" if reply else "💬 ")
-        head = f"{arrow}{when} · {icon}{self.author(msg)}"
-        if msg.get("edited"):
-            head += " *(edited)*"
-        if pin is not None and pin.actor and pin.actor != author:
-            head += f" (pinned by {self.name(pin.actor)})"
-        return _item(head, self.writer.markdown(msg), indent)
-
     def entry_lines(self, entry: TimelineEntry) -> list[str]:
         when = f"**{_when(entry.happened_at)}**"
         if entry.kind == "message":
@@ -811,7 +942,7 @@ class _Renderer:
         for entry in self.timeline:
             if entry.kind == "message" and _pinned_ts(entry) in self.by_ts:
                 continue  # shown, once, where the message is in the transcript
-            micros, rank, kind, id_, actor, text, ts = self._entry_key(entry)
+            micros, rank, kind, id_, actor, text, ts = _entry_key(entry)
             items.append(((micros, 0, rank, kind, id_, actor, text, ts), self.entry_lines(entry)))
         for top in self.transcript:
             lines = self.message_lines(top)

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.slack.text import (
+    NOT_PLAIN,
     SlackNames,
     escape,
     markdown_code_block,
@@ -970,9 +971,6 @@ class Writer:
         return self._md.parts(parts(message))
 
 
-# One line of text with nothing Markdown or Slack would read as markup: it starts with a
-# letter, and holds no character that escaping, emphasis, mentions or links look at.
-_PLAIN = re.compile(r"[^\W\d_][^\W_]*(?:[ ,.;:'?/()@#%=+\"-][^\W_]*)*")
 _PLAIN_KEYS = frozenset(
     {
         "type",
@@ -1033,7 +1031,11 @@ def plain_text(message: Message) -> str | None:
     # People's messages carry their text as one rich-text section as well.
     if blocks and not _only_text(blocks, text):
         return None
-    return text.rstrip() if _PLAIN.fullmatch(text) else None
+    # One line that starts with a letter and holds nothing escaping, emphasis, mentions or
+    # links look at.
+    if not text[:1].isalpha() or NOT_PLAIN.search(text) is not None:
+        return None
+    return text.rstrip()
 
 
 # ---------------------------------------------------------------------------------------------

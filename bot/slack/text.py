@@ -763,6 +763,29 @@ class _Converter:
 
     # -- text ----------------------------------------------------------------
 
+    def quick(self, text: str) -> str | None:
+        """Most messages are one line of words with a mention, a link or a code span in
+        it: each token as the full conversion renders it, the words between them as they
+        are, since nothing in them is markup. None for anything else."""
+        if _NOT_QUICK.search(text):
+            return None
+        out: list[str] = []
+        position = 0
+        for match in _SLACK_TOKENS.finditer(text):
+            words = text[position : match.start()]
+            if not _quick_words(words, first=position == 0) or match["block"] is not None:
+                return None
+            shown = self.token(match)
+            if not _INLINE_PIECE.fullmatch(shown):
+                return None  # shown as text, which the full conversion escapes
+            out += [words, self.pieces[-1]]
+            position = match.end()
+        words = text[position:]
+        if not out or not _quick_words(words, first=position == 0):
+            return None
+        out.append(words)
+        return "".join(out)
+
     def plain(self, text: str, before: str | None, after: str | None, math: bool) -> str:
         """Text with inline pieces -> Markdown."""
         parts = _INLINE_PIECE.split(text)
@@ -829,6 +852,20 @@ class _Converter:
         return "\n".join(out)
 
 
+# Text the quick way leaves to the full conversion: line breaks, private marks, entities
+# (escaped text), markup and emphasis characters.
+_NOT_QUICK = re.compile(r"[\n\r\x00\x01&*_~\\\[\]$|!]")
+# A character that is not a letter, a digit, a space or harmless punctuation.
+NOT_PLAIN = re.compile(r"[^\w ,.;:'?/()@#%=+\"-]|_")
+
+
+def _quick_words(words: str, *, first: bool) -> bool:
+    """Words with nothing markup in them, that start no block at the start of a line."""
+    if first and words and not words[0].isalpha():
+        return False  # "- x", "1. x", "# x" would start a block
+    return NOT_PLAIN.search(words) is None
+
+
 def markdown_piece(index: int) -> str:
     """The placeholder for ``pieces[index]`` in text given to :func:`markdown_with_pieces`."""
     return f"{_INLINE_MARK}{index}{_INLINE_MARK}"
@@ -884,6 +921,9 @@ def slack_to_markdown(
     not fold into it.
     """
     converter = _Converter(SlackNames(users, channels, usergroups))
+    quick = converter.quick(text)
+    if quick is not None:
+        return quick
     # Markdown treats a lone \r as a line break too; normalise so every
     # line start is seen and escaped.
     text = text.replace("\r\n", "\n").replace("\r", "\n")
