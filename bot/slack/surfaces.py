@@ -491,6 +491,10 @@ class Surfaces:
             # card, so its call goes out first.
             steps.append(asyncio.ensure_future(self._pin(inc, str(inc.channel_id))))
         if posted is not None:
+            # Two turns of the loop first: the pin's request, then its body, go out before
+            # anything waiting for the card starts its own.
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
             posted.set()
         if posting:
             # Stored while it is pinned: the pin is on the critical path, the write is not.
