@@ -531,6 +531,13 @@ class _Renderer(_Lines):
             bot_id=facts.bot_id,
         )
         self.apps = set(facts.apps) | {SLACKBOT, facts.bot_user_id}
+        self._by_kind: dict[str, Mapping[str, str]] = {
+            "users": facts.names,
+            "channels": facts.channels,
+            "usergroups": facts.usergroups,
+            "bots": facts.bots,
+        }
+        self._checked: dict[tuple[str, str | None, object], bool] = {}
         self.severity_rank = {s.name: i for i, s in enumerate(facts.severities)}
         self.severity_label = {s.name: s.label for s in facts.severities}
         self.updates = sorted(
@@ -543,7 +550,7 @@ class _Renderer(_Lines):
     def message_lines(self, m: _Message, indent: str = "", reply: bool = False) -> list[str]:
         held = self.f.prepared.get(id(m.msg))
         still = held is not None and held[0] == reply and m.shown
-        if held is not None and still and all(self._still(read) for read in held[1]):
+        if held is not None and still and all(map(self._still, held[1])):
             return list(held[2])
         return super().message_lines(m, indent, reply)
 
@@ -552,25 +559,26 @@ class _Renderer(_Lines):
         return held[3] if held is not None else super().kind(msg)
 
     def _still(self, read: tuple[str, str | None, object]) -> bool:
-        kind, key, value = read
-        names = {
-            "users": self.f.names,
-            "channels": self.f.channels,
-            "usergroups": self.f.usergroups,
-            "bots": self.f.bots,
-        }[kind]
-        if key is None:
-            return False
-        if key == _ANY:
-            return bool(names) == value
-        return names.get(key, _MISSING) == value
+        # The same few names are read by thousands of messages: each is checked once.
+        known = self._checked.get(read)
+        if known is None:
+            kind, key, value = read
+            names = self._by_kind[kind]
+            if key is None:
+                known = False
+            elif key == _ANY:
+                known = bool(names) == value
+            else:
+                known = names.get(key, _MISSING) == value
+            self._checked[read] = known
+        return known
 
     # -- ordering ------------------------------------------------------------------------------
 
     def _transcript(self) -> list[_Message]:
         shown = self._shown
         tops = _in_order(self.f.messages)
-        threads = [_in_order(msg.get("replies") or ()) for _, _, msg in tops]
+        threads = [_in_order(msg["replies"]) if msg.get("replies") else [] for _, _, msg in tops]
         in_threads = {
             ts
             for (_, top_ts, _), replies in zip(tops, threads, strict=True)
