@@ -17,6 +17,7 @@ from bot.slack import blocks
 from bot.slack.surfaces import Channel, Surfaces
 from bot.store import Incident, RoleAssignment, Store, utcnow
 from bot.store.claims import Clock
+from bot.work import after_its_request
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,8 @@ class _DeclaredBefore(Exception):
 
 async def _start(numbered: Callable[[Incident], None], incident: Incident) -> None:
     numbered(incident)
-    # Two turns of the loop: the work it started sends its request, then its body, before
-    # this transaction's next statement.
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    # Its call goes out before this transaction's next statement.
+    await after_its_request()
 
 
 class Declarations:

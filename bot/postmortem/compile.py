@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import re
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
 from bot.errors import BadInput
 from bot.incidents import rules
@@ -169,6 +169,14 @@ class Postmortems:
             return Changed(incident, True, f"Posted version {version} of the draft.")
 
 
+async def _sliced(batch: list[Message]) -> AsyncIterator[Message]:
+    """`batch`, with a turn of the event loop after every PREPARE_SLICE messages."""
+    for n, msg in enumerate(batch, start=1):
+        yield msg
+        if n % PREPARE_SLICE == 0:
+            await asyncio.sleep(0)
+
+
 class _Ahead:
     """The bulk of the render done while the history downloads: each batch's names are
     looked up (the directory keeps them for the final lookup), then its messages' lines
@@ -219,10 +227,8 @@ class _Ahead:
                     await self._learn_names(batch)
                 except Exception:  # noqa: S112 - the final lookup says why; the render copes
                     continue
-                for start in range(0, len(batch), PREPARE_SLICE):
-                    for msg in batch[start : start + PREPARE_SLICE]:
-                        self.preparer.prepare(msg, replies)
-                    await asyncio.sleep(0)
+                async for msg in _sliced(batch):
+                    self.preparer.prepare(msg, replies)
             if self._fetched:
                 return
             self._more.clear()
@@ -230,12 +236,10 @@ class _Ahead:
 
     async def _learn_names(self, batch: list[Message]) -> None:
         wanted = References()
-        for start in range(0, len(batch), PREPARE_SLICE):
-            for m in batch[start : start + PREPARE_SLICE]:
-                wanted.update(content.references(m))
-                if m.get("user") and content.profile_name(m):
-                    self.hints.setdefault(str(m["user"]), content.profile_name(m))
-            await asyncio.sleep(0)
+        async for m in _sliced(batch):
+            wanted.update(content.references(m))
+            if m.get("user") and content.profile_name(m):
+                self.hints.setdefault(str(m["user"]), content.profile_name(m))
         self.wanted.update(wanted)
         wanted.users.discard("")
         wanted.users -= self.people.keys()

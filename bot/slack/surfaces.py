@@ -25,7 +25,7 @@ from bot.slack import blocks
 from bot.slack.directory import Directory
 from bot.slack.text import channel_name, with_suffix
 from bot.store import ChannelState, Claims, Incident, StatusUpdate, Store, TimelineEntry
-from bot.work import InFlight, KeyedLocks
+from bot.work import InFlight, KeyedLocks, after_its_request
 
 # A conversation as conversations.create answers it.
 Channel = Mapping[str, Any]
@@ -170,7 +170,7 @@ class Surfaces:
             await posted.wait()
             await step
 
-        if inc.channel_id and channel is not None:
+        if channel is not None:
             # Stored while the card is posted, not before. A retry that finds no channel
             # stored adopts the bot's own unused channel of that name rather than making
             # a second one.
@@ -491,10 +491,8 @@ class Surfaces:
             # card, so its call goes out first.
             steps.append(asyncio.ensure_future(self._pin(inc, str(inc.channel_id))))
         if posted is not None:
-            # Two turns of the loop first: the pin's request, then its body, go out before
-            # anything waiting for the card starts its own.
-            await asyncio.sleep(0)
-            await asyncio.sleep(0)
+            # The pin's call goes out before anything waiting for the card starts its own.
+            await after_its_request()
             posted.set()
         if posting:
             # Stored while it is pinned: the pin is on the critical path, the write is not.

@@ -231,6 +231,18 @@ def _watch(engine: AsyncEngine, progress: _Progress, timeout: float) -> None:
         return None
 
 
+@contextlib.contextmanager
+def _as_the_engine_says(patience: float) -> Iterator[None]:
+    """A SQLite error from a call made past SQLAlchemy, as the engine's error hook would
+    have said it (busy past the timeout: DatabaseUnavailable)."""
+    try:
+        yield
+    except sqlite3.Error as e:
+        if unavailable(e):
+            raise explain(e, patience) from e
+        raise
+
+
 async def sqlite_rows(
     conn: AsyncConnection, sql: str, args: tuple[Any, ...], *, patience: float
 ) -> list[Any]:
@@ -240,12 +252,8 @@ async def sqlite_rows(
     the engine's timeout, which they name)."""
     raw = await conn.get_raw_connection()
     driver: Any = raw.driver_connection
-    try:
+    with _as_the_engine_says(patience):
         rows = await driver.execute_fetchall(sql, args)
-    except sqlite3.Error as e:
-        if unavailable(e):
-            raise explain(e, patience) from e
-        raise
     if _writes_data(sql, None):
         conn.info["wrote"] = True
     return list(rows)
@@ -277,13 +285,8 @@ def _sqlite(target: URL, *, busy: float, immediate: bool, **options: Any) -> Asy
             # Straight to aiosqlite: one trip to its thread, where a statement through
             # SQLAlchemy's cursor takes three (open, execute, close), on every transaction.
             driver: Any = conn.connection.driver_connection
-            try:
+            with _as_the_engine_says(busy):
                 await_(driver.execute_fetchall("BEGIN IMMEDIATE"))
-            except sqlite3.Error as e:
-                # As the engine's error hook would have said it (busy past the timeout).
-                if unavailable(e):
-                    raise explain(e, busy) from e
-                raise
 
     return engine
 

@@ -73,11 +73,7 @@ def _responded(incident_id: int | None, user: str, at: datetime) -> Any:
     )
 
 
-_SQLITE_INCREMENT = (
-    "UPDATE incident_counter SET last_number = last_number + 1 WHERE team_id = ? "
-    "RETURNING last_number"
-)
-_SQLITE_INCREMENT_UNLESS_DECLARED = (
+_SQLITE_NEXT_NUMBER = (
     "UPDATE incident_counter SET last_number = last_number + 1 WHERE team_id = ? "
     "AND NOT EXISTS (SELECT 1 FROM incident WHERE declare_key = ?) RETURNING last_number"
 )
@@ -131,16 +127,15 @@ class Store:
         return self.engine.dialect.name == "sqlite"
 
     async def next_number(
-        self, session: AsyncSession, team_id: str, *, unless_declared: str | None = None
+        self, session: AsyncSession, team_id: str, *, unless_declared: str
     ) -> int | None:
         """Reserve the next number; the row lock serialises concurrent declarations.
         None when `unless_declared` is an existing incident's key (see numbers_check_keys)."""
-        key = unless_declared if self.numbers_check_keys else None
         for _ in range(5):
-            number = await self._increment_counter(session, team_id, key)
+            number = await self._increment_counter(session, team_id, unless_declared)
             if number is not None:
                 return number
-            if key is not None and await self.incident_by_key(session, key) is not None:
+            if self.numbers_check_keys and await self.incident_by_key(session, unless_declared):
                 return None
             try:
                 async with session.begin_nested():
@@ -151,19 +146,13 @@ class Store:
                 await asyncio.sleep(0)
         raise RuntimeError("could not reserve an incident number")
 
-    async def _increment_counter(
-        self, session: AsyncSession, team_id: str, key: str | None
-    ) -> int | None:
+    async def _increment_counter(self, session: AsyncSession, team_id: str, key: str) -> int | None:
         conn = await session.connection()
         if conn.dialect.name == "sqlite":
             # The number is all a declaration's channel waits for: one trip to aiosqlite's
             # thread, where a statement through SQLAlchemy's cursor takes four.
-            sql, args = (
-                (_SQLITE_INCREMENT, (team_id,))
-                if key is None
-                else (_SQLITE_INCREMENT_UNLESS_DECLARED, (team_id, key))
-            )
-            rows = await sqlite_rows(conn, sql, args, patience=self.timeout)
+            args = (team_id, key)
+            rows = await sqlite_rows(conn, _SQLITE_NEXT_NUMBER, args, patience=self.timeout)
             return int(rows[0][0]) if rows else None
         stmt = (
             update(IncidentCounter)
