@@ -673,7 +673,7 @@ class SlackNames:
     ) -> None:
         self.users = users
         self.channels = channels
-        self.usergroups = usergroups or {}
+        self.usergroups = usergroups if usergroups is not None else {}
 
     def user(self, user_id: str, label: str = "") -> str:
         return _tidy(self.users.get(user_id) or label) or user_id
