@@ -12,11 +12,14 @@ CommonMark/GFM parser (tests/readable.py) and checks:
   name, no escape left visible. Emphasis markers and whitespace are not compared.
 
 "What Slack showed" is worked out here from the message itself, independently of the code
-that writes the draft.
+that writes the draft: as it was when it arrived, before the compile let go of what the
+render no longer needed of it.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -248,18 +251,45 @@ def check_draft(facts: PostmortemFacts, md: str) -> None:
             assert expected in seen, (expected, msg.get("ts"))
 
 
+# A message (kept alive, so its id is not reused) and a copy of it as it arrived.
+Arrived = dict[int, tuple[Mapping[str, Any], Mapping[str, Any]]]
+
+
+def as_arrived(facts: PostmortemFacts, arrived: Arrived) -> PostmortemFacts:
+    """The facts with every message whole again, as it was when it arrived."""
+
+    def whole(msg: Mapping[str, Any]) -> dict[str, Any]:
+        found = arrived.get(id(msg))
+        return dict(found[1] if found is not None and found[0] is msg else msg)
+
+    messages = []
+    for top in facts.messages:
+        restored = whole(top)
+        if top.get("replies"):
+            restored["replies"] = [whole(reply) for reply in top["replies"]]
+        messages.append(restored)
+    return dataclasses.replace(facts, messages=messages)
+
+
 @pytest.fixture(autouse=True)
 def every_draft_reads_as_slack_showed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Check every draft rendered during a test once the test is done."""
     rendered: list[tuple[PostmortemFacts, str]] = []
-    original = render_module._Renderer.render
+    arrived: Arrived = {}
+    render = render_module._Renderer.render
+    prepare = render_module.Preparer.prepare
 
     def recording(self: Any) -> str:
-        md = original(self)
+        md = render(self)
         rendered.append((self.f, md))
         return md
 
+    def keeping(self: Any, msg: Mapping[str, Any], reply: bool) -> None:
+        arrived[id(msg)] = (msg, copy.deepcopy(msg))
+        prepare(self, msg, reply)
+
     monkeypatch.setattr(render_module._Renderer, "render", recording)
+    monkeypatch.setattr(render_module.Preparer, "prepare", keeping)
     yield
     for facts, md in rendered:
-        check_draft(facts, md)
+        check_draft(as_arrived(facts, arrived), md)

@@ -162,6 +162,14 @@ async def test_fetch_history_reads_every_page_with_the_fewest_calls(
     assert len(fake.calls_to("conversations.history")) == history_calls
     assert len(fake.calls_to("conversations.replies")) == replies_calls
     assert all(c.args.get("limit") in ("999", 999) for c in fake.calls)
+    # The longest threads are asked for first: their pages follow one another, so they must
+    # not be the last ones left.
+    counts = {m["ts"]: int(m["reply_count"]) for m in got if m.get("reply_count")}
+    firsts = [
+        c.args["ts"] for c in fake.calls_to("conversations.replies") if "cursor" not in c.args
+    ]
+    asked = [counts[ts] for ts in firsts]
+    assert len(set(asked)) > 2 and asked == sorted(asked, reverse=True)
 
     # Rendered, each human message shows exactly once and the noise not at all.
     md = render(facts_for(got, channel=channel))
@@ -757,7 +765,34 @@ def test_lines_worked_out_ahead_give_the_same_draft_even_where_names_changed(
     render(facts)
     # Every prepared top-level message shown as itself (a broadcast reply is shown in
     # its thread instead).
-    assert len(worked_out) - with_prepared == len(same.prepared) - 1
+    shown = [p for p in same.prepared.values() if p.lines]
+    assert len(worked_out) - with_prepared == len(shown) - 1
+
+
+def test_messages_whose_lines_are_final_are_let_go_and_the_draft_is_the_same() -> None:
+    """A long history is not held whole: once a message's lines read only names the compile
+    keeps (people shown by name, apps, channels found), all but what the render still reads
+    of it is let go. One that read a name not settled yet (Carol) is kept whole, worked
+    out again, and the draft is the same bytes."""
+    fresh = render(story_facts())
+    facts = story_facts()
+    ahead = Preparer(facts.timeline, facts.bot_user_id, facts.bot_id, let_go=True)
+    ahead.users.update({**facts.names, CAROL: "Carol (not looked up yet)"})
+    ahead.channels.update(facts.channels)
+    ahead.usergroups.update(facts.usergroups)
+    ahead.bot_names.update(facts.bots)
+    ahead.settled.update(set(facts.names) - {CAROL})
+    everything = [m for top in facts.messages for m in (top, *(top.get("replies") or ()))]
+    for message in facts.messages:
+        ahead.prepare(message, False)
+        for reply in message.get("replies") or ():
+            ahead.prepare(reply, True)
+    let_go = [m for m in everything if set(m) - {"text"} <= set(render_module._KEPT)]
+    kept = [m for m in everything if m not in let_go]
+    assert len(let_go) >= 8
+    assert kept and all(b"Carol" in ahead.prepared[id(m)].lines for m in kept)
+    assert not any(m.get("blocks") or m.get("client_msg_id") for m in let_go)
+    assert render(dataclasses.replace(facts, prepared=ahead.prepared)) == fresh
 
 
 def test_a_big_channel_renders_every_message() -> None:

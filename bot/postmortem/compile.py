@@ -73,10 +73,12 @@ class Postmortems:
             prepared = await ahead.done()
         finally:
             await ahead.cancel()
-        # What the messages mention was gathered as they arrived.
+        # What the messages mention was gathered as they arrived, and the names found then
+        # are kept: the lines prepared with them hold, and their messages were let go.
         wanted = References()
         wanted.update(ahead.wanted)
         hints = ahead.hints
+        p = ahead.preparer
         wanted.users.add(incident.declared_by)
         texts: list[str] = []
         for entry in timeline:
@@ -99,11 +101,16 @@ class Postmortems:
         wanted.users.discard("")
         wanted.channels.discard(incident.channel_id)
         people, bots, channels, usergroups = await asyncio.gather(
-            self.directory.people(wanted.users),
-            self.directory.bot_names(wanted.bots),
-            self.directory.channel_names(wanted.channels),
-            self.directory.usergroup_handles(wanted.usergroups),
+            # Anyone not shown by name yet is asked about again (a lookup may have failed).
+            self.directory.people(wanted.users - p.settled),
+            self.directory.bot_names(wanted.bots - p.bot_names.keys()),
+            self.directory.channel_names(wanted.channels - p.channels.keys()),
+            self.directory.usergroup_handles(wanted.usergroups - p.usergroups.keys()),
         )
+        people = {**ahead.people, **people}
+        bots = {**p.bot_names, **bots}
+        channels = {**p.channels, **channels}
+        usergroups = {**p.usergroups, **usergroups}
         return PostmortemFacts(
             incident=incident,
             severities=self.settings.severities,
@@ -124,6 +131,15 @@ class Postmortems:
             prepared=prepared,
         )
 
+    async def draft(self, incident_id: int) -> str:
+        """The draft's Markdown, from the channel and the timeline as they are now. The
+        facts (the whole history) are let go as soon as it is rendered."""
+        with full_collections_held():
+            facts = await self.facts(incident_id)
+            # What is left of the render after the history arrived: a worker thread keeps
+            # acks prompt meanwhile.
+            return await asyncio.to_thread(render, facts)
+
     async def compile(self, incident_id: int, actor: str) -> Changed:
         """Compile the draft from the channel and the timeline, keep it, post it as a file."""
         async with self._compiling.hold(incident_id):
@@ -131,21 +147,18 @@ class Postmortems:
             assert incident is not None
             if not incident.channel_id:
                 raise BadInput(f"{incident.ref} has no channel yet; try again in a moment.")
-            with full_collections_held():
-                facts = await self.facts(incident_id)
-                # What is left of the render after the history arrived: a worker thread
-                # keeps acks prompt meanwhile.
-                markdown = await asyncio.to_thread(render, facts)
-            latest = await self.store.latest_postmortem(incident_id)
-            if latest is not None and latest.markdown == markdown and latest.file_id:
+            markdown = await self.draft(incident_id)
+            latest = await self.store.latest_draft(incident_id, markdown)
+            if latest is not None and latest.same and latest.file_id:
                 # Nothing happened since the last draft (or a double click): no new copy.
                 return Changed(
                     incident,
                     False,
                     f"{incident.ref}'s draft is unchanged since version {latest.version}.",
                 )
-            if latest is not None and latest.markdown == markdown:
-                saved = latest  # stored, but the upload was interrupted: share it now
+            if latest is not None and latest.same:
+                # Stored, but the upload was interrupted: share it now.
+                pk, version = latest.pk, latest.version
             else:
                 saved = await self.store.save_postmortem(
                     Postmortem(
@@ -156,7 +169,7 @@ class Postmortems:
                         created_at=self.clock(),
                     )
                 )
-            version = saved.version
+                pk, version = saved.pk, saved.version
             self.surfaces.changed(incident)
             file_id = await self.surfaces.upload(
                 incident,
@@ -165,7 +178,7 @@ class Postmortems:
                 title=f"{incident.ref} postmortem draft (version {version})",
                 comment=blocks.postmortem_comment(incident, actor, version),
             )
-            await self.store.set_postmortem_file(saved.pk, file_id)
+            await self.store.set_postmortem_file(pk, file_id)
             return Changed(incident, True, f"Posted version {version} of the draft.")
 
 
@@ -188,7 +201,9 @@ class _Ahead:
     ) -> None:
         self.directory = directory
         self.own_channel = {str(incident.channel_id): incident.channel_name or "this channel"}
-        self.preparer = Preparer(timeline, directory.bot_user_id or "", directory.bot_id)
+        self.preparer = Preparer(
+            timeline, directory.bot_user_id or "", directory.bot_id, let_go=True
+        )
         self.people: dict[str, Person] = {}
         # Every id the messages mention, and the names some carry themselves (exports,
         # Slack Connect) for people users.info will not show.
@@ -255,6 +270,8 @@ class _Ahead:
         p = self.preparer
         p.users.clear()
         p.users.update(_names(self.people, self.hints))
+        # Shown by their own names, which no later message can change.
+        p.settled.update(uid for uid, person in people.items() if person.known and person.name)
         p.bot_names.update(bots)
         p.channels.update({**channels, **self.own_channel})
         p.usergroups.update(usergroups)

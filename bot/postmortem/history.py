@@ -66,7 +66,12 @@ async def fetch_history(
         if on_messages is not None:
             on_messages(replies, True)
 
-    threads = [m for m in messages if (m.get("reply_count") or 0) > 0]
+    # The longest threads first: their pages follow one another, so they start while the
+    # short ones fill the other slots instead of being the last ones left.
+    threads = sorted(
+        (m for m in messages if (m.get("reply_count") or 0) > 0),
+        key=lambda m: -int(m["reply_count"]),
+    )
     # A TaskGroup cancels the other fetches as soon as one fails.
     async with asyncio.TaskGroup() as group:
         for msg in threads:

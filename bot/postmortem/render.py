@@ -12,7 +12,8 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from bot.incidents import figures
 from bot.settings import Role, Severity
@@ -138,12 +139,27 @@ def ts_key(ts: Any) -> int:
         return 0
 
 
-def _in_order(messages: Sequence[Mapping[str, Any]]) -> list[tuple[int, str, Mapping[str, Any]]]:
-    """(microseconds, ts, message) in Slack's order; each ts read once. The position breaks
-    ties, so messages themselves are never compared."""
-    keyed = [(ts_key(m.get("ts")), str(m.get("ts")), n, m) for n, m in enumerate(messages)]
-    keyed.sort(key=lambda k: k[:3])
-    return [(micros, ts, m) for micros, ts, _, m in keyed]
+_ORDER = itemgetter(0, 1, 2)
+_FIRST = itemgetter(0)
+
+
+def _in_order(
+    messages: Sequence[Mapping[str, Any]], prepared: Mapping[int, Prepared]
+) -> list[tuple[int, str, int, Mapping[str, Any], Prepared | None]]:
+    """(microseconds, ts, position, message, what was prepared of it) in Slack's order;
+    each ts read once, none that was prepared. The position breaks ties, so messages are
+    never compared."""
+    keyed: list[tuple[int, str, int, Mapping[str, Any], Prepared | None]] = []
+    append, get = keyed.append, prepared.get
+    for n, m in enumerate(messages):
+        held = get(id(m))
+        if held is not None:
+            append((held.micros, held.ts, n, m, held))
+        else:
+            ts = m.get("ts")
+            append((ts_key(ts), str(ts), n, m, None))
+    keyed.sort(key=_ORDER)
+    return keyed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,10 +201,29 @@ _MISSING = object()
 _ANY = "\0any"  # a key no id can be: "are there any names of this kind?"
 # What one message's lines read: (which names, key, value) for every name looked up.
 Reads = tuple[tuple[str, str | None, object], ...]
-# Keyed by the message's id (the facts hold every message for as long as the render
-# runs, so no id is reused): as a reply or not, what it read, its lines, its kind. Tuples
-# of strings only, which the garbage collector stops tracking.
-Prepared = tuple[bool, Reads, tuple[str, ...], str]
+
+
+class Prepared(NamedTuple):
+    """One message as worked out ahead of the render (`Preparer`), keyed by the message's
+    id: the facts hold every message for as long as the render runs, so no id is reused.
+    Strings and numbers only, which the garbage collector stops tracking."""
+
+    reply: bool
+    # Every name its lines read, and what it was then.
+    reads: Reads
+    # Its lines, joined, in UTF-8 (a quarter of a string with emoji in it); empty for a
+    # message not shown as itself.
+    lines: bytes
+    kind: str
+    ts: str
+    micros: int
+    # The names it read are the compile's for good: the lines need no check, and the
+    # message itself was let go of all the render no longer reads.
+    final: bool
+
+
+# What the render still reads of a message whose lines are final.
+_KEPT = ("ts", "user", "subtype", "hidden", "bot_id", "thread_ts", "reply_count", "replies")
 
 
 class _Recording(Mapping[str, str]):
@@ -348,6 +383,11 @@ _OPENS_BLOCK = re.compile(r"```|~~~|>|(?:[-+*]|\d{1,9}[.)])(?:[ \t]|$)")
 # Rendering
 
 
+def _sections(sections: Sequence[Sequence[str]]) -> bytes:
+    """Sections of lines, a blank line between them, in UTF-8."""
+    return "\n\n".join("\n".join(lines) for lines in sections).encode()
+
+
 def _entry_key(e: TimelineEntry) -> tuple[int, int, str, int, str, str, str]:
     return (
         _micros(e.happened_at),
@@ -360,14 +400,15 @@ def _entry_key(e: TimelineEntry) -> tuple[int, int, str, int, str, str, str]:
     )
 
 
-@dataclass(frozen=True)
-class _Message:
+class _Message(NamedTuple):
     ts: str
     micros: int
     msg: Mapping[str, Any]
     replies: tuple[_Message, ...]
     # False for a thread parent shown only to hold its replies (a bot or deleted message).
     shown: bool
+    kind: str
+    held: Prepared | None = None
 
 
 class _Lines:
@@ -393,7 +434,6 @@ class _Lines:
         self.writer = content.Writer(self.content_names)
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
-        self._kinds: dict[int, tuple[Mapping[str, Any], str]] = {}
         self._escaped: dict[str, str] = {}
         # Pinned messages found in the transcript are shown there, once.
         self.pinned: dict[str, TimelineEntry] = {}
@@ -402,19 +442,8 @@ class _Lines:
             if entry.kind == "message" and ts and ts not in self.pinned:
                 self.pinned[ts] = entry
 
-    def kind(self, msg: Mapping[str, Any]) -> str:
-        # Asked several times per message. The cache holds the message itself, so its id
-        # cannot be reused by another while the renderer lives.
-        held = self._kinds.get(id(msg))
-        if held is not None and held[0] is msg:
-            return held[1]
-        kind = _kind(msg, self.bot_user_id, self.bot_id)
-        self._kinds[id(msg)] = (msg, kind)
-        return kind
-
-    def _shown(self, msg: Mapping[str, Any], ts: str) -> bool:
+    def _shows(self, kind: str, ts: str) -> bool:
         """People's messages and one-line events; an app's message once someone pinned it."""
-        kind = self.kind(msg)
         return kind in ("person", "event") or (kind == "app" and ts in self.pinned)
 
     def raw_name(self, user_id: str | None) -> str:
@@ -459,12 +488,12 @@ class _Lines:
         if not m.shown:
             if _is_deleted(msg):
                 why = "a deleted message"
-            elif self.kind(msg) == "app" or msg.get("user") == self.bot_user_id:
+            elif m.kind == "app" or msg.get("user") == self.bot_user_id:
                 why = "a bot message"
             else:
                 why = "a message left out"
             return _item(f"{arrow}{when} · *thread under {why}*", [], indent)
-        kind = self.kind(msg)
+        kind = m.kind
         if kind == "event":
             head = f"{arrow}{when} · {self.author(msg)} *{self.event(msg)}*"
             return _item(head, [], indent)
@@ -483,16 +512,29 @@ class Preparer(_Lines):
     """Messages' lines worked out ahead of the render, while the history still arrives,
     with the names known so far (`names` etc. are updated in place as more are looked
     up). The render uses a message's lines only where every name they read still holds;
-    the rest it works out itself."""
+    the rest it works out itself.
+
+    Names the compile will use as they are (`settled` people, and any app, channel or
+    group found) make a message's lines final. With `let_go`, such a message is then cut
+    down to what the render still reads of it, so a long history is not held whole.
+    """
 
     def __init__(
-        self, timeline: Sequence[TimelineEntry], bot_user_id: str, bot_id: str | None
+        self,
+        timeline: Sequence[TimelineEntry],
+        bot_user_id: str,
+        bot_id: str | None,
+        *,
+        let_go: bool = False,
     ) -> None:
         self.reads: list[tuple[str, str | None, object]] = []
         self.users: dict[str, str] = {}
         self.channels: dict[str, str] = {}
         self.usergroups: dict[str, str] = {}
         self.bot_names: dict[str, str] = {}
+        # People whose names the compile keeps as they are.
+        self.settled: set[str] = set()
+        self.let_go = let_go
         super().__init__(
             names=_Recording(self.users, "users", self),
             channels=_Recording(self.channels, "channels", self),
@@ -503,17 +545,40 @@ class Preparer(_Lines):
             bot_id=bot_id,
         )
         self.prepared: dict[int, Prepared] = {}
+        # Thousands of messages read the same few names: one tuple for each set of reads.
+        self._reads: dict[Reads, Reads] = {(): ()}
 
     def prepare(self, msg: Mapping[str, Any], reply: bool) -> None:
         ts = str(msg.get("ts"))
-        kind = self.kind(msg)
-        if not (kind in ("person", "event") or (kind == "app" and ts in self.pinned)):
-            return  # not shown as itself: the render says why, in a line of its own
-        self.reads = []
-        lines = self.message_lines(
-            _Message(ts, ts_key(ts), msg, (), True), "  " if reply else "", reply
-        )
-        self.prepared[id(msg)] = (reply, tuple(self.reads), tuple(lines), kind)
+        kind = _kind(msg, self.bot_user_id, self.bot_id)
+        micros = ts_key(ts)
+        lines = b""
+        reads: Reads = ()
+        if kind in ("person", "event") or (kind == "app" and ts in self.pinned):
+            self.reads = []
+            m = _Message(ts, micros, msg, (), True, kind)
+            lines = "\n".join(self.message_lines(m, "  " if reply else "", reply)).encode()
+            found = tuple(self.reads)
+            reads = self._reads.setdefault(found, found)
+        # Not shown as itself, it needs no names: the render says why, in a line of its own.
+        final = all(map(self._settled, reads))
+        self.prepared[id(msg)] = Prepared(reply, reads, lines, kind, ts, micros, final)
+        if final and self.let_go and isinstance(msg, dict):
+            kept = {key: msg[key] for key in _KEPT if key in msg}
+            if msg.get("text") == DELETED_TEXT:
+                kept["text"] = DELETED_TEXT
+            msg.clear()
+            msg.update(kept)
+
+    def _settled(self, read: tuple[str, str | None, object]) -> bool:
+        kind, key, value = read
+        if key is None:
+            return False  # read every name of a kind
+        if key == _ANY:
+            return value is True  # names are only ever added
+        if kind == "users":
+            return key in self.settled
+        return value is not _MISSING
 
 
 class _Renderer(_Lines):
@@ -538,25 +603,33 @@ class _Renderer(_Lines):
             "bots": facts.bots,
         }
         self._checked: dict[tuple[str, str | None, object], bool] = {}
+        # By the id of a (shared) reads tuple: whether all its names still hold.
+        self._checked_reads: dict[int, bool] = {}
         self.severity_rank = {s.name: i for i, s in enumerate(facts.severities)}
         self.severity_label = {s.name: s.label for s in facts.severities}
         self.updates = sorted(
             facts.updates,
             key=lambda u: (_micros(u.posted_at), u.id or 0, u.status, u.posted_by, u.summary),
         )
-        self.transcript = self._transcript()
+        self.transcript, self.wrote, self.responses = self._transcript()
         self.by_ts = {m.ts: m for top in self.transcript for m in (top, *top.replies) if m.shown}
 
-    def message_lines(self, m: _Message, indent: str = "", reply: bool = False) -> list[str]:
-        held = self.f.prepared.get(id(m.msg))
-        still = held is not None and held[0] == reply and m.shown
-        if held is not None and still and all(map(self._still, held[1])):
-            return list(held[2])
-        return super().message_lines(m, indent, reply)
+    def message_chunk(self, m: _Message, indent: str = "", reply: bool = False) -> bytes:
+        """A message's lines, joined, in UTF-8."""
+        held = m.held
+        if held is not None and held.reply == reply and m.shown and self._holds(held):
+            return held.lines
+        return "\n".join(self.message_lines(m, indent, reply)).encode()
 
-    def kind(self, msg: Mapping[str, Any]) -> str:
-        held = self.f.prepared.get(id(msg))
-        return held[3] if held is not None else super().kind(msg)
+    def _holds(self, held: Prepared) -> bool:
+        """Whether prepared lines are this render's lines: final ones always are (their
+        message kept only what the render reads besides), others if their names hold."""
+        if held.final:
+            return True
+        known = self._checked_reads.get(id(held.reads))
+        if known is None:
+            known = self._checked_reads[id(held.reads)] = all(map(self._still, held.reads))
+        return known
 
     def _still(self, read: tuple[str, str | None, object]) -> bool:
         # The same few names are read by thousands of messages: each is checked once.
@@ -575,33 +648,68 @@ class _Renderer(_Lines):
 
     # -- ordering ------------------------------------------------------------------------------
 
-    def _transcript(self) -> list[_Message]:
-        shown = self._shown
-        tops = _in_order(self.f.messages)
-        threads = [_in_order(msg["replies"]) if msg.get("replies") else [] for _, _, msg in tops]
+    def _transcript(self) -> tuple[list[_Message], Counter[str], list[tuple[int, str]]]:
+        """The messages shown, in order, each top-level one with its replies; with, on the
+        way, how many each person wrote and each thread's first response (someone other
+        than the declarer answering after the declaration)."""
+        shows, prepared = self._shows, self.f.prepared
+        bot_user_id, bot_id = self.bot_user_id, self.bot_id
+        start = _micros(self.inc.declared_at)
+        ignore = {self.inc.declared_by, self.f.bot_user_id, "", None}
+        is_person = self.is_person
+        wrote: list[str] = []
+        responses: list[tuple[int, str]] = []
+        tops = _in_order(self.f.messages, prepared)
+        threads = [
+            _in_order(msg["replies"], prepared) if msg.get("replies") else []
+            for _, _, _, msg, _ in tops
+        ]
         in_threads = {
             ts
-            for (_, top_ts, _), replies in zip(tops, threads, strict=True)
-            for _, ts, _ in replies
+            for (_, top_ts, _, _, _), replies in zip(tops, threads, strict=True)
+            for _, ts, _, _, _ in replies
             if ts != top_ts
         }
         out: list[_Message] = []
         seen: set[str] = set()
-        for (micros, ts, msg), thread in zip(tops, threads, strict=True):
+        for (micros, ts, _, msg, held), thread in zip(tops, threads, strict=True):
             # A reply also sent to the channel is shown once, in its thread.
             if ts in seen or (ts in in_threads and msg.get("subtype") == "thread_broadcast"):
                 continue
             seen.add(ts)
             replies: list[_Message] = []
-            for r_micros, rts, reply in thread:
-                if rts in seen or not shown(reply, rts):
+            first: tuple[int, str] | None = None
+            for r_micros, rts, _, reply, r_held in thread:
+                r_kind = r_held.kind if r_held is not None else _kind(reply, bot_user_id, bot_id)
+                if rts in seen or not shows(r_kind, rts):
                     continue
                 seen.add(rts)
-                replies.append(_Message(rts, r_micros, reply, (), True))
-            visible = shown(msg, ts)
-            if visible or replies:
-                out.append(_Message(ts, micros, msg, tuple(replies), visible))
-        return out
+                replies.append(_Message(rts, r_micros, reply, (), True, r_kind, r_held))
+                user = reply.get("user")
+                if r_kind == "person":
+                    wrote.append(str(user))
+                if (
+                    first is None
+                    and r_kind != "app"
+                    and r_micros >= start
+                    and user not in ignore
+                    and is_person(user)
+                ):
+                    first = (r_micros, str(user))
+            kind = held.kind if held is not None else _kind(msg, bot_user_id, bot_id)
+            visible = shows(kind, ts)
+            if not (visible or replies):
+                continue
+            out.append(_Message(ts, micros, msg, tuple(replies), visible, kind, held))
+            if visible:
+                user = msg.get("user")
+                if kind == "person":
+                    wrote.append(str(user))
+                if kind != "app" and micros >= start and user not in ignore and is_person(user):
+                    first = (micros, str(user))  # the parent comes before its replies
+            if first is not None:
+                responses.append(first)
+        return out, Counter(wrote), responses
 
     def is_person(self, user_id: str | None) -> bool:
         return bool(user_id) and user_id not in self.apps and not str(user_id).startswith("B")
@@ -637,7 +745,7 @@ class _Renderer(_Lines):
     # -- sections ------------------------------------------------------------------------------
 
     def render(self) -> str:
-        sections: list[list[str]] = [
+        before = [
             self.header(),
             self.summary(),
             self.impact(),
@@ -645,7 +753,9 @@ class _Renderer(_Lines):
             self.roles(),
             self.key_times(),
             self.detection(),
-            self.merged_timeline(),
+        ]
+        timeline = self.merged_timeline()
+        after = [
             self.status_updates(),
             self.follow_ups(),
             self.participants(),
@@ -655,7 +765,10 @@ class _Renderer(_Lines):
             self.prompt("What went badly", "went_badly"),
             self.prompt("Lessons", "lessons"),
         ]
-        return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
+        # Joined once, in UTF-8: a long channel's draft is never copied whole on the way,
+        # and is a wide string only at the end.
+        out = [_sections(before), b"", *timeline, b"", _sections(after), b""]
+        return b"\n".join(out).decode()
 
     def header(self) -> list[str]:
         inc = self.inc
@@ -802,20 +915,7 @@ class _Renderer(_Lines):
         declarer = self.inc.declared_by
         start = _micros(self.inc.declared_at)
         ignore = {declarer, self.f.bot_user_id, "", None}
-        found: list[tuple[int, str]] = []
-        for top in self.transcript:
-            # A parent comes before its replies, so the first match per thread is its earliest.
-            for m in (top, *top.replies):
-                user = m.msg.get("user")
-                if (
-                    m.shown
-                    and self.kind(m.msg) != "app"
-                    and self.is_person(user)
-                    and user not in ignore
-                    and m.micros >= start
-                ):
-                    found.append((m.micros, str(user)))
-                    break
+        found = list(self.responses)
         for entry in self.timeline:
             actor = entry.actor
             if entry.kind == "message":
@@ -944,25 +1044,29 @@ class _Renderer(_Lines):
             head += f" · {self.name(entry.actor)}"
         return _item(head, self.entry_text(entry.text))
 
-    def merged_timeline(self) -> list[str]:
+    def merged_timeline(self) -> list[bytes]:
+        """The timeline section in UTF-8, an entry or a message per chunk: a long channel's
+        lines are joined once, as bytes (a quarter of a string with emoji in it)."""
         # Entries and top-level messages share one key shape, so any two compare.
-        items: list[tuple[tuple[int, int, int, str, int, str, str, str], list[str]]] = []
+        items: list[tuple[tuple[int, int, int, str, int, str, str, str], list[bytes]]] = []
         for entry in self.timeline:
             if entry.kind == "message" and _pinned_ts(entry) in self.by_ts:
                 continue  # shown, once, where the message is in the transcript
             micros, rank, kind, id_, actor, text, ts = _entry_key(entry)
-            items.append(((micros, 0, rank, kind, id_, actor, text, ts), self.entry_lines(entry)))
+            chunk = "\n".join(self.entry_lines(entry)).encode()
+            items.append(((micros, 0, rank, kind, id_, actor, text, ts), [chunk]))
+        chunk_of = self.message_chunk
         for top in self.transcript:
-            lines = self.message_lines(top)
+            chunks = [chunk_of(top)]
             for reply in top.replies:
-                lines += self.message_lines(reply, indent="  ", reply=True)
-            items.append(((top.micros, 1, 0, "", 0, "", "", top.ts), lines))
-        items.sort(key=lambda item: item[0])
-        out = ["## Timeline", ""]
+                chunks.append(chunk_of(reply, indent="  ", reply=True))
+            items.append(((top.micros, 1, 0, "", 0, "", "", top.ts), chunks))
+        items.sort(key=_FIRST)
+        out = [b"## Timeline", b""]
         if not items:
-            out.append("Nothing recorded.")
-        for _, lines in items:
-            out += lines
+            out.append(b"Nothing recorded.")
+        for _, chunks in items:
+            out += chunks
         return out
 
     def status_updates(self) -> list[str]:
@@ -993,11 +1097,7 @@ class _Renderer(_Lines):
 
     def participants(self) -> list[str]:
         """The people involved (never apps), with how many messages each wrote."""
-        counts: Counter[str] = Counter()
-        for top in self.transcript:
-            for m in (top, *top.replies):
-                if m.shown and self.kind(m.msg) == "person":
-                    counts[str(m.msg.get("user"))] += 1
+        counts = self.wrote
         people = set(counts)
         people.add(self.inc.declared_by)
         for entry in self.timeline:

@@ -7,7 +7,7 @@ import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import delete, event, false, func, select, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -41,6 +41,14 @@ Row = TypeVar("Row", RoleAssignment, StatusUpdate, FollowUp)
 # Timeline entries that are the bot's doing or the declarer's own, never a first response.
 NOT_A_RESPONSE = frozenset({"declared", "reminder", "alert", "invite"})
 PERSON = re.compile(r"[UW][A-Z0-9]+")
+
+
+class LatestDraft(NamedTuple):
+    pk: int
+    version: int
+    file_id: str | None
+    # Its Markdown is the one it was compared with.
+    same: bool
 
 
 class _Session(Session):
@@ -637,6 +645,28 @@ class Store:
                 .order_by(col(Postmortem.version).desc())
             )
             return (await session.execute(stmt)).scalars().first()
+
+    async def latest_draft(self, incident_id: int, markdown: str) -> LatestDraft | None:
+        """The latest version of an incident's draft, and whether its Markdown is
+        `markdown`: the database compares them, so a long draft is not read back."""
+        async with self.sessions() as session:
+            stmt = (
+                select(
+                    col(Postmortem.id),
+                    col(Postmortem.version),
+                    col(Postmortem.file_id),
+                    (col(Postmortem.markdown) == markdown).label("same"),
+                )
+                .where(col(Postmortem.incident_id) == incident_id)
+                .order_by(col(Postmortem.version).desc())
+                .limit(1)
+            )
+            row = (await session.execute(stmt)).first()
+        if row is None:
+            return None
+        pk, version, file_id, same = row
+        assert pk is not None
+        return LatestDraft(pk, version, file_id, bool(same))
 
     async def save_postmortem(self, draft: Postmortem) -> Postmortem:
         async with self.session() as session:
