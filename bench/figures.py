@@ -55,7 +55,7 @@ class Sizes:
     messages: int = 10_000  # top-level messages in the postmortem channel
     threads: int = 300
     long_threads: tuple[int, ...] = (1200, 2400)  # reply counts that need several pages
-    compiles: int = 3  # timed repetitions of the postmortem compile
+    compiles: int = 5  # timed repetitions of the postmortem compile
     reminders: int = 2000
     spread: float = 3.0  # seconds over which the reminders fall due
     # Seconds from seeding them to the first due time: the bot's process starts meanwhile.
@@ -633,7 +633,7 @@ async def postmortem_compile(sizes: Sizes, db: Database) -> Outcome:
     ratio = compiled / plain
     out.say(f"channel: {shape}; draft {size / 1024:.0f} KiB")
     out.say(
-        f"bot facts()+render(): median {compiled:.2f} s of {len(bot_times)} "
+        f"bot draft() (facts, then render): median {compiled:.2f} s of {len(bot_times)} "
         f"(facts incl. fetch_history {statistics.median(fetch_times):.2f} s, "
         f"render {statistics.median(render_times):.2f} s); fetch_history alone "
         f"{history_only:.2f} s"
