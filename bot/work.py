@@ -6,15 +6,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
 import gc
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable, Iterator
+from collections.abc import AsyncIterator, Coroutine, Hashable, Iterator
 from contextlib import asynccontextmanager
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
-P = ParamSpec("P")
 T = TypeVar("T")
 
 
@@ -53,17 +51,6 @@ class InFlight:
                 self._tasks[task] = left
             else:
                 del self._tasks[task]
-
-    def tracked(self, fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
-        """`fn`, counted while it runs. The wrapper keeps `fn`'s signature visible (Bolt
-        reads a listener's argument names to know what to pass)."""
-
-        @functools.wraps(fn)
-        async def run(*args: P.args, **kwargs: P.kwargs) -> T:
-            async with self.track():
-                return await fn(*args, **kwargs)
-
-        return run
 
     def spawn(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         """Run `work` in the background, counted from this moment until it ends."""

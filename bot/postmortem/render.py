@@ -193,7 +193,7 @@ class PostmortemFacts:
     # The severity's reminder interval: the cadence updates are measured against.
     update_interval: timedelta = timedelta(minutes=30)
     # Messages' lines worked out while the history was still arriving (`Preparer`); each
-    # is used only if every name it read is the same in these facts.
+    # is used if it is final, or if every name it read is the same in these facts.
     prepared: Mapping[int, Prepared] = field(default_factory=dict)
 
 
@@ -511,8 +511,8 @@ class _Lines:
 class Preparer(_Lines):
     """Messages' lines worked out ahead of the render, while the history still arrives,
     with the names known so far (`names` etc. are updated in place as more are looked
-    up). The render uses a message's lines only where every name they read still holds;
-    the rest it works out itself.
+    up). The render uses a message's lines where they are final or every name they read
+    still holds; the rest it works out itself.
 
     Names the compile will use as they are (`settled` people, and any app, channel or
     group found) make a message's lines final. With `let_go`, such a message is then cut
@@ -596,6 +596,9 @@ class _Renderer(_Lines):
             bot_id=facts.bot_id,
         )
         self.apps = set(facts.apps) | {SLACKBOT, facts.bot_user_id}
+        # A first response: after the declaration, by someone else than the declarer.
+        self.start = _micros(self.inc.declared_at)
+        self.ignore = {self.inc.declared_by, facts.bot_user_id, "", None}
         self._by_kind: dict[str, Mapping[str, str]] = {
             "users": facts.names,
             "channels": facts.channels,
@@ -612,7 +615,7 @@ class _Renderer(_Lines):
             key=lambda u: (_micros(u.posted_at), u.id or 0, u.status, u.posted_by, u.summary),
         )
         self.transcript, self.wrote, self.responses = self._transcript()
-        self.by_ts = {m.ts: m for top in self.transcript for m in (top, *top.replies) if m.shown}
+        self.shown_ts = {m.ts for top in self.transcript for m in (top, *top.replies) if m.shown}
 
     def message_chunk(self, m: _Message, indent: str = "", reply: bool = False) -> bytes:
         """A message's lines, joined, in UTF-8."""
@@ -654,9 +657,7 @@ class _Renderer(_Lines):
         than the declarer answering after the declaration)."""
         shows, prepared = self._shows, self.f.prepared
         bot_user_id, bot_id = self.bot_user_id, self.bot_id
-        start = _micros(self.inc.declared_at)
-        ignore = {self.inc.declared_by, self.f.bot_user_id, "", None}
-        is_person = self.is_person
+        start, ignore, is_person = self.start, self.ignore, self.is_person
         wrote: list[str] = []
         responses: list[tuple[int, str]] = []
         tops = _in_order(self.f.messages, prepared)
@@ -912,9 +913,7 @@ class _Renderer(_Lines):
         return out
 
     def first_response(self) -> tuple[datetime, str] | None:
-        declarer = self.inc.declared_by
-        start = _micros(self.inc.declared_at)
-        ignore = {declarer, self.f.bot_user_id, "", None}
+        start, ignore = self.start, self.ignore
         found = list(self.responses)
         for entry in self.timeline:
             actor = entry.actor
@@ -1050,7 +1049,7 @@ class _Renderer(_Lines):
         # Entries and top-level messages share one key shape, so any two compare.
         items: list[tuple[tuple[int, int, int, str, int, str, str, str], list[bytes]]] = []
         for entry in self.timeline:
-            if entry.kind == "message" and _pinned_ts(entry) in self.by_ts:
+            if entry.kind == "message" and _pinned_ts(entry) in self.shown_ts:
                 continue  # shown, once, where the message is in the transcript
             micros, rank, kind, id_, actor, text, ts = _entry_key(entry)
             chunk = "\n".join(self.entry_lines(entry)).encode()
