@@ -8,6 +8,8 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
+
 from tests.support import (
     ALICE,
     ANNOUNCE,
@@ -254,6 +256,51 @@ async def test_a_channel_made_private_makes_the_incident_private(start_bot: Star
     assert "INC-1" not in str(listing)
     listing = await bot.ask("list", user=ALICE, channel=GENERAL)
     assert "INC-1" in str(listing)
+
+
+CONVERTED = {
+    "type": "message",
+    "subtype": "channel_convert_to_private",
+    "user": ALICE,
+    "text": "made this channel *private*. Now, it can only be viewed or joined by invitation.",
+    "ts": "1730984822.596869",
+    "channel_type": "group",
+}
+
+
+@pytest.mark.parametrize("first", ["privacy", "update"])
+async def test_an_update_racing_a_privacy_change_never_reaches_the_public_thread(
+    start_bot: StartBot, first: str
+) -> None:
+    """The update and the conversion arrive together, Slack slow to post and to delete:
+    whichever the bot takes first, the update's text is never sent outside the channel."""
+    bot, inc = await announced(start_bot)
+    bot.fake.channels[inc.channel_id].is_private = True
+    bot.fake.set_delay("chat.postMessage", 0.3)
+    bot.fake.set_delay("chat.delete", 1.0)
+    secret = "Confirmed credential leak on bastion-3"
+
+    async def convert() -> None:
+        acked = await bot.slack.event({**CONVERTED, "channel": inc.channel_id})
+        assert acked.status == 200
+
+    async def update() -> None:
+        acked = await bot.slack.command(f"update {secret}", user=ALICE, channel=inc.channel_id)
+        assert acked.status == 200
+
+    for step in (convert, update) if first == "privacy" else (update, convert):
+        await step()  # the next one right after this one is acknowledged
+    await bot.settled()
+
+    public = [
+        c.args for c in bot.fake.calls_to("chat.postMessage") if c.args.get("channel") == ANNOUNCE
+    ]
+    assert not [a for a in public if "bastion" in str(a.get("text", ""))], public
+    now = await current(bot)
+    assert now.private and now.announcement_ts is None
+    assert bot.fake.messages(ANNOUNCE, include_system=False) == []
+    # The update itself is stored and posted where its members read it.
+    assert any(secret in m.get("text", "") for m in bot.fake.messages(inc.channel_id))
 
 
 # --- people and forms -------------------------------------------------------------------

@@ -88,12 +88,18 @@ class Drift:
 
     async def made_private(self, channel: str | None) -> None:
         """The channel was made private: so is the incident (no public announcement
-        updates, left out of lists for people who are not members)."""
+        updates, left out of lists for people who are not members). Stored with the
+        incident's public side held, so a public post decided before it has gone out and
+        been saved, and none decided after it goes out at all."""
         inc = await self._incident(channel)
         if inc is None or inc.private:
             return
+        async with self.store.publicly(inc.pk) as side:
+            inc = side.incident
+            if inc.private:
+                return
+            await side.save(private=True)
         log.info("the channel of %s was made private; so is the incident", inc.ref)
-        await self.store.save_fields(inc.pk, private=True)
         inc.private = True
         await self.surfaces.withdraw_announcement(inc)
 

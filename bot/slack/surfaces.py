@@ -545,30 +545,35 @@ class Surfaces:
         await self.store.save_fields(inc.pk, card_pinned=True)
 
     async def _announce(self, state: blocks.IncidentState) -> None:
-        inc = state.incident
         channel = self.settings.announcements_channel
         assert channel
         text, body = blocks.announcement(state, self.settings)
-        if inc.announcement_ts is not None:
-            try:
-                await self.client.chat_update(
-                    channel=channel, ts=inc.announcement_ts, text=text, blocks=body
-                )
+        # Decided and saved with the public side held: a privacy change either comes first
+        # (nothing is posted) or finds this announcement saved, to take it down.
+        async with self.store.publicly(state.incident.pk) as side:
+            inc = side.incident
+            if not self._announces(inc):
                 return
+            if inc.announcement_ts is not None:
+                try:
+                    await self.client.chat_update(
+                        channel=channel, ts=inc.announcement_ts, text=text, blocks=body
+                    )
+                    return
+                except SlackApiError as e:
+                    if slack_error(e) != "message_not_found":
+                        raise
+                    log.info("the announcement of %s was deleted; posting it again", inc.ref)
+            try:
+                resp = await self.client.chat_postMessage(channel=channel, text=text, blocks=body)
             except SlackApiError as e:
-                if slack_error(e) != "message_not_found":
+                if slack_error(e) != "not_in_channel":
                     raise
-                log.info("the announcement of %s was deleted; posting it again", inc.ref)
-        try:
-            resp = await self.client.chat_postMessage(channel=channel, text=text, blocks=body)
-        except SlackApiError as e:
-            if slack_error(e) != "not_in_channel":
-                raise
-            # A public announcements channel the bot was never added to: join it once.
-            await self.client.conversations_join(channel=channel)
-            resp = await self.client.chat_postMessage(channel=channel, text=text, blocks=body)
-        inc.announcement_ts = resp["ts"]
-        await self.store.save_fields(inc.pk, announcement_ts=inc.announcement_ts)
+                # A public announcements channel the bot was never added to: join it once.
+                await self.client.conversations_join(channel=channel)
+                resp = await self.client.chat_postMessage(channel=channel, text=text, blocks=body)
+            await side.save(announcement_ts=resp["ts"])
+        state.incident.announcement_ts = resp["ts"]
 
     # --- posts ---------------------------------------------------------------------------
 
@@ -623,11 +628,17 @@ class Surfaces:
             raise
 
     async def post_to_announcement_thread(self, inc: Incident, text: str) -> None:
+        """Reply in the public announcement's thread, unless the incident is private by now:
+        decided with its public side held, so a privacy change is never overtaken."""
         channel = self.settings.announcements_channel
-        if channel and inc.announcement_ts and not inc.private:
-            await self.client.chat_postMessage(
-                channel=channel, thread_ts=inc.announcement_ts, text=text, unfurl_links=False
-            )
+        if not channel or not inc.announcement_ts or inc.private:
+            return  # known already, without a lock: an incident never becomes public again
+        async with self.store.publicly(inc.pk) as side:
+            now = side.incident
+            if now.announcement_ts and self._announces(now):
+                await self.client.chat_postMessage(
+                    channel=channel, thread_ts=now.announcement_ts, text=text, unfurl_links=False
+                )
 
     async def announce(self, inc: Incident, text: str, body: list[Block] | None = None) -> str:
         """Post in the channel and in the announcement's thread."""

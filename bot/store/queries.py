@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import delete, event, false, func, select, true, update
+from sqlalchemy import delete, event, false, func, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -41,6 +41,17 @@ Row = TypeVar("Row", RoleAssignment, StatusUpdate, FollowUp)
 # Timeline entries that are the bot's doing or the declarer's own, never a first response.
 NOT_A_RESPONSE = frozenset({"declared", "reminder", "alert", "invite"})
 PERSON = re.compile(r"[UW][A-Z0-9]+")
+
+
+# The advisory-lock space of `Store.publicly` (any constant apart from the migrations').
+PUBLIC_LOCKS = 727275
+
+
+class PublicSide(NamedTuple):
+    """An incident read under `Store.publicly`, and how to save fields under that hold."""
+
+    incident: Incident
+    save: Callable[..., Awaitable[None]]
 
 
 class LatestDraft(NamedTuple):
@@ -103,6 +114,9 @@ class Store:
             info={"not_people": self.not_people},
         )
         self.probe = Probe(url)
+        # SQLite serves one process: whose public posts wait for a privacy change is
+        # settled here. PostgreSQL serves several: an advisory lock settles it there.
+        self._public_locks: dict[int, tuple[asyncio.Lock, int]] = {}
 
     @property
     def dialect(self) -> str:
@@ -465,6 +479,51 @@ class Store:
         """The incident row, locked for this transaction (PostgreSQL; SQLite locks at BEGIN)."""
         stmt = select(Incident).where(col(Incident.id) == incident_id).with_for_update()
         return (await session.execute(stmt)).scalar_one()
+
+    @asynccontextmanager
+    async def publicly(self, incident_id: int) -> AsyncIterator[PublicSide]:
+        """The incident as it is now, with its public side held: whatever is posted outside
+        its channel inside this block is decided by the `private` it yields, and a privacy
+        change (made inside this block too) waits until that post went out and was saved.
+        Across processes on PostgreSQL by a transaction-scoped advisory lock, which leaves
+        the incident's row free for other changes while Slack answers."""
+        if self.dialect == "postgresql":
+            async with self.session() as session:
+                await session.execute(
+                    text("SELECT pg_advisory_xact_lock(:space, :key)"),
+                    {"space": PUBLIC_LOCKS, "key": incident_id},
+                )
+                found = await session.get(Incident, incident_id)
+                if found is None:
+                    raise LookupError(f"no incident {incident_id}")
+
+                async def save_here(**values: Any) -> None:
+                    # On the connection already held: a second one could wait on a pool
+                    # that holders of this lock have taken.
+                    await session.execute(
+                        update(Incident).where(col(Incident.id) == incident_id).values(**values)
+                    )
+
+                yield PublicSide(found, save_here)
+            return
+        lock, users = self._public_locks.get(incident_id, (asyncio.Lock(), 0))
+        self._public_locks[incident_id] = (lock, users + 1)
+        try:
+            async with lock:
+                incident = await self.incident(incident_id)
+                if incident is None:
+                    raise LookupError(f"no incident {incident_id}")
+
+                async def save(**values: Any) -> None:
+                    await self.save_fields(incident_id, **values)
+
+                yield PublicSide(incident, save)
+        finally:
+            _, users = self._public_locks[incident_id]
+            if users == 1:
+                del self._public_locks[incident_id]
+            else:
+                self._public_locks[incident_id] = (lock, users - 1)
 
     async def incident(self, incident_id: int) -> Incident | None:
         async with self.sessions() as session:
