@@ -128,16 +128,51 @@ async def collect(stream: asyncio.StreamReader | None, into: list[str]) -> None:
         into.append(line.decode(errors="replace"))
 
 
+@pytest.mark.parametrize(
+    "error", ["invalid_auth", "access_denied", "team_access_not_granted", "ekm_access_denied"]
+)
 async def test_a_refused_app_token_ends_start_up_with_one_line(
-    fake: FakeSlack, tmp_path: Path
+    fake: FakeSlack, tmp_path: Path, error: str
 ) -> None:
-    fake.revoke_app_token()
+    """Any refusal that does not pass with time ends start-up; none is retried."""
+    if error == "invalid_auth":
+        fake.revoke_app_token()
+    else:
+        fake.socket_mode_refuse(error)
     proc = await launch(environment(fake, tmp_path), tmp_path)
     out, err = await asyncio.wait_for(proc.communicate(), 10)
     assert proc.returncode == 2
     lines = err.decode().strip().splitlines()
-    assert lines[-1] == "incident-bot: Slack refused SLACK_APP_TOKEN (invalid_auth)"
+    assert lines[-1] == f"incident-bot: Slack refused SLACK_APP_TOKEN ({error})"
+    assert len(fake.calls_to("apps.connections.open")) == 1
     assert fake.app_token not in err.decode() + out.decode()
+
+
+@pytest.mark.parametrize("refusal", ["service_unavailable", "ratelimited"])
+async def test_a_refusal_that_passes_is_tried_again_until_slack_lets_in(
+    fake: FakeSlack, tmp_path: Path, refusal: str
+) -> None:
+    if refusal == "ratelimited":
+        fake.socket_mode_refuse(retry_after=1)
+    else:
+        fake.socket_mode_refuse(refusal)
+    proc = await launch(environment(fake, tmp_path), tmp_path)
+    err: list[str] = []
+    reader = asyncio.ensure_future(collect(proc.stderr, err))
+    await until(
+        lambda: len(fake.calls_to("apps.connections.open")) >= 2,
+        timeout=30,
+        message="asked again after a refusal that passes",
+    )
+    fake.socket_mode_refuse(None)
+    await until(
+        lambda: any("connected to Slack with Socket Mode" in line for line in err),
+        timeout=30,
+        message="connected once Slack lets it in",
+    )
+    proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(proc.wait(), 10) == 0, "".join(err)
+    await reader
 
 
 async def test_sigterm_while_connecting_to_an_unreachable_slack(

@@ -28,18 +28,17 @@ from bot.work import InFlight
 
 log = logging.getLogger(__name__)
 
-# apps.connections.open errors that no retry can fix.
-REFUSED = frozenset(
-    {
-        "invalid_auth",
-        "not_authed",
-        "not_allowed_token_type",
-        "account_inactive",
-        "token_revoked",
-        "token_expired",
-        "missing_scope",
-    }
+# apps.connections.open errors that pass with time; any other refusal (invalid_auth,
+# access_denied, team_access_not_granted, ekm_access_denied, ...) no retry can fix.
+PASSING = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
+
+
+def passes(e: SlackApiError) -> bool:
+    """Whether a refusal of apps.connections.open is worth trying again."""
+    status = getattr(e.response, "status_code", 200)
+    return slack_error(e) in PASSING or status == 429 or status >= 500
 
 
 class TokenRefused(Exception):
@@ -91,7 +90,7 @@ class SocketMode:
                 await asyncio.wait_for(self.connection.connect(), self.connect_timeout)
                 return
             except SlackApiError as e:
-                if slack_error(e) in REFUSED:
+                if not passes(e):
                     raise TokenRefused(slack_error(e)) from e
                 reason = slack_error(e)
             except (OSError, aiohttp.ClientError, TimeoutError) as e:
