@@ -25,6 +25,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncRateLimitErrorRetryHandler,
     AsyncServerErrorRetryHandler,
 )
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.alerts import payloads
@@ -113,9 +114,12 @@ logging.getLogger("slack_bolt.AsyncApp").addFilter(_BoltTokenNotice())
 class _RoundSkipped(logging.Filter):
     """APScheduler warns when a periodic job (the reminder sync, the repair pass) comes
     round while its last run is still going. Skipping that round is what `max_instances=1`
-    is for, so it is not worth a warning."""
+    is for, so it is not worth a warning. Its own start and stop ("Added job ...") say
+    nothing a person running the bot needs at INFO."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
         return "maximum number of running instances reached" not in record.getMessage()
 
 
@@ -447,9 +451,23 @@ class BotApp:
             # Envelopes are taken from now on, once everything that serves them runs; one
             # that came earlier was not acknowledged, so Slack delivers it again.
             self._socket.accept()
-            log.info("connected to Slack with Socket Mode; /healthz on port %s", self.port)
+            log.info(
+                "connected to Slack with Socket Mode; /healthz on port %s; database %s",
+                self.port,
+                self._database,
+            )
         else:
-            log.info("serving Slack requests on port %s at %s", self.port, EVENTS_PATH)
+            log.info(
+                "serving Slack requests on port %s at %s; database %s",
+                self.port,
+                EVENTS_PATH,
+                self._database,
+            )
+
+    @property
+    def _database(self) -> str:
+        """The database in use, as a start-up line may show it (no password)."""
+        return make_url(self.settings.database_url).render_as_string(hide_password=True)
 
     async def _repair(self) -> None:
         async with self.inflight.track():

@@ -179,3 +179,51 @@ async def test_the_real_process_serves_declares_and_stops_cleanly(tmp_path: Path
         log = err.decode()
         assert "serving Slack requests" in log
         assert BOT_TOKEN not in log and SIGNING_SECRET not in log
+
+
+async def test_a_start_says_in_a_few_lines_what_the_bot_is_doing(tmp_path: Path) -> None:
+    """At INFO: one line per migration applied, then where it serves and on which database;
+    no library set-up chatter."""
+    async with FakeSlack(bot_token=BOT_TOKEN) as fake:
+        port = free_port()
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": str(ROOT),
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": fake.api_url,
+            "PORT": str(port),
+        }
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            async with aiohttp.ClientSession() as http:
+
+                async def healthy() -> bool:
+                    try:
+                        async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
+                            return r.status == 200
+                    except aiohttp.ClientError:
+                        return False
+
+                await until(healthy, timeout=20, message="bot healthy")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, err = await asyncio.wait_for(proc.communicate(), 15)
+    assert proc.returncode == 0, err.decode()
+    lines = err.decode().splitlines()
+    serving = next(i for i, line in enumerate(lines) if "serving Slack requests" in line)
+    assert f"port {port}" in lines[serving]
+    assert "database sqlite:///incident-bot.db" in lines[serving]
+    migrations = sorted((ROOT / "bot" / "store" / "migrations" / "versions").glob("0*.py"))
+    assert len(migrations) >= 8
+    before = lines[:serving]
+    assert len(before) == len(migrations), "\n".join(before)
+    assert all("Running upgrade" in line for line in before), "\n".join(before)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import sqlite3
 import time
@@ -337,6 +338,24 @@ def _migration_engine(target: URL, timeout: float) -> AsyncEngine:
 
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class _MigrationLines(logging.Filter):
+    """A start says what it does in a few lines: a migration applied is one line (its
+    summary's first), and Alembic's set-up chatter (plugins, the dialect) is left out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        message = record.getMessage()
+        if not message.startswith("Running upgrade"):
+            return False
+        record.msg, record.args = message.splitlines()[0], None
+        return True
+
+
+for _name in ("alembic.runtime.plugins", "alembic.runtime.migration"):
+    logging.getLogger(_name).addFilter(_MigrationLines())
 
 
 def _upgrade(conn: Connection) -> None:
