@@ -178,6 +178,39 @@ def _other_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
+@needs_chromium
+async def test_a_commands_own_reply_is_shown_to_that_person_with_its_emoji(
+    sandbox: tuple[Sandbox, str], page: object
+) -> None:
+    """What the bot answers at once (help, a refusal, "Declaring…") shows as Slack shows
+    it: only to the person who typed the command, emoji drawn rather than as :codes:."""
+    p = page  # an async Playwright Page
+    composer = p.get_by_role("textbox", name="Message")
+    await composer.fill("/incident help")
+    await composer.press("Enter")
+    answer = p.locator("article.ephemeral", has_text="Incident bot").first
+    await expect(answer).to_be_visible()
+    await expect(answer).to_contain_text("Only visible to you")
+    await expect(answer).to_contain_text("📌")  # the timeline emoji, :pushpin:
+
+    await composer.fill("/incident declare sev1")
+    await composer.press("Enter")
+    refusal = p.locator("article.ephemeral", has_text="⚠️").first
+    await expect(refusal).to_be_visible()
+    await expect(refusal).to_contain_text("title")
+
+    await composer.fill("/incident declare Payments are failing")
+    await composer.press("Enter")
+    await expect(p.get_by_text("⏳ Declaring Payments are failing").first).to_be_visible()
+    assert ":warning:" not in await p.locator("main").inner_text()
+    assert ":hourglass_flowing_sand:" not in await p.locator("main").inner_text()
+
+    # Someone else sees none of it.
+    await p.get_by_label("Acting as").select_option("U0BOB")
+    await expect(p.get_by_text("Declaring Payments are failing")).to_have_count(0)
+    await expect(p.locator("article.ephemeral", has_text="Incident bot")).to_have_count(0)
+
+
 async def _screenshot(card: object) -> None:
     """The card for the README; the page redraws as messages arrive, so try again."""
     for attempt in range(5):

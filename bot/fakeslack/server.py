@@ -1411,6 +1411,29 @@ class FakeSlack:
             return web.Response(status=400, text=exc.error)
         return web.Response(text="ok")
 
+    def command_answered(self, *, channel: str, user: str, body: JsonDict) -> None:
+        """What Slack does with a slash command's immediate answer (the body of its
+        acknowledgement): shown only to the person who typed it, or posted in the channel
+        as the app when its `response_type` is `in_channel`."""
+        if not body.get("text") and not body.get("blocks"):
+            return  # an empty acknowledgement shows nothing
+        content = self._message_content(body, max_blocks=MAX_MESSAGE_BLOCKS)
+        ch = self.channels.get(channel)
+        if body.get("response_type") == "in_channel" and ch is not None:
+            self._store(ch, self._bot_message(content), thread_ts=None)
+            return
+        self.ephemerals.append(
+            {
+                "channel": channel,
+                "user": user,
+                "text": content.get("text", ""),
+                "blocks": content.get("blocks"),
+                "attachments": content.get("attachments"),
+                "thread_ts": None,
+                "ts": self._new_ts(),
+            }
+        )
+
     def _apply_response(self, target: _ResponseTarget, body: JsonDict) -> None:
         ch = self.channels.get(target.channel or "")
         if _as_bool(body.get("delete_original")):

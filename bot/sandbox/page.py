@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from functools import cache
 from importlib import resources
 from typing import Any
 
+import emoji
 from aiohttp import web
 
 from bot.fakeslack import FakeSlack, SlackSender
@@ -30,6 +32,17 @@ def _static(name: str) -> bytes:
     return resources.files("bot.sandbox").joinpath("static", name).read_bytes()
 
 
+@cache
+def emoji_names() -> dict[str, str]:
+    """Emoji shortcodes as Slack's client reads them (`hourglass_flowing_sand` → ⏳), from
+    the `emoji` package's names and aliases: the page draws what the bot writes."""
+    names: dict[str, str] = {}
+    for char, data in emoji.EMOJI_DATA.items():
+        for name in [data["en"], *data.get("alias", [])]:
+            names.setdefault(name.strip(":"), char)
+    return names
+
+
 class Page:
     def __init__(self, fake: FakeSlack, people: list[str]):
         self.fake = fake
@@ -41,6 +54,7 @@ class Page:
         app.router.add_get("/static/{name}", self.static)
         app.router.add_get("/sandbox/state", self.state)
         app.router.add_get("/sandbox/files/{file_id}", self.file)
+        app.router.add_get("/sandbox/emoji", self.emoji)
         for name, handler in {
             "send": self.send,
             "action": self.action,
@@ -128,6 +142,9 @@ class Page:
         }
         return web.json_response(body, dumps=_dumps)
 
+    async def emoji(self, _: web.Request) -> web.Response:
+        return web.json_response(emoji_names(), headers={"Cache-Control": "max-age=3600"})
+
     async def file(self, request: web.Request) -> web.Response:
         data = self.fake.file_contents.get(request.match_info["file_id"])
         if data is None:
@@ -171,6 +188,11 @@ class Page:
             if command != "/incident":
                 raise ValueError(f"{command} is not a command here; try /incident help")
             reply = await self._sender.command(rest.strip(), user=user, channel=channel)
+            if reply.status == 200 and (reply.json is not None or reply.text):
+                # The command's own reply, shown as Slack shows it: only to this person,
+                # or in the channel when it says `in_channel`.
+                answer = reply.json if isinstance(reply.json, dict) else {"text": reply.text}
+                self.fake.command_answered(channel=channel, user=user, body=answer)
         else:
             self._join(user, channel)
             reply = await self._sender.user_message(

@@ -85,18 +85,17 @@ function token(inner) {
   return escapeHtml(label || target);
 }
 
-// The emoji the bot writes, as Slack's client draws them; others stay as :name:.
-const EMOJI = {
-  white_check_mark: "✅", warning: "⚠️", rotating_light: "🚨", lock: "🔒", repeat: "🔁",
-  page_facing_up: "📄", memo: "📝", mag: "🔍", loudspeaker: "📢", eyes: "👀", dart: "🎯",
-  clipboard: "📋", bust_in_silhouette: "👤", alarm_clock: "⏰", pushpin: "📌", fire: "🔥",
-  hammer_and_wrench: "🛠️", hourglass: "⌛", tada: "🎉", red_circle: "🔴", large_orange_circle: "🟠",
-  large_yellow_circle: "🟡", large_blue_circle: "🔵", zap: "⚡", no_entry: "⛔",
-};
+// Emoji shortcodes as Slack's client draws them (the sandbox serves the names, from the
+// emoji package); an unknown :name: stays as it is, as in Slack.
+let EMOJI = {};
+fetch("/sandbox/emoji").then((r) => r.json()).then((names) => { EMOJI = names; state.shown = {}; poll(); });
+
+function emojify(text) {
+  return text.replace(/:([a-z0-9_+-]+):/g, (m, name) => EMOJI[name] || m);
+}
 
 function emphasis(text) {
-  return text
-    .replace(/:([a-z0-9_+-]+):/g, (m, name) => EMOJI[name] || m)
+  return emojify(text)
     .replace(/`([^`\n]+)`/g, "<code>$1</code>")
     .replace(/(^|[^\w*])\*([^*\n]+)\*(?!\w)/g, "$1<strong>$2</strong>")
     .replace(/(^|[^\w_])_([^_\n]+)_(?!\w)/g, "$1<em>$2</em>")
@@ -121,7 +120,8 @@ function mrkdwn(text) {
 function textObject(obj) {
   if (!obj) return el("span");
   if (obj.type === "mrkdwn") return el("span", { html: mrkdwn(obj.text) });
-  return el("span", {}, obj.text);
+  // plain_text draws emoji too, unless it says `emoji: false`.
+  return el("span", {}, obj.emoji === false ? obj.text : emojify(obj.text || ""));
 }
 
 // --- Block Kit -------------------------------------------------------------------------------
