@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from bot.incidents.repair import PIN_CHECKS_PER_PASS
 from tests.support import (
     ALICE,
     ANNOUNCE,
@@ -115,6 +116,44 @@ async def test_an_unpinned_card_is_pinned_again(bot: Bot) -> None:
     await bot.settled()
     assert bot.fake.pins(inc.channel_id) == [inc.card_ts]
     assert (await current(bot)).card_pinned
+
+
+async def test_a_card_unpinned_without_an_event_is_pinned_again_by_the_periodic_pass(
+    bot: Bot,
+) -> None:
+    """The pin_removed event was lost (a dropped socket, a restart): the repair pass looks
+    at a few cards' pins each time round, in rotation, and pins again what it finds unpinned.
+    A card deleted without its event is posted and pinned again the same way."""
+    incs = []
+    for n in (1, 2, 3):
+        await bot.slack.command(f"declare Checkout is down {n}", user=ALICE, channel=GENERAL)
+        incs.append(await bot.wait_provisioned(n))
+        await bot.settled()
+    for inc in incs[:2]:
+        bot.fake.channels[inc.channel_id].pinned.pop(inc.card_ts)
+    gone = bot.fake.channels[incs[2].channel_id]
+    gone.history.remove(gone.find(incs[2].card_ts))
+    gone.pinned.pop(incs[2].card_ts, None)
+    listed = len(bot.fake.calls_to("pins.list"))
+
+    await bot.app.repair.pins()
+    await bot.settled()
+    assert len(bot.fake.calls_to("pins.list")) == listed + PIN_CHECKS_PER_PASS
+    assert bot.fake.pins(incs[0].channel_id) == [incs[0].card_ts]
+    assert bot.fake.pins(incs[1].channel_id) == [incs[1].card_ts]
+    assert bot.fake.pins(incs[2].channel_id) == []  # its turn comes next
+
+    await bot.app.repair.pins()
+    await bot.settled()
+    now = next(i for i in await bot.incidents() if i.pk == incs[2].pk)
+    assert now.card_ts != incs[2].card_ts and now.card_pinned
+    assert bot.fake.pins(incs[2].channel_id) == [now.card_ts]
+    # Nothing left to repair: a further round only looks.
+    added = len(bot.fake.calls_to("pins.add"))
+    await bot.app.repair.pins()
+    await bot.app.repair.pins()
+    await bot.settled()
+    assert len(bot.fake.calls_to("pins.add")) == added
 
 
 async def test_a_deleted_announcement_is_posted_again(start_bot: StartBot) -> None:

@@ -535,6 +535,14 @@ class Surfaces:
             await after
         await self.store.save_fields(inc.pk, card_ts=inc.card_ts)
 
+    async def card_still_pinned(self, inc: Incident) -> bool:
+        """Whether Slack still shows the card pinned (pins.list, Tier 2): an unpin or a
+        deletion whose event never came (a dropped socket, a restart) is found here."""
+        channel = str(inc.channel_id)
+        resp = await self._in_channel(inc, lambda: self.client.pins_list(channel=channel))
+        items: list[dict[str, Any]] = resp.get("items", [])
+        return any((item.get("message") or {}).get("ts") == inc.card_ts for item in items)
+
     async def _pin(self, inc: Incident, channel: str) -> None:
         try:
             await self.client.pins_add(channel=channel, timestamp=str(inc.card_ts))

@@ -21,6 +21,7 @@ from bot.metrics import Snapshot
 from bot.store.engine import DEFAULT_TIMEOUT, Probe, make_engine, migrate, sqlite_rows
 from bot.store.tables import (
     AlertTriage,
+    ChannelState,
     FollowUp,
     HomeViewer,
     Incident,
@@ -330,6 +331,21 @@ class Store:
     async def all_open(self) -> Sequence[Incident]:
         async with self.sessions() as session:
             stmt = select(Incident).where(col(Incident.status) != Status.resolved.value)
+            return (await session.execute(stmt)).scalars().all()
+
+    async def cards_after(self, incident_id: int, limit: int) -> Sequence[Incident]:
+        """Open incidents whose card was posted in a usable channel, after `incident_id` in
+        id order: the next few whose pins the repair pass looks at."""
+        async with self.sessions() as session:
+            stmt = (
+                select(Incident)
+                .where(col(Incident.id) > incident_id)
+                .where(col(Incident.status) != Status.resolved.value)
+                .where(col(Incident.card_ts).is_not(None))
+                .where(col(Incident.channel_state) == ChannelState.ok.value)
+                .order_by(col(Incident.id))
+                .limit(limit)
+            )
             return (await session.execute(stmt)).scalars().all()
 
     async def forget_nudge(self, incident_id: int, kind: str) -> None:
