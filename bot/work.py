@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import gc
 import math
 import time
@@ -106,11 +107,40 @@ class KeyedLocks:
                 self._locks[key] = (lock, users - 1)
 
 
+class _Held:
+    """A slot an operation holds, given back once: when the operation ends, or earlier
+    when it starts waiting for Slack's pacing (`give_back`)."""
+
+    def __init__(self, slots: Slots, previous: _Held | None):
+        self.slots: Slots | None = slots
+        # The slot held around this one (nested operations), held again once this ends.
+        self.previous = previous
+
+    def release(self) -> None:
+        if self.slots is not None:
+            slots, self.slots = self.slots, None
+            slots._release()
+
+
+_holding: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("holding", default=None)
+
+
+def give_back() -> None:
+    """The operation running here will wait (for Slack's pacing) and needs no slot for that:
+    its slot goes to the next one in line, whose change is then stored at once rather than
+    after this wait. What it stored is stored already; it goes on without a slot."""
+    held = _holding.get()
+    while held is not None:
+        held.release()
+        held = held.previous
+
+
 class Slots:
     """Operations running at once: up to `most` (the database pool), but only `while_busy`
     while people's requests keep arriving, so that their acks do not wait behind work that
     can. Waiters start in the order they came; none waits for arrivals to pause once a
-    slot is free under the lower limit."""
+    slot is free under the lower limit. An operation that waits for Slack's pacing gives
+    its slot back (`give_back`)."""
 
     def __init__(self, most: int, *, while_busy: int, quiet: float = 0.05) -> None:
         self.most = most
@@ -130,6 +160,10 @@ class Slots:
         return self.while_busy if time.monotonic() < self._busy_until else self.most
 
     async def __aenter__(self) -> None:
+        await self._take()
+        _holding.set(_Held(self, _holding.get()))
+
+    async def _take(self) -> None:
         if not self._waiting and self.running < self._limit():
             self.running += 1
             return
@@ -147,7 +181,10 @@ class Slots:
             raise
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self._release()
+        held = _holding.get()
+        assert held is not None
+        _holding.set(held.previous)
+        held.release()
 
     def _release(self) -> None:
         self.running -= 1

@@ -243,3 +243,115 @@ async def test_per_incident_locks_are_kept_only_while_in_use() -> None:
     await asyncio.gather(one, two)
     assert order == ["first in", "first out", "second in"]
     assert len(locks) == 0
+
+
+def _fill(bot: Bot, method: str, free_in: float) -> None:
+    """Slack's window for `method` full of calls, the first of them leaving it in
+    `free_in` seconds (as if other work had just spent it)."""
+    budget = bot.app.client.budget
+    assert budget is not None
+    window = budget._windows(method, None)[0]
+    oldest = budget.clock() - window.seconds + free_in
+    window.sent.clear()
+    window.sent.extend([oldest] * window.calls)
+
+
+async def test_a_declaration_held_back_by_slacks_pacing_is_stored_and_its_number_told_at_once(
+    start_bot: StartBot,
+) -> None:
+    """conversations.create's window is full: each declaration is stored and its declarer
+    told its number and that the channel is being set up, before any channel can be made;
+    the channels follow once Slack has room, and each declarer hears where."""
+    bot = await start_bot(slack_pacing=True)
+    _fill(bot, "conversations.create", free_in=3.0)
+    count = POOL_SIZE + 2  # more than run at once: each gives its slot back as it waits
+    await asyncio.gather(
+        *(
+            bot.slack.command(f"declare sev2 Paced {n}", user=ALICE, channel=GENERAL)
+            for n in range(count)
+        )
+    )
+
+    def told(words: str) -> list[str]:
+        return [
+            r.body.get("text", "") for r in bot.fake.responses if words in r.body.get("text", "")
+        ]
+
+    await until(lambda: len(told("is declared and recorded")) == count, message="numbers told")
+    assert bot.fake.calls_to("conversations.create") == []  # Slack had no room yet
+    stored = await bot.incidents()
+    assert sorted(i.number for i in stored) == list(range(1, count + 1))
+    numbers = sorted(int(t.split("*")[1].removeprefix("INC-")) for t in told("is declared"))
+    assert numbers == list(range(1, count + 1))
+
+    await until(lambda: len(told("You are in the channel")) == count, timeout=15)
+    await bot.settled()
+    assert all(i.provisioned for i in await bot.incidents())
+    assert len(bot.fake.calls_to("conversations.create")) == count
+
+
+async def test_changes_held_back_by_slacks_pacing_are_stored_at_once_and_shown_once(
+    start_bot: StartBot,
+) -> None:
+    """conversations.setTopic's window is full: 12 changes to 12 incidents are all stored
+    before Slack has room for one topic, and each incident's card and topic then show its
+    latest state once."""
+    bot = await start_bot(slack_pacing=True)
+    count = 12
+    incs = []
+    for n in range(1, count + 1):
+        await bot.slack.command(f"declare sev3 Paced change {n}", user=ALICE, channel=GENERAL)
+        incs.append(await bot.wait_provisioned(n))
+    await bot.settled()
+    _fill(bot, "conversations.setTopic", free_in=2.0)
+    topics = len(bot.fake.calls_to("conversations.setTopic"))
+    updates = len(bot.fake.calls_to("chat.update"))
+
+    await asyncio.gather(
+        *(bot.slack.command("severity sev1", user=ALICE, channel=i.channel_id) for i in incs)
+    )
+
+    async def all_stored() -> bool:
+        return all(i.severity == "SEV1" for i in await bot.incidents())
+
+    await until(all_stored, message="every change stored")
+    assert len(bot.fake.calls_to("conversations.setTopic")) == topics  # none could go yet
+
+    await bot.settled(timeout=20)
+    assert len(bot.fake.calls_to("conversations.setTopic")) == topics + count
+    assert len(bot.fake.calls_to("chat.update")) == updates + count
+    for inc in incs:
+        assert "SEV1" in bot.fake.channels[inc.channel_id].topic["value"]
+        assert "SEV1" in texts_of(card_of(bot, inc)["blocks"])
+    assert all(i.shown_version == i.version for i in await bot.incidents())
+
+
+async def test_a_stop_while_slack_paces_declarations_leaves_none_unknown(
+    start_bot: StartBot,
+) -> None:
+    """SIGTERM's path (`stop`) while declarations wait a minute for Slack's room: each one
+    is stored and its declarer knows its number; the next start sets up their channels at
+    once (the stopped process gave its claims up) instead of after the lease runs out."""
+    bot = await start_bot(slack_pacing=True)
+    _fill(bot, "conversations.create", free_in=60.0)
+    count = 3
+    await asyncio.gather(
+        *(
+            bot.slack.command(f"declare sev2 Stopped {n}", user=ALICE, channel=GENERAL)
+            for n in range(count)
+        )
+    )
+    await until(
+        lambda: sum("is declared" in r.body.get("text", "") for r in bot.fake.responses) == count,
+        message="numbers told",
+    )
+    await bot.app.stop(grace=0.2)
+    assert bot.fake.calls_to("conversations.create") == []
+
+    again = await start_bot()
+    stored = await again.incidents()
+    assert len(stored) == count
+    for inc in stored:
+        await again.wait_provisioned(inc.number)
+    await again.settled()
+    assert len(bot.fake.calls_to("conversations.create")) == count

@@ -71,9 +71,13 @@ class Declarations:
         self.on_change = on_change
         self.clock = clock
 
-    async def declare(self, request: Declaration) -> rules.Declared:
+    async def declare(
+        self, request: Declaration, *, paced: OnChange | None = None
+    ) -> rules.Declared:
         """Store the incident, then create its channel, card and announcement. A repeated
-        request answers with the incident it declared before (`created` False)."""
+        request answers with the incident it declared before (`created` False). `paced`
+        hears of the stored incident at once when Slack's pacing holds its channel back
+        (the declarer learns its number now, not in a minute)."""
         creating: list[asyncio.Future[Channel]] = []
 
         def numbered(incident: Incident) -> None:
@@ -91,6 +95,8 @@ class Declarations:
             for channel in creating:
                 await self.surfaces.discard_channel(channel)
             return declared
+        if paced is not None and self.surfaces.paced("conversations.create"):
+            await paced(declared.incident)
         roles = {} if request.unassigned else {"commander": request.commander or request.actor}
         await self.surfaces.provision(
             declared.incident.pk,

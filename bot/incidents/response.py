@@ -48,7 +48,14 @@ class Response:
         is stored already: whatever fails here is a problem to report and catch up on,
         never a reason to ask the person to try again."""
         try:
-            problems += await self.surfaces.refresh(stored.pk, only_behind=True)
+            if self.surfaces.paced("chat.update", "conversations.setTopic"):
+                # Slack is pacing the card's or the topic's calls: the card follows in the
+                # background, coalesced with the changes after this one, and the person
+                # is not kept waiting for it (what Slack refuses there, the commander
+                # hears of).
+                self.surfaces.refresh_later(stored.pk)
+            else:
+                problems += await self.surfaces.refresh(stored.pk, only_behind=True)
             incident = await self.store.incident(stored.pk)
             assert incident is not None
             await self.on_change(incident)

@@ -58,6 +58,16 @@ def stored_but(message: str, problems: Sequence[str]) -> str:
     )
 
 
+def declared_while_paced(inc: Incident) -> str:
+    """What the declarer is told at once when Slack's pacing holds the channel back."""
+    lock = " (private)" if inc.private else ""
+    return (
+        f":hourglass_flowing_sand: *{inc.ref}*{lock} is declared and recorded. Slack lets an "
+        "app create only so many channels a minute, so its channel is being set up; you "
+        "will hear here as soon as it is ready. There is no need to declare it again."
+    )
+
+
 def declared_answer(inc: Incident) -> str:
     """What the declarer is told once the incident's channel is ready (or not yet)."""
     lock = " (private)" if inc.private else ""

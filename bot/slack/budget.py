@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +21,8 @@ from aiohttp import FormData
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from bot.work import give_back
 
 Observer = Callable[[str, float, str | None], None]
 
@@ -87,6 +89,8 @@ class Budget:
             for method, tier in TIERS.items()
         }
         self._channels: dict[str, Window] = {}
+        # Calls waiting for room, by method.
+        self.waiting: Counter[str] = Counter()
 
     def _windows(self, method: str, channel: str | None) -> list[Window]:
         windows = [w for w in (self._methods.get(method),) if w is not None]
@@ -106,17 +110,36 @@ class Budget:
             if window.wait(now) == 0.0 and not window.sent:
                 del self._channels[channel]
 
+    def paced(self, method: str, channel: str | None = None) -> bool:
+        """Whether a call of `method` (in `channel`) made now would wait for room: its
+        window is full, or other calls already wait for it."""
+        if self.waiting[method]:
+            return True
+        now = self.clock()
+        return any(w.wait(now) > 0 for w in self._windows(method, channel))
+
     async def spend(self, method: str, channel: str | None = None) -> None:
-        """Wait until a call of `method` (in `channel`) fits Slack's limits, and count it."""
+        """Wait until a call of `method` (in `channel`) fits Slack's limits, and count it.
+        An operation that must wait gives its work slot back first: its change is stored,
+        and the next one's is stored now instead of after this wait."""
         windows = self._windows(method, channel)
-        while True:
-            now = self.clock()
-            wait = max((w.wait(now) for w in windows), default=0.0)
-            if wait <= 0:
-                for w in windows:
-                    w.sent.append(now)
-                return
-            await asyncio.sleep(wait)
+        waited = False
+        try:
+            while True:
+                now = self.clock()
+                wait = max((w.wait(now) for w in windows), default=0.0)
+                if wait <= 0:
+                    for w in windows:
+                        w.sent.append(now)
+                    return
+                if not waited:
+                    waited = True
+                    self.waiting[method] += 1
+                    give_back()
+                await asyncio.sleep(wait)
+        finally:
+            if waited:
+                self.waiting[method] -= 1
 
 
 class PacedWebClient(AsyncWebClient):

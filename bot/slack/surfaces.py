@@ -22,6 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.errors import SlackFailure, log_failure, slack_error
 from bot.settings import Settings
 from bot.slack import blocks
+from bot.slack.budget import Budget
 from bot.slack.directory import Directory
 from bot.slack.text import channel_name, with_suffix
 from bot.store import ChannelState, Claims, Incident, StatusUpdate, Store, TimelineEntry
@@ -92,6 +93,11 @@ class Surfaces:
             raise LookupError(f"no incident {incident_id}")
         return blocks.IncidentState(incident, await self.store.roles(incident_id))
 
+    def paced(self, *methods: str) -> bool:
+        """Whether a call of any of `methods` made now would wait for Slack's pacing."""
+        budget: Budget | None = getattr(self.client, "budget", None)
+        return budget is not None and any(budget.paced(m) for m in methods)
+
     def _announces(self, inc: Incident) -> bool:
         # Drills are practice: nobody outside is told.
         return bool(self.settings.announcements_channel) and not inc.private and not inc.drill
@@ -143,7 +149,12 @@ class Surfaces:
             async def renew(until: datetime) -> datetime | None:
                 return await self.claims.renew_provisioning(incident_id, until)
 
-            return await self.claims.keep_alive(renew, held, self._provision(state, channel))
+            async def let_go(until: datetime) -> None:
+                await self.claims.release_provisioning(incident_id, until)
+
+            return await self.claims.keep_alive(
+                renew, held, self._provision(state, channel), let_go=let_go
+            )
 
     async def _provision(
         self, state: blocks.IncidentState, creating: Awaitable[Channel] | None = None

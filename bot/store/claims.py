@@ -78,9 +78,17 @@ class Claims:
         self.lease = lease
 
     async def keep_alive(
-        self, renew: Callable[[H], Awaitable[H | None]], held: H, work: Awaitable[T]
+        self,
+        renew: Callable[[H], Awaitable[H | None]],
+        held: H,
+        work: Awaitable[T],
+        *,
+        let_go: Callable[[H], Awaitable[None]] | None = None,
     ) -> T:
-        """Run `work` while renewing the claim `held` every third of the lease."""
+        """Run `work` while renewing the claim `held` every third of the lease. Cancelled
+        (the process stops), `let_go` gives the claim up at once, so that the next process
+        takes the work over now rather than once the lease has run out."""
+        current = [held]
 
         async def beat() -> None:
             token: H | None = held
@@ -93,10 +101,19 @@ class Claims:
                     # resending of repairs keeps a second process from doubling it.
                     log_failure(log, "could not renew a claim", e)
                     return
+                if token is not None:
+                    current[0] = token
 
         heart = asyncio.create_task(beat())
         try:
             return await work
+        except asyncio.CancelledError:
+            if let_go is not None:
+                try:
+                    await asyncio.shield(let_go(current[0]))
+                except Exception as e:
+                    log_failure(log, "could not give a claim up", e)
+            raise
         finally:
             heart.cancel()
 
@@ -131,6 +148,16 @@ class Claims:
                 .values(provision_lease_until=until),
             )
         return until if renewed else None
+
+    async def release_provisioning(self, incident_id: int, held: datetime) -> None:
+        """Give up the lease this process holds on an unfinished declaration."""
+        async with self.store.session() as s:
+            await s.execute(
+                update(Incident)
+                .where(col(Incident.id) == incident_id)
+                .where(col(Incident.provision_lease_until) == held)
+                .values(provision_lease_until=None)
+            )
 
     # --- posting a status update -------------------------------------------------------
 

@@ -29,6 +29,7 @@ from bot.report import Reports
 from bot.settings import Settings
 from bot.slack import answers
 from bot.slack.replies import Replies
+from bot.store import Incident
 from bot.store.engine import watching_writes
 from bot.work import InFlight, Slots
 
@@ -249,6 +250,10 @@ async def open_form(ops: Operations, trigger_id: str, view: Any, reply: Reply) -
 
 async def declare(ops: Operations, request: Declaration, reply: Reply) -> None:
     """The one declare path of the command and the form: declare, then say where."""
-    declared = await ops.declarations.declare(request)
+
+    async def paced(incident: Incident) -> None:
+        await reply(answers.declared_while_paced(incident), None)
+
+    declared = await ops.declarations.declare(request, paced=paced)
     if declared.created:
         await reply(answers.declared_answer(declared.incident), None)
