@@ -32,11 +32,14 @@ log = logging.getLogger(__name__)
 
 # Reminders claimed in one transaction, and posted at once within a batch. Each is in its
 # own channel, so Slack's per-channel posting limit does not bind; the bound keeps a burst
-# from taking every database connection and the whole event loop.
-BATCH = 500
+# from taking every database connection and the whole event loop (claiming, recording and
+# scheduling 500 at once stalled the loop for over 100 ms).
+BATCH = 100
 SENDS_AT_ONCE = 16
 # Due times the periodic sync matches to jobs between two turns of the event loop.
 SYNC_SLICE = 200
+# Reminders a batch reschedules, or hands to the cards' refresh, between two turns.
+AFTER_SLICE = 25
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -172,7 +175,9 @@ class Reminders:
         taken, others = await self.claims.take_reminders(
             batch, lambda severity: rules.reminder_interval(self.settings, severity)
         )
-        for inc in others:
+        for n, inc in enumerate(others, start=1):
+            if n % AFTER_SLICE == 0:
+                await asyncio.sleep(0)
             if inc.reminder_sending_since is not None and inc.is_open:
                 # The previous reminder is still out, or its sender died: the careful path.
                 self.inflight.spawn(self._fire_one(inc.pk, batch[inc.pk]))
@@ -211,12 +216,16 @@ class Reminders:
             # No channel yet (its declaration is being completed) or none any more: let go
             # of the claim; the next one is scheduled.
             await self.store.release_reminders(unusable)
-        for inc in taken:
+        for n, inc in enumerate(taken, start=1):
             inc.reminder_sending_since = None
             await self.schedule(inc)
+            if n % AFTER_SLICE == 0:
+                await asyncio.sleep(0)  # acks and other reminders go out in between
         # The cards show the next due time; they follow once the reminders are out.
-        for inc, _ in sent:
+        for n, (inc, _) in enumerate(sent, start=1):
             self.surfaces.refresh_later(inc.pk)
+            if n % AFTER_SLICE == 0:
+                await asyncio.sleep(0)
 
     async def _post(self, inc: Incident, roles: dict[str, str]) -> str | None:
         if not inc.channel_usable:

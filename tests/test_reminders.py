@@ -18,7 +18,18 @@ from sqlmodel import col
 
 from bot.reminders import SENDS_AT_ONCE
 from bot.store import Incident, RoleAssignment, Store, TimelineEntry
-from tests.support import ALICE, BOB, CAROL, GENERAL, Bot, StartBot, element, entries, until
+from tests.support import (
+    ALICE,
+    ANNOUNCE,
+    BOB,
+    CAROL,
+    GENERAL,
+    Bot,
+    StartBot,
+    element,
+    entries,
+    until,
+)
 
 INTERVAL_S = 0.6
 FAST = {"reminder_interval_minutes": INTERVAL_S / 60, "reminder_sync_seconds": 0.2}
@@ -68,6 +79,33 @@ async def test_reminder_on_time_mentions_the_right_person(start_bot: StartBot) -
     sent = await entries(bot, inc, "reminder")
     assert len(sent) >= 2
     assert len({e.data["due"] for e in sent}) == len(sent)
+
+
+async def test_a_reminder_edits_the_card_but_not_the_unchanged_announcement(
+    start_bot: StartBot,
+) -> None:
+    """A reminder moves the next update's due time, which the card shows and the public
+    announcement does not: the card is edited, the announcement is left alone."""
+    bot = await start_fast(start_bot, announcements_channel=ANNOUNCE)
+    bot.fake.add_channel("incidents", id=ANNOUNCE, members=["UBOT", ALICE])
+    inc = await declare(bot)
+    await bot.settled()
+
+    def edits(channel: str) -> int:
+        return sum(c.args.get("channel") == channel for c in bot.fake.calls_to("chat.update"))
+
+    card, announcement = edits(inc.channel_id), edits(ANNOUNCE)
+    await until(lambda: len(reminders_in(bot, inc.channel_id)) >= 2, message="two reminders")
+    await bot.settled()
+    assert edits(inc.channel_id) >= card + 2
+    assert edits(ANNOUNCE) == announcement
+
+    # A change the announcement shows still reaches it.
+    await bot.slack.command("severity sev1", user=ALICE, channel=inc.channel_id)
+    await bot.settled()
+    assert edits(ANNOUNCE) == announcement + 1
+    shown = bot.fake.channels[ANNOUNCE].find(str((await bot.incidents())[0].announcement_ts))
+    assert shown is not None and "SEV1" in str(shown)
 
 
 async def test_an_update_restarts_the_interval(start_bot: StartBot) -> None:

@@ -9,6 +9,7 @@ after the last step that was done instead of doing it twice.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -44,6 +45,8 @@ RENDER_BACKOFF = timedelta(minutes=10)
 # Background refreshes (after reminders) running at once: leaves database connections and
 # Slack's budget for what people are waiting on.
 BACKGROUND_RENDERS = 4
+# Announcements whose content this process remembers (the most recently shown).
+KEEP_ANNOUNCED = 10_000
 # What an error on a call in the incident's channel says about the channel.
 CHANNEL_ERRORS = {
     "is_archived": ChannelState.archived,
@@ -80,6 +83,9 @@ class Surfaces:
         # Background refreshes: not yet started, and how many run at once.
         self._waiting: set[int] = set()
         self._background = asyncio.Semaphore(BACKGROUND_RENDERS)
+        # What each announcement shows, as this process last sent it (its ts and a digest
+        # of its content): a render that would not change it makes no call.
+        self._announced: dict[int, tuple[str, int]] = {}
         # Told whenever an incident's surfaces show a new state (the App Home follows).
         self.watchers: list[Callable[[Incident], None]] = []
 
@@ -567,6 +573,9 @@ class Surfaces:
         channel = self.settings.announcements_channel
         assert channel
         text, body = blocks.announcement(state, self.settings)
+        digest = hash((text, json.dumps([b.to_dict() for b in body], sort_keys=True)))
+        if self._announced.get(state.incident.pk) == (state.incident.announcement_ts, digest):
+            return  # it shows this already (a reminder moved only the card's due time)
         # Decided and saved with the public side held: a privacy change either comes first
         # (nothing is posted) or finds this announcement saved, to take it down.
         async with self.store.publicly(state.incident.pk) as side:
@@ -578,6 +587,7 @@ class Surfaces:
                     await self.client.chat_update(
                         channel=channel, ts=inc.announcement_ts, text=text, blocks=body
                     )
+                    self._shown_announcement(inc.pk, inc.announcement_ts, digest)
                     return
                 except SlackApiError as e:
                     if slack_error(e) != "message_not_found":
@@ -593,6 +603,13 @@ class Surfaces:
                 resp = await self.client.chat_postMessage(channel=channel, text=text, blocks=body)
             await side.save(announcement_ts=resp["ts"])
         state.incident.announcement_ts = resp["ts"]
+        self._shown_announcement(inc.pk, resp["ts"], digest)
+
+    def _shown_announcement(self, incident_id: int, ts: str, digest: int) -> None:
+        self._announced.pop(incident_id, None)
+        self._announced[incident_id] = (ts, digest)
+        if len(self._announced) > KEEP_ANNOUNCED:
+            del self._announced[next(iter(self._announced))]  # the longest unchanged
 
     # --- posts ---------------------------------------------------------------------------
 
