@@ -19,6 +19,7 @@ from bot.store.engine import POOL_SIZE
 from bot.work import KeyedLocks, Slots
 from tests.support import (
     ALICE,
+    ANNOUNCE,
     BOB,
     GENERAL,
     Bot,
@@ -245,12 +246,12 @@ async def test_per_incident_locks_are_kept_only_while_in_use() -> None:
     assert len(locks) == 0
 
 
-def _fill(bot: Bot, method: str, free_in: float) -> None:
-    """Slack's window for `method` full of calls, the first of them leaving it in
-    `free_in` seconds (as if other work had just spent it)."""
+def _fill(bot: Bot, method: str, free_in: float, channel: str | None = None) -> None:
+    """Slack's window for `method` (in `channel`) full of calls, the first of them leaving
+    it in `free_in` seconds (as if other work had just spent it)."""
     budget = bot.app.client.budget
     assert budget is not None
-    window = budget._windows(method, None)[0]
+    window = budget._windows(method, channel)[-1]
     oldest = budget.clock() - window.seconds + free_in
     window.sent.clear()
     window.sent.extend([oldest] * window.calls)
@@ -355,3 +356,26 @@ async def test_a_stop_while_slack_paces_declarations_leaves_none_unknown(
         await again.wait_provisioned(inc.number)
     await again.settled()
     assert len(bot.fake.calls_to("conversations.create")) == count
+
+
+async def test_a_declarer_does_not_wait_for_a_paced_announcements_channel(
+    start_bot: StartBot,
+) -> None:
+    """Slack posts about one message a second in a channel: with the announcements
+    channel's room spent, the declarer hears the channel is ready at once, and the
+    announcement follows once Slack has room, once."""
+    bot = await start_bot(slack_pacing=True, announcements_channel=ANNOUNCE)
+    bot.fake.add_channel("incidents", id=ANNOUNCE, members=["UBOT", ALICE])
+    _fill(bot, "chat.postMessage", free_in=2.0, channel=ANNOUNCE)
+    await bot.slack.command("declare sev2 Paced announcement", user=ALICE, channel=GENERAL)
+    await until(
+        lambda: any("You are in the channel" in r.body.get("text", "") for r in bot.fake.responses),
+        message="the declarer told",
+    )
+    assert bot.fake.messages(ANNOUNCE, include_system=False) == []
+
+    await bot.settled()
+    announced = bot.fake.messages(ANNOUNCE, include_system=False)
+    assert len(announced) == 1 and "Paced announcement" in str(announced[0])
+    (inc,) = await bot.incidents()
+    assert inc.announcement_ts == announced[0]["ts"] and inc.shown_version == inc.version

@@ -159,19 +159,22 @@ async def test_a_refusal_that_passes_is_tried_again_until_slack_lets_in(
     proc = await launch(environment(fake, tmp_path), tmp_path)
     err: list[str] = []
     reader = asyncio.ensure_future(collect(proc.stderr, err))
-    await until(
-        lambda: len(fake.calls_to("apps.connections.open")) >= 2,
-        timeout=30,
-        message="asked again after a refusal that passes",
-    )
-    fake.socket_mode_refuse(None)
-    await until(
-        lambda: any("connected to Slack with Socket Mode" in line for line in err),
-        timeout=30,
-        message="connected once Slack lets it in",
-    )
-    proc.send_signal(signal.SIGTERM)
-    assert await asyncio.wait_for(proc.wait(), 10) == 0, "".join(err)
+    try:
+        await until(
+            lambda: len(fake.calls_to("apps.connections.open")) >= 2,
+            timeout=30,
+            message="asked again after a refusal that passes",
+        )
+        fake.socket_mode_refuse(None)
+        await until(
+            lambda: any("connected to Slack with Socket Mode" in line for line in err),
+            timeout=30,
+            message="connected once Slack lets it in",
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 10)
+    assert code == 0, "".join(err)
     await reader
 
 

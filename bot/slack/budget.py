@@ -65,6 +65,11 @@ MARGIN_SECONDS = 0.25
 KEEP_CHANNELS = 1000
 
 
+def _key(method: str, channel: str | None) -> str:
+    """What calls wait for together: a method's room, or a channel's for its posts."""
+    return f"{method} {channel}" if method == "chat.postMessage" and channel else method
+
+
 @dataclass
 class Window:
     """At most `calls` in any `seconds`-long stretch."""
@@ -89,7 +94,7 @@ class Budget:
             for method, tier in TIERS.items()
         }
         self._channels: dict[str, Window] = {}
-        # Calls waiting for room, by method.
+        # Calls waiting for room, by method (and channel, for chat.postMessage).
         self.waiting: Counter[str] = Counter()
 
     def _windows(self, method: str, channel: str | None) -> list[Window]:
@@ -113,7 +118,7 @@ class Budget:
     def paced(self, method: str, channel: str | None = None) -> bool:
         """Whether a call of `method` (in `channel`) made now would wait for room: its
         window is full, or other calls already wait for it."""
-        if self.waiting[method]:
+        if self.waiting[_key(method, channel)]:
             return True
         now = self.clock()
         return any(w.wait(now) > 0 for w in self._windows(method, channel))
@@ -134,12 +139,12 @@ class Budget:
                     return
                 if not waited:
                     waited = True
-                    self.waiting[method] += 1
+                    self.waiting[_key(method, channel)] += 1
                     give_back()
                 await asyncio.sleep(wait)
         finally:
             if waited:
-                self.waiting[method] -= 1
+                self.waiting[_key(method, channel)] -= 1
 
 
 class PacedWebClient(AsyncWebClient):

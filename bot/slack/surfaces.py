@@ -99,10 +99,11 @@ class Surfaces:
             raise LookupError(f"no incident {incident_id}")
         return blocks.IncidentState(incident, await self.store.roles(incident_id))
 
-    def paced(self, *methods: str) -> bool:
-        """Whether a call of any of `methods` made now would wait for Slack's pacing."""
+    def paced(self, *methods: str, channel: str | None = None) -> bool:
+        """Whether a call of any of `methods` (in `channel`) made now would wait for
+        Slack's pacing."""
         budget: Budget | None = getattr(self.client, "budget", None)
-        return budget is not None and any(budget.paced(m) for m in methods)
+        return budget is not None and any(budget.paced(m, channel) for m in methods)
 
     def _announces(self, inc: Incident) -> bool:
         # Drills are practice: nobody outside is told.
@@ -206,20 +207,44 @@ class Surfaces:
         if channel_saved is not None:
             steps.append(channel_saved)
         problems: list[str] = []
+        later = False
         if self._announces(inc):
             # The incident works without its announcement: a broken announcements channel
             # is reported, never a reason to call the declaration failed.
-            steps.append(after_card(self._surface("announcement", self._announce(state), problems)))
+            announcing = self._surface("announcement", self._announce(state), problems)
+            if self.paced("chat.postMessage", channel=self.settings.announcements_channel):
+                # Slack posts about one message a second in a channel: under a burst of
+                # declarations the announcements queue up there, and no declarer waits
+                # for them to hear that their channel is ready.
+                self.inflight.spawn(self._announce_later(inc, announcing, problems))
+                later = True
+            else:
+                steps.append(after_card(announcing))
         await _all(steps)
         await self.bring_in(inc, inc.severity)
+        # An announcement still to come leaves the incident behind what Slack shows, so a
+        # stop before it goes out leaves it to the repair pass.
+        shown = inc.version - 1 if later else inc.version
         await self.store.save_fields(
-            incident_id, provisioned=True, provision_lease_until=None, shown_version=inc.version
+            incident_id, provisioned=True, provision_lease_until=None, shown_version=shown
         )
         inc.provisioned = True
         self.changed(inc)
         if problems:
             await self._trouble(inc, problems)
         return inc
+
+    async def _announce_later(
+        self, inc: Incident, announcing: Awaitable[None], problems: list[str]
+    ) -> None:
+        try:
+            await announcing
+            if problems:
+                await self._trouble(inc, problems)
+            else:
+                await self.store.mark_shown(inc.pk, inc.version)
+        except Exception as e:
+            log_failure(log, f"could not announce {inc.ref}", e)
 
     async def _new_channel(self, inc: Incident) -> Channel:
         """Create the incident's channel (reading `inc`, never changing it)."""
