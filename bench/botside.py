@@ -38,6 +38,7 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from bench.probe import LoopStalls, Warnings, scheduler_jobs
+from bot.__main__ import setup_logging
 from bot.app import EVENTS_PATH, BotApp
 from bot.settings import Settings
 from bot.store import Incident
@@ -239,6 +240,12 @@ class Side:
         return web.json_response({"warnings": dict(self.warnings.seen)})
 
     async def main(self) -> None:
+        if self.config["mode"] != "bare":
+            # Logged as `python -m bot` logs, at the level of its settings (INFO as
+            # deployed): formatting and writing the lines is part of what is measured.
+            values = self.config["settings"]
+            settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+            setup_logging(settings, settings.log_level)
         logging.getLogger().addHandler(self.warnings)
         async with self.stalls:
             port = await self.start()

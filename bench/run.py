@@ -28,7 +28,7 @@ from bench.harness import DEFAULT_POSTGRES, SQLITE, Database, Outcome, Row, clea
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-ORDER = ("ack", "declare", "postmortem", "reminders", "throughput", "tiers")
+ORDER = ("ack", "declare", "postmortem", "reminders", "throughput", "tiers", "stored")
 FIGURE_TIMEOUT = 900
 
 
