@@ -211,6 +211,31 @@ async def test_a_commands_own_reply_is_shown_to_that_person_with_its_emoji(
     await expect(p.locator("article.ephemeral", has_text="Incident bot")).to_have_count(0)
 
 
+@needs_chromium
+async def test_typed_markup_and_script_are_shown_as_typed_and_never_run(
+    sandbox: tuple[Sandbox, str], page: object
+) -> None:
+    """Markup typed into the composer, in a message or in an incident's title, reaches
+    the bot escaped as Slack's client sends it and shows exactly as typed: no element is
+    made of it and no script runs."""
+    p = page  # an async Playwright Page
+    composer = p.get_by_role("textbox", name="Message")
+    typed = '<img src=x onerror="window.pwned=1"> & <b>bold</b> <script>window.pwned=2</script>'
+    await composer.fill(typed)
+    await composer.press("Enter")
+    message = p.locator("article", has_text="<img src=x").first
+    await expect(message).to_contain_text(typed)
+
+    await composer.fill('/incident declare <img src=y onerror="window.pwned=3"> is down')
+    await composer.press("Enter")
+    await p.get_by_role("button", name=re.compile("inc-1-")).click()
+    card = p.locator("article", has=p.get_by_text("Pinned", exact=False)).first
+    await expect(card).to_contain_text('<img src=y onerror="window.pwned=3"> is down')
+
+    assert await p.evaluate("window.pwned") is None
+    assert await p.locator("main img, main b, main script").count() == 0
+
+
 async def _screenshot(card: object) -> None:
     """The card for the README; the page redraws as messages arrive, so try again."""
     for attempt in range(5):

@@ -304,6 +304,13 @@ class _ResponseTarget:
     ephemeral: bool
 
 
+def as_typed(text: str) -> str:
+    """What Slack's client sends for text a person typed: `&`, `<` and `>` escaped, so a
+    message or command never carries markup of its own (mentions and links come from the
+    client's pickers, as `<@U…>` and `<https://…>`)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def ts_key(ts: str) -> int:
     """Microseconds of a Slack ts, for ordering; raises ValueError on a malformed one."""
     seconds, _, fraction = str(ts).partition(".")

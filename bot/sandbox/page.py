@@ -17,7 +17,7 @@ import emoji
 from aiohttp import web
 
 from bot.fakeslack import FakeSlack, SlackSender
-from bot.fakeslack.server import Channel
+from bot.fakeslack.server import Channel, as_typed
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,9 @@ class Page:
             command, _, rest = text.partition(" ")
             if command != "/incident":
                 raise ValueError(f"{command} is not a command here; try /incident help")
-            reply = await self._sender.command(rest.strip(), user=user, channel=channel)
+            reply = await self._sender.command(
+                as_typed(rest.strip()), user=user, channel=channel
+            )
             if reply.status == 200 and (reply.json is not None or reply.text):
                 # The command's own reply, shown as Slack shows it: only to this person,
                 # or in the channel when it says `in_channel`.
@@ -196,7 +198,10 @@ class Page:
         else:
             self._join(user, channel)
             reply = await self._sender.user_message(
-                user=user, channel=channel, text=text, thread_ts=body.get("thread_ts") or None
+                user=user,
+                channel=channel,
+                text=as_typed(text),
+                thread_ts=body.get("thread_ts") or None,
             )
         return {"status": reply.status, "answer": reply.json if reply.status == 200 else None}
 

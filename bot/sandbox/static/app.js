@@ -38,8 +38,14 @@ async function api(path, body) {
 
 // --- Slack's markup, as Slack's client shows it -------------------------------------------
 
+// Slack's text arrives with &, < and > escaped already (&amp; &lt; &gt;); anything else
+// that could be markup is escaped here, so no text ever becomes an element.
 function escapeHtml(text) {
-  return text.replace(/&(?!(amp|lt|gt|quot|#\d+);)/g, "&amp;").replace(/"/g, "&quot;");
+  return text
+    .replace(/&(?!(amp|lt|gt|quot|#\d+);)/g, "&amp;")
+    .replace(/</g, "&lt;")
+    .replace(/>/g, "&gt;")
+    .replace(/"/g, "&quot;");
 }
 
 function pad(n) { return String(n).padStart(2, "0"); }
