@@ -42,6 +42,7 @@ from bot.__main__ import setup_logging
 from bot.app import EVENTS_PATH, BotApp
 from bot.settings import Settings
 from bot.store import Incident
+from bot.work import tune_collector
 
 # How often the stall probe wakes: a stall shorter than this is not seen.
 TICK = 0.005
@@ -128,6 +129,7 @@ class Side:
         settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
         self.app = BotApp(settings, reminder_sync_seconds=self.config["reminder_sync_seconds"])
         await self.app.start(host="127.0.0.1", port=0)
+        tune_collector()  # as `python -m bot` does once started
         assert self.app.port is not None
         return int(self.app.port)
 

@@ -51,6 +51,7 @@ async def serve(settings: Settings, **options: Any) -> int:
     """Run until SIGTERM or Ctrl-C, which also end a start-up still connecting; `options`
     go to BotApp (tests shorten its periods)."""
     from bot.app import BotApp, StartupError
+    from bot.work import tune_collector
 
     app = BotApp(settings, **options)
     stop = asyncio.Event()
@@ -76,6 +77,7 @@ async def serve(settings: Settings, **options: Any) -> int:
         reason = str(e) if isinstance(e, StartupError) else f"cannot start: {e.strerror or e}"
         print(f"incident-bot: {reason}", file=sys.stderr)
         return 2
+    tune_collector()
     await stopping
     log.info("stopping: finishing work in flight")
     await app.stop()

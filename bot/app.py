@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import hmac
 import logging
 from datetime import UTC, timedelta
@@ -437,16 +436,6 @@ class BotApp:
             coalesce=True,
             max_instances=1,
         )
-        # What start-up built lives as long as the process: out of the collector's sight,
-        # a full collection no longer walks it (shorter pauses under load).
-        gc.collect()
-        gc.freeze()
-        # Full collections a tenth as often as Python's default: under a burst each one walks
-        # every live request and stalls every other request while it does (the bench's
-        # longest collection went from about 95 ms to under 40 ms). Reference counting still
-        # frees all but cyclic garbage at once.
-        young, middle, _ = gc.get_threshold()
-        gc.set_threshold(young, middle, 100)
         if self._socket is not None:
             # Envelopes are taken from now on, once everything that serves them runs; one
             # that came earlier was not acknowledged, so Slack delivers it again.

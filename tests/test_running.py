@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import socket
@@ -14,7 +15,7 @@ import aiohttp
 import pytest
 
 from bot.fakeslack import FakeSlack, SlackSender
-from tests.support import ALICE, BOT_TOKEN, ROOT, SIGNING_SECRET, until
+from tests.support import ALICE, BOT_TOKEN, GENERAL, ROOT, SIGNING_SECRET, StartBot, until
 
 
 def run_bot(
@@ -227,3 +228,17 @@ async def test_a_start_says_in_a_few_lines_what_the_bot_is_doing(tmp_path: Path)
     before = lines[:serving]
     assert len(before) == len(migrations), "\n".join(before)
     assert all("Running upgrade" in line for line in before), "\n".join(before)
+
+
+async def test_starting_the_bot_in_process_leaves_the_collector_as_it_was(
+    start_bot: StartBot,
+) -> None:
+    """Tuning the garbage collector is the bot's own process's business (`python -m bot`
+    does it once started): a bot started in a test process changes neither the frozen
+    objects nor the thresholds."""
+    frozen, thresholds = gc.get_freeze_count(), gc.get_threshold()
+    bot = await start_bot()
+    await bot.slack.command("help", user=ALICE, channel=GENERAL)
+    await bot.app.stop()
+    assert gc.get_threshold() == thresholds
+    assert gc.get_freeze_count() == frozen

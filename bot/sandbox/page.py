@@ -187,9 +187,7 @@ class Page:
             command, _, rest = text.partition(" ")
             if command != "/incident":
                 raise ValueError(f"{command} is not a command here; try /incident help")
-            reply = await self._sender.command(
-                as_typed(rest.strip()), user=user, channel=channel
-            )
+            reply = await self._sender.command(as_typed(rest.strip()), user=user, channel=channel)
             if reply.status == 200 and (reply.json is not None or reply.text):
                 # The command's own reply, shown as Slack shows it: only to this person,
                 # or in the channel when it says `in_channel`.
