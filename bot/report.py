@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.incidents import figures, rules
-from bot.incidents.figures import Figures, Summary, percentile
+from bot.incidents.figures import Figures, Summary, duration, percentile
 from bot.settings import Settings
 from bot.store import FollowUp, Incident, StatusUpdate, Store, utcnow
 from bot.store.claims import Clock
@@ -87,18 +87,6 @@ class Reports:
 
 
 # --- formatting -------------------------------------------------------------------------
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    minutes = round(seconds / 60)
-    if minutes < 60:
-        return f"{minutes} min" if minutes else f"{round(seconds)} s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes:02d} min"
-    return f"{hours // 24} d {hours % 24} h"
 
 
 def share(part: int, whole: int) -> str:

@@ -147,10 +147,10 @@ async def test_one_scripted_incident_gives_the_same_figures_everywhere(
     await bot.ask("postmortem", user=ALICE, channel=inc.channel_id)
     draft = await bot.store.latest_postmortem(inc.pk)
     assert draft is not None
-    assert "- Time to respond: 2 min 00 s" in draft.markdown
-    assert "- Time to mitigate: 10 min 00 s" in draft.markdown
-    assert "- Updates on time: 1 of 2 intervals met (50%; one every 30 min 00 s)" in draft.markdown
-    assert "- Longest gap without an update: 40 min 00 s" in draft.markdown
+    assert "- Time to respond: 2 min" in draft.markdown
+    assert "- Time to mitigate: 10 min" in draft.markdown
+    assert "- Updates on time: 1 of 2 intervals met (50%; one every 30 min)" in draft.markdown
+    assert "- Longest gap without an update: 40 min" in draft.markdown
 
 
 async def test_a_message_from_the_declarer_or_an_app_is_no_response(bot: Bot) -> None:
@@ -413,7 +413,8 @@ async def test_report_on_a_seeded_history_matches_figures_worked_by_hand(
 
     code, out, _ = await run_report(database_url, "--since", "2026-11-01")
     assert code == 0
-    assert "| SEV1 | 2 | 2 | 7 min / 9 min | 30 min / 38 min | 1 h 30 min / 1 h 54 min " in out
+    # One duration rule everywhere: seconds shown under an hour, cut rather than rounded.
+    assert "| SEV1 | 2 | 2 | 7 min / 9 min 24 s | 30 min / 38 min | 1 h 30 min / 1 h 54 min " in out
     assert "| 67% (4 of 6) | 45 min |" in out
     assert f"| {BOB} | 1 | 1 |" in out and "| no owner | 1 | 0 |" in out
     assert "Game day" not in out

@@ -15,9 +15,10 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.fakeslack import FakeSlack
+from bot.incidents.figures import duration
 from bot.postmortem import render as render_module
 from bot.postmortem.history import fetch_history
-from bot.postmortem.render import PROMPT_MARKER, PostmortemFacts, Preparer, duration, render
+from bot.postmortem.render import PROMPT_MARKER, PostmortemFacts, Preparer, render
 from bot.settings import BUILTIN_ROLES, DEFAULT_SEVERITIES
 from bot.slack.directory import Directory, Person
 from bot.store import FollowUp, Incident, RoleAssignment, StatusUpdate, TimelineEntry
@@ -589,8 +590,8 @@ def test_key_times_and_durations() -> None:
     assert "| First response | 2024-05-01 12:02:00 UTC | Bob Baker |" in times
     assert "| Mitigated | 2024-05-01 12:45:00 UTC | Carol Chen |" in times
     assert "| Resolved | 2024-05-01 13:05:00 UTC | Bob Baker |" in times
-    assert "- Time to respond: 2 min 00 s" in times
-    assert "- Time to mitigate: 45 min 00 s" in times
+    assert "- Time to respond: 2 min" in times
+    assert "- Time to mitigate: 45 min" in times
     assert "- Time to resolve: 1 h 05 min" in times
     impact = section(md, "Impact")
     assert "- Worst severity reached: **SEV1 (Critical)**" in impact
@@ -616,6 +617,11 @@ def test_missing_key_times_are_never_guessed() -> None:
     assert "- Duration: still open" in render(quiet)
     assert duration(3900) == "1 h 05 min" and duration(750) == "12 min 30 s"
     assert duration(45) == "45 s" and duration(26 * 3600 + 60) == "26 h 01 min"
+    # The one rule of every surface (report, stats, App Home, postmortem): 90 s is 1 min 30 s
+    # everywhere, never "2 min" in one place and "1 min 30 s" in another.
+    assert duration(90) == "1 min 30 s" and duration(120) == "2 min"
+    assert duration(3 * 86400 + 4 * 3600 + 59) == "3 d 4 h"
+    assert duration(None) == duration(-1) == "—"
 
 
 def test_severity_roles_updates_and_follow_ups() -> None:

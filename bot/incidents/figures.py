@@ -20,6 +20,27 @@ from datetime import datetime, timedelta
 
 from bot.store import FollowUp, Incident, StatusUpdate
 
+# A figure that has no value (not responded yet, nothing to count).
+NONE = "—"
+
+
+def duration(seconds: float | None) -> str:
+    """The one way every surface (report, `/incident stats`, App Home, postmortem) writes a
+    length of time: `45 s`, `12 min`, `12 min 30 s`, `1 h 05 min`, `3 d 4 h`. Seconds are cut,
+    never rounded up, and dropped from an hour on; no value is `—`."""
+    if seconds is None or seconds < 0 or math.isnan(seconds):
+        return NONE
+    total = int(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours >= 48:
+        return f"{hours // 24} d {hours % 24} h"
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s" if secs else f"{minutes} min"
+    return f"{secs} s"
+
 
 @dataclass(frozen=True)
 class Cadence:

@@ -16,6 +16,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 from bot.incidents import figures
+from bot.incidents.figures import duration
 from bot.settings import Role, Severity
 from bot.slack import content
 from bot.slack.text import markdown_escape, markdown_link, slack_to_markdown
@@ -120,7 +121,7 @@ KIND_ORDER = {
     )
 }
 
-NONE = "—"
+NONE = figures.NONE
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^<>\n]*)?>")
 _PLACEHOLDER = "\ue000"
 _HELD = re.compile(r"\ue000(\d+)\ue000")
@@ -309,20 +310,6 @@ def _micros(moment: datetime) -> int:
 
 def _from_micros(micros: int) -> datetime:
     return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
-
-
-def duration(seconds: float) -> str:
-    """``1 h 05 min``, ``12 min 30 s``, ``45 s``; seconds are cut, never rounded up."""
-    total = int(seconds)
-    if total < 0:
-        return NONE
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    if minutes:
-        return f"{minutes} min {secs:02d} s"
-    return f"{secs} s"
 
 
 def _between(start: datetime, end: datetime | None) -> str:

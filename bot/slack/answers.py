@@ -16,7 +16,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot import report
-from bot.incidents.figures import percentile
+from bot.incidents.figures import duration, percentile
 from bot.report import Report
 from bot.settings import Role, Settings
 from bot.slack.blocks import (
@@ -208,8 +208,7 @@ def stats(rep: Report) -> tuple[str, list[Block]]:
         line = (
             f"*{literal(s.label)}* · {s.count} declared, {s.resolved} resolved\n"
             + " · ".join(
-                f"{what} {report.duration(percentile(v, 50))} median, "
-                f"{report.duration(percentile(v, 90))} p90"
+                f"{what} {duration(percentile(v, 50))} median, {duration(percentile(v, 90))} p90"
                 for what, v in (
                     ("respond", s.to_respond),
                     ("mitigate", s.to_mitigate),
@@ -217,7 +216,7 @@ def stats(rep: Report) -> tuple[str, list[Block]]:
                 )
             )
             + f"\nUpdates on time: {report.share(met, intervals)} ({met} of {intervals})"
-            f" · longest gap {report.duration(s.longest_gap)}"
+            f" · longest gap {duration(s.longest_gap)}"
             f" · follow-ups {s.follow_ups_open} open, {s.follow_ups_done} done"
         )
         lines.append(line)
