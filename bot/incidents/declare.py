@@ -72,15 +72,24 @@ class Declarations:
         self.clock = clock
 
     async def declare(
-        self, request: Declaration, *, paced: OnChange | None = None
+        self,
+        request: Declaration,
+        *,
+        paced: OnChange | None = None,
+        ready: OnChange | None = None,
     ) -> rules.Declared:
         """Store the incident, then create its channel, card and announcement. A repeated
-        request answers with the incident it declared before (`created` False). `paced`
-        hears of the stored incident at once when Slack's pacing holds its channel back
-        (the declarer learns its number now, not in a minute)."""
+        request answers with the incident it declared before (`created` False). When
+        Slack's pacing holds its channel back, `paced` hears of the stored incident at once
+        (the declarer learns its number now, not in a minute), its channel is set up in the
+        background (`queued`), and `ready` hears of it once that is done."""
         creating: list[asyncio.Future[Channel]] = []
+        held_back: list[bool] = []
 
         def numbered(incident: Incident) -> None:
+            if paced is not None and self.surfaces.paced("conversations.create"):
+                held_back.append(True)  # Slack has no room for a channel now
+                return
             # The channel is the first step of the path to the card: started as soon as
             # the incident has its number, while the rest of it is stored.
             creating.append(self.surfaces.start_channel(incident))
@@ -95,8 +104,17 @@ class Declarations:
             for channel in creating:
                 await self.surfaces.discard_channel(channel)
             return declared
-        if paced is not None and self.surfaces.paced("conversations.create"):
-            await paced(declared.incident)
+        if held_back and paced is not None:
+            # Stored; its number is told now, and its channel is set up in the background
+            # at Slack's pace (the declarer hears through `ready` once it is there).
+            stored = declared.incident
+            await paced(stored)
+            assert stored.provision_lease_until is not None
+            await self.surfaces.claims.release_provisioning(
+                stored.pk, stored.provision_lease_until
+            )
+            self.surfaces.provision_later(stored.pk, ready)
+            return rules.Declared(stored, created=True, queued=True)
         roles = {} if request.unassigned else {"commander": request.commander or request.actor}
         await self.surfaces.provision(
             declared.incident.pk,

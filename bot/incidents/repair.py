@@ -77,12 +77,9 @@ class Repair:
                 log.info("Slack shows %s as stored again", inc.ref)
 
     async def declarations(self) -> None:
+        """Queued, set up a few at a time at Slack's pace (a pass is never held up by it)."""
         for inc in await self.store.unprovisioned(self.claims.clock()):
-            try:
-                await self.surfaces.provision(inc.pk)
-                log.info("completed the declaration of %s", inc.ref)
-            except Exception as e:
-                log_failure(log, f"could not complete the declaration of {inc.ref}", e)
+            self.surfaces.provision_later(inc.pk)
 
     async def updates(self) -> None:
         now = self.claims.clock()

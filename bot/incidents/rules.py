@@ -26,6 +26,8 @@ OPEN_STATUSES = [s.value for s in Status if s is not Status.resolved]
 class Declared:
     incident: Incident
     created: bool  # False when this request repeated an earlier one
+    # Its channel is set up later, at Slack's pace: the declarer hears once it is ready.
+    queued: bool = False
 
 
 @dataclass(frozen=True)

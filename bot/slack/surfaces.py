@@ -45,6 +45,9 @@ RENDER_BACKOFF = timedelta(minutes=10)
 # Background refreshes (after reminders) running at once: leaves database connections and
 # Slack's budget for what people are waiting on.
 BACKGROUND_RENDERS = 4
+# Declarations set up at once in the background (`provision_later`): Slack's pacing, not
+# their number, sets how fast they go.
+PROVISIONERS = 2
 # Announcements whose content this process remembers (the most recently shown).
 KEEP_ANNOUNCED = 10_000
 # What an error on a call in the incident's channel says about the channel.
@@ -86,6 +89,9 @@ class Surfaces:
         # What each announcement shows, as this process last sent it (its ts and a digest
         # of its content): a render that would not change it makes no call.
         self._announced: dict[int, tuple[str, int]] = {}
+        # Declarations whose Slack side waits to be set up, oldest first, with whom to tell.
+        self._to_provision: dict[int, list[Callable[[Incident], Awaitable[None]]]] = {}
+        self._provisioners = 0
         # Told whenever an incident's surfaces show a new state (the App Home follows).
         self.watchers: list[Callable[[Incident], None]] = []
 
@@ -110,6 +116,45 @@ class Surfaces:
         return bool(self.settings.announcements_channel) and not inc.private and not inc.drill
 
     # --- provisioning: the Slack side of a declaration ----------------------------------
+
+    def provision_later(
+        self, incident_id: int, then: Callable[[Incident], Awaitable[None]] | None = None
+    ) -> None:
+        """Set up a declaration's Slack side in the background, a few at a time and in the
+        order they came: what Slack's pacing holds back waits here as an id (and whom to
+        tell), not as a task of its own with its lease renewed, however many there are.
+        `then` hears of the incident once it is ready."""
+        told = self._to_provision.setdefault(incident_id, [])
+        if then is not None:
+            told.append(then)
+        while self._provisioners < PROVISIONERS and len(self._to_provision) > self._provisioners:
+            self._provisioners += 1
+            self.inflight.spawn(self._provision_queued())
+
+    def queued(self, incident_id: int) -> bool:
+        return incident_id in self._to_provision
+
+    async def _provision_queued(self) -> None:
+        try:
+            while self._to_provision:
+                incident_id = next(iter(self._to_provision))
+                told = self._to_provision.pop(incident_id)
+                try:
+                    inc = await self.provision(incident_id)
+                except Exception as e:
+                    # Its lease is let go or runs out: the repair pass queues it again.
+                    log_failure(log, f"could not complete declaration {incident_id}", e)
+                    continue
+                if not inc.provisioned:
+                    continue  # another process holds it
+                log.info("completed the declaration of %s", inc.ref)
+                for then in told:
+                    try:
+                        await then(inc)
+                    except Exception as e:
+                        log_failure(log, f"could not tell that {inc.ref} is ready", e)
+        finally:
+            self._provisioners -= 1
 
     def start_channel(self, inc: Incident) -> asyncio.Future[Channel]:
         """Start creating a just-numbered incident's channel while its declaration is still

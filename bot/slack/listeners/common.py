@@ -254,6 +254,9 @@ async def declare(ops: Operations, request: Declaration, reply: Reply) -> None:
     async def paced(incident: Incident) -> None:
         await reply(answers.declared_while_paced(incident), None)
 
-    declared = await ops.declarations.declare(request, paced=paced)
-    if declared.created:
+    async def ready(incident: Incident) -> None:
+        await reply(answers.declared_answer(incident), None)
+
+    declared = await ops.declarations.declare(request, paced=paced, ready=ready)
+    if declared.created and not declared.queued:
         await reply(answers.declared_answer(declared.incident), None)
