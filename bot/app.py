@@ -8,6 +8,7 @@ import contextlib
 import functools
 import hmac
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, timedelta
 from typing import Any
 
@@ -459,18 +460,22 @@ class BotApp:
         return make_url(self.settings.database_url).render_as_string(hide_password=True)
 
     async def _repair(self) -> None:
-        async with self.inflight.track():
-            try:
-                await self.repair.run()
-            except Exception as e:
-                log_failure(log, "repair failed", e)
+        await self._periodic("repair", self.repair.run)
 
     async def _nudge(self) -> None:
+        await self._periodic("nudges", self.nudges.run)
+
+    async def _periodic(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
         async with self.inflight.track():
             try:
-                await self.nudges.run()
+                await run()
+            except asyncio.CancelledError:
+                if not self._stopped:
+                    raise
+                # Stopped mid-pass: the next start's pass takes it from there; not an error.
+                log.info("the %s pass stopped with the bot", name)
             except Exception as e:
-                log_failure(log, "nudges failed", e)
+                log_failure(log, f"{name} failed", e)
 
     def busy(self) -> int:
         """Listener runs, reminders, repairs and background work in flight (tests wait

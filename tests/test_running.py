@@ -242,3 +242,23 @@ async def test_starting_the_bot_in_process_leaves_the_collector_as_it_was(
     await bot.app.stop()
     assert gc.get_threshold() == thresholds
     assert gc.get_freeze_count() == frozen
+
+
+async def test_a_stop_during_a_repair_pass_is_not_logged_as_an_error(
+    start_bot: StartBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A pass still waiting on Slack when the bot stops ends there (the next start's pass
+    takes over); that is said at INFO, not as an error with a traceback."""
+    bot = await start_bot()
+    await bot.slack.command("declare sev3 Slow pins", user=ALICE, channel=GENERAL)
+    await bot.wait_provisioned(1)
+    await bot.settled()
+    bot.fake.set_delay("pins.list", 3)
+    passing = asyncio.ensure_future(bot.app._repair())
+    await until(lambda: bool(bot.fake.calls_to("pins.list")) or bot.app.busy() > 0)
+    await asyncio.sleep(0.05)  # the pass is waiting for pins.list's answer
+    with caplog.at_level("INFO"):
+        await bot.app.stop(grace=0.1)
+    await passing
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    assert any("the repair pass stopped with the bot" in r.getMessage() for r in caplog.records)

@@ -110,9 +110,7 @@ class Declarations:
             stored = declared.incident
             await paced(stored)
             assert stored.provision_lease_until is not None
-            await self.surfaces.claims.release_provisioning(
-                stored.pk, stored.provision_lease_until
-            )
+            await self.surfaces.claims.release_provisioning(stored.pk, stored.provision_lease_until)
             self.surfaces.provision_later(stored.pk, ready)
             return rules.Declared(stored, created=True, queued=True)
         roles = {} if request.unassigned else {"commander": request.commander or request.actor}

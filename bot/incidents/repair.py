@@ -68,6 +68,11 @@ class Repair:
         """Catch Slack up with stored changes it did not show (Slack was down, a surface
         was refused); a surface Slack keeps refusing is looked at again after a backoff."""
         for inc in await self.store.behind(self.claims.clock()):
+            if self.surfaces.paced("chat.update", "conversations.setTopic"):
+                # Slack is pacing these calls: the rest catch up in the background, a few
+                # at a time, and this pass goes on to the other repairs meanwhile.
+                self.surfaces.refresh_later(inc.pk)
+                continue
             try:
                 problems = await self.surfaces.refresh(inc.pk, only_behind=True)
             except Exception as e:
