@@ -145,10 +145,6 @@ class Reminders:
             coalesce=True,
         )
 
-    def next_run(self, incident_id: int) -> datetime | None:
-        job = self.scheduler.get_job(self.job_id(incident_id))
-        return job.next_run_time if job is not None else None
-
     # --- sending -------------------------------------------------------------------------
 
     async def fire(self, incident_id: int, due: datetime) -> None:

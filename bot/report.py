@@ -22,7 +22,6 @@ from bot.settings import Settings
 from bot.store import FollowUp, Incident, StatusUpdate, Store, utcnow
 from bot.store.claims import Clock
 
-FORMATS = ("markdown", "csv", "json")
 _SPAN = re.compile(r"^(\d{1,5})\s*([mhdw])$", re.IGNORECASE)
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 

@@ -212,29 +212,6 @@ async def test_fetch_history_of_a_quiet_channel_takes_one_call(fake: FakeSlack) 
     assert fake.calls_to("conversations.replies") == []
 
 
-async def test_user_names_asks_once_per_unknown_user(fake: FakeSlack) -> None:
-    fake.add_user("U0DISP", "dee", real_name="Dee Dee", display_name="dee-on-call")
-    directory = Directory(client_for(fake))
-    directory.remember({"id": CAROL, "profile": {"display_name": "Carol (cached)"}})
-    ids = [ALICE, BOB, ALICE, CAROL, "U0GONE", "U0NOBODY", "U0DISP", "", BOB]
-
-    names = await directory.display_names(ids)
-
-    assert names == {
-        ALICE: "Alice Archer",
-        BOB: "Bob Baker",
-        CAROL: "Carol (cached)",
-        "U0GONE": "Gone Person (deactivated)",
-        "U0NOBODY": "U0NOBODY",
-        "U0DISP": "dee-on-call",
-    }
-    asked = sorted(c.args["user"] for c in fake.calls_to("users.info"))
-    assert asked == sorted([ALICE, BOB, "U0GONE", "U0NOBODY", "U0DISP"])
-    # Everything is cached now: a second draft asks Slack nothing.
-    assert await directory.display_names(ids) == names
-    assert len(fake.calls_to("users.info")) == 5
-
-
 async def test_names_for_a_draft_never_fail_and_are_asked_once(fake: FakeSlack) -> None:
     fake.add_bot("B0GRAF", "Grafana")
     fake.add_channel("ops", id="C0OPS")

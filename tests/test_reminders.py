@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
-from bot.reminders import SENDS_AT_ONCE
+from bot.reminders import SENDS_AT_ONCE, Reminders
 from bot.store import Incident, RoleAssignment, Store, TimelineEntry
 from tests.support import (
     ALICE,
@@ -178,7 +178,7 @@ async def test_resolve_stops_reminders(start_bot: StartBot) -> None:
     count = len(reminders_in(bot, inc.channel_id))
     await asyncio.sleep(INTERVAL_S * 3)
     assert len(reminders_in(bot, inc.channel_id)) == count
-    assert bot.app.reminders.next_run(inc.id) is None
+    assert bot.app.scheduler.get_job(Reminders.job_id(inc.id)) is None
 
 
 async def test_restart_in_the_middle_of_an_interval(start_bot: StartBot) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bot.reminders import Reminders
 from tests.support import (
     ALICE,
     ANNOUNCE,
@@ -153,7 +154,7 @@ async def test_resolve_from_the_card_with_confirmation(start_bot: StartBot) -> N
     stored = (await bot.incidents())[0]
     assert stored.status == "resolved" and stored.resolved_at is not None
     assert stored.next_update_due is None
-    assert bot.app.reminders.next_run(inc.id) is None
+    assert bot.app.scheduler.get_job(Reminders.job_id(inc.id)) is None
     card = card_of(bot, inc)
     shown = texts_of(card["blocks"])
     assert "Resolved" in shown and "Next update due" not in shown
@@ -176,7 +177,7 @@ async def test_typed_resolve_and_reopen(bot: Bot) -> None:
     stored = (await bot.incidents())[0]
     assert (stored.status, stored.resolved_at) == ("investigating", None)
     assert stored.next_update_due is not None
-    assert bot.app.reminders.next_run(inc.id) is not None
+    assert bot.app.scheduler.get_job(Reminders.job_id(inc.id)) is not None
     assert element(card_of(bot, inc), "card_resolve")
     [told] = await bot.ask("reopen", user=BOB, channel=inc.channel_id)
     assert "is not resolved" in told["text"]

@@ -119,9 +119,6 @@ class Directory:
         self._cache.drop(f"user:{user_id}")
         self._cache.drop("names")
 
-    def remember(self, user: User) -> None:
-        self._cache.put(f"user:{user['id']}", dict(user))
-
     async def user(self, user_id: str) -> User | None:
         """The person's record, or None when Slack does not know them."""
         found, cached = self._cache.get(f"user:{user_id}")
@@ -163,23 +160,6 @@ class Directory:
                             names.setdefault(key.lower(), u["id"])
             self._cache.put("names", names)
         return names.get(name.lower())
-
-    async def display_names(self, user_ids: Iterable[str]) -> dict[str, str]:
-        """A name per id (one users.info per person not known yet); an unknown id keeps
-        itself as its name."""
-        wanted = sorted({uid for uid in user_ids if uid})
-        limit = asyncio.Semaphore(USERS_CONCURRENCY)
-        names: dict[str, str] = {}
-
-        async def lookup(uid: str) -> None:
-            async with limit:
-                user = await self.user(uid)
-            names[uid] = display_name(user) if user is not None else uid
-
-        async with asyncio.TaskGroup() as group:
-            for uid in wanted:
-                group.create_task(lookup(uid))
-        return {uid: names[uid] for uid in wanted}
 
     async def members(self, channel_id: str) -> set[str]:
         members: set[str] = set()
