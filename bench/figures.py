@@ -1,4 +1,4 @@
-"""The five figures. Each runs the real bot over HTTP against the fake Slack and returns rows.
+"""The seven figures. Each runs the real bot over HTTP against the fake Slack and returns rows.
 
 Every figure runs in a fresh process (see `bench.run`), so one figure's leftovers (memory,
 tasks, a busy database) never show up in the next one's numbers.

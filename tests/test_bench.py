@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.figures import _final_answer, peak_in_window
 from bot.errors import DatabaseUnavailable
-from bot.slack.answers import declared_answer
+from bot.slack.answers import declared_answer, declared_while_paced
 from bot.slack.listeners.common import sorry
 from bot.store import Incident
 from tests.support import POSTGRES_URL, ROOT
@@ -40,6 +40,8 @@ EXPECTED = [
     ("6. Under Slack's rate limits", "refused with 429"),
     ("6. Under Slack's rate limits", "calls per minute per method"),
     ("6. Under Slack's rate limits", "card updates and topic changes"),
+    ("7. Stored under Slack's pacing", "declarations"),
+    ("7. Stored under Slack's pacing", "status updates"),
 ]
 
 
@@ -95,6 +97,8 @@ def test_declarers_answers_are_read_as_the_bot_words_them() -> None:
         declare_key="k",
     )
     assert _final_answer({"text": declared_answer(incident)}) == "declared"
+    # Told its number while Slack holds the channel back: declared, truly.
+    assert _final_answer({"text": declared_while_paced(incident)}) == "declared"
     incident.channel_id = "C0INC"
     assert _final_answer({"text": declared_answer(incident)}) == "declared"
     down = DatabaseUnavailable("timed out")
