@@ -82,7 +82,10 @@ class InFlight:
 
 class KeyedLocks:
     """One lock per key (an incident), kept only while someone holds or waits for it: a
-    process that has seen thousands of incidents does not keep a lock for each."""
+    process that has seen thousands of incidents does not keep a lock for each. An
+    operation that must wait for one (behind another's Slack work) gives its work slot
+    back first, as it does for Slack's pacing: what it stored is stored, and the next one
+    in line stores its change meanwhile."""
 
     def __init__(self) -> None:
         self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
@@ -96,6 +99,8 @@ class KeyedLocks:
         if lock is None:
             lock = asyncio.Lock()
         self._locks[key] = (lock, users + 1)
+        if lock.locked():
+            give_back()
         try:
             async with lock:
                 yield

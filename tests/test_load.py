@@ -16,7 +16,7 @@ from bot.app import BUSY_SLOTS
 from bot.fakeslack.server import load_rate_limits
 from bot.slack.budget import Budget, Window
 from bot.store.engine import POOL_SIZE
-from bot.work import KeyedLocks, Slots
+from bot.work import KeyedLocks, Slots, give_back
 from tests.support import (
     ALICE,
     ANNOUNCE,
@@ -379,3 +379,38 @@ async def test_a_declarer_does_not_wait_for_a_paced_announcements_channel(
     assert len(announced) == 1 and "Paced announcement" in str(announced[0])
     (inc,) = await bot.incidents()
     assert inc.announcement_ts == announced[0]["ts"] and inc.shown_version == inc.version
+
+
+async def test_an_operation_waiting_behind_anothers_slack_work_gives_its_slot_back() -> None:
+    """One slot. The first operation stores, then waits for Slack's pacing with the
+    incident's lock held; the second stores, then waits for that lock: each gives its slot
+    back as it starts waiting, so the third stores at once instead of after both."""
+    slots = Slots(1, while_busy=1)
+    locks = KeyedLocks()
+    paced = asyncio.Event()
+    done: list[str] = []
+
+    async def first() -> None:
+        async with slots:
+            done.append("first stored")
+            async with locks.hold(1):
+                give_back()  # as Budget.spend does before it waits
+                await paced.wait()
+
+    async def second() -> None:
+        async with slots:
+            done.append("second stored")
+            async with locks.hold(1):
+                done.append("second shown")
+
+    async def third() -> None:
+        async with slots:
+            done.append("third stored")
+
+    tasks = [asyncio.ensure_future(op()) for op in (first, second, third)]
+    await until(lambda: "third stored" in done, message="the third stored")
+    assert done == ["first stored", "second stored", "third stored"]
+    assert slots.running == 0  # nobody holds a slot while waiting
+    paced.set()
+    await asyncio.gather(*tasks)
+    assert done[-1] == "second shown" and slots.running == 0

@@ -88,7 +88,10 @@ class Declarations:
 
         def numbered(incident: Incident) -> None:
             if paced is not None and self.surfaces.paced("conversations.create"):
-                held_back.append(True)  # Slack has no room for a channel now
+                # Slack has no room for a channel now: stored with no lease, for the
+                # background queue to take up (no second write to let one go).
+                held_back.append(True)
+                incident.provision_lease_until = None
                 return
             # The channel is the first step of the path to the card: started as soon as
             # the incident has its number, while the rest of it is stored.
@@ -109,8 +112,6 @@ class Declarations:
             # at Slack's pace (the declarer hears through `ready` once it is there).
             stored = declared.incident
             await paced(stored)
-            assert stored.provision_lease_until is not None
-            await self.surfaces.claims.release_provisioning(stored.pk, stored.provision_lease_until)
             self.surfaces.provision_later(stored.pk, ready)
             return rules.Declared(stored, created=True, queued=True)
         roles = {} if request.unassigned else {"commander": request.commander or request.actor}

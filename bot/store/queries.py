@@ -33,6 +33,7 @@ from bot.store.tables import (
     StatusUpdate,
     TimelineEntry,
 )
+from bot.work import KeyedLocks, give_back
 
 # message_ts of a status update while some process is posting it: "posting:<epoch>".
 POSTING = "posting:"
@@ -117,7 +118,7 @@ class Store:
         self.probe = Probe(url)
         # SQLite serves one process: whose public posts wait for a privacy change is
         # settled here. PostgreSQL serves several: an advisory lock settles it there.
-        self._public_locks: dict[int, tuple[asyncio.Lock, int]] = {}
+        self._public_locks = KeyedLocks()
 
     @property
     def dialect(self) -> str:
@@ -505,10 +506,13 @@ class Store:
         the incident's row free for other changes while Slack answers."""
         if self.dialect == "postgresql":
             async with self.session() as session:
-                await session.execute(
-                    text("SELECT pg_advisory_xact_lock(:space, :key)"),
-                    {"space": PUBLIC_LOCKS, "key": incident_id},
+                key = {"space": PUBLIC_LOCKS, "key": incident_id}
+                taken = await session.execute(
+                    text("SELECT pg_try_advisory_xact_lock(:space, :key)"), key
                 )
+                if not taken.scalar_one():
+                    give_back()  # waits behind another post: the slot goes to the next one
+                    await session.execute(text("SELECT pg_advisory_xact_lock(:space, :key)"), key)
                 found = await session.get(Incident, incident_id)
                 if found is None:
                     raise LookupError(f"no incident {incident_id}")
@@ -522,24 +526,15 @@ class Store:
 
                 yield PublicSide(found, save_here)
             return
-        lock, users = self._public_locks.get(incident_id, (asyncio.Lock(), 0))
-        self._public_locks[incident_id] = (lock, users + 1)
-        try:
-            async with lock:
-                incident = await self.incident(incident_id)
-                if incident is None:
-                    raise LookupError(f"no incident {incident_id}")
+        async with self._public_locks.hold(incident_id):
+            incident = await self.incident(incident_id)
+            if incident is None:
+                raise LookupError(f"no incident {incident_id}")
 
-                async def save(**values: Any) -> None:
-                    await self.save_fields(incident_id, **values)
+            async def save(**values: Any) -> None:
+                await self.save_fields(incident_id, **values)
 
-                yield PublicSide(incident, save)
-        finally:
-            _, users = self._public_locks[incident_id]
-            if users == 1:
-                del self._public_locks[incident_id]
-            else:
-                self._public_locks[incident_id] = (lock, users - 1)
+            yield PublicSide(incident, save)
 
     async def incident(self, incident_id: int) -> Incident | None:
         async with self.sessions() as session:
