@@ -17,7 +17,7 @@ from bot.slack import blocks
 from bot.slack.surfaces import Channel, Surfaces
 from bot.store import Incident, RoleAssignment, Store, utcnow
 from bot.store.claims import Clock
-from bot.work import after_its_request
+from bot.work import after_its_request, give_back
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class Declarations:
             # Stored; its number is told now, and its channel is set up in the background
             # at Slack's pace (the declarer hears through `ready` once it is there).
             stored = declared.incident
+            give_back()  # stored: telling the person is Slack's work, not the database's
             await paced(stored)
             self.surfaces.provision_later(stored.pk, ready)
             return rules.Declared(stored, created=True, queued=True)
