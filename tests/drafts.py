@@ -233,7 +233,7 @@ def check_draft(facts: PostmortemFacts, md: str) -> None:
     assert found.headings[1:] == SECTIONS, found.headings
     assert found.html == [], found.html[:3]
     assert found.images == 0
-    sources = [facts.messages, [e.text for e in facts.timeline]]
+    sources: list[Any] = [facts.messages, [e.text for e in facts.timeline]]
     sources += [(e.data or {}).get("message") for e in facts.timeline]
     allowed = {PARSER.normalizeLink(url) for url in slack_links(sources)}
     for link in found.links:

@@ -9,12 +9,12 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from sqlalchemy.engine import make_url
 
 from bot.app import BotApp
-from bot.fakeslack import FakeSlack, SlackSender
+from bot.fakeslack import Channel, FakeSlack, Reply, SlackSender
 from bot.settings import Limits, Settings
 from bot.store import Incident, Store, TimelineEntry
 
@@ -40,6 +40,19 @@ TEST_REMINDER_MINUTES = Limits(0.001, 24 * 60, "minutes")
 # --- polling ---------------------------------------------------------------------------------
 
 
+T = TypeVar("T")
+
+
+@overload
+async def until(
+    check: Callable[[], Awaitable[T | None]], *, timeout: float = 10, message: str = ""
+) -> T: ...
+
+
+@overload
+async def until(check: Callable[[], T | None], *, timeout: float = 10, message: str = "") -> T: ...
+
+
 async def until(check: Callable[[], Any], *, timeout: float = 10, message: str = "") -> Any:
     """Poll a check (plain or async) until it returns something truthy; return that."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -59,7 +72,7 @@ async def until(check: Callable[[], Any], *, timeout: float = 10, message: str =
 
 async def postgres_admin(sql: str) -> None:
     """Run one statement on the TEST_POSTGRES_URL server (creating and dropping databases)."""
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
     url = make_url(POSTGRES_URL)
     conn = await asyncpg.connect(
@@ -108,10 +121,10 @@ class Bot:
         return self.app.store
 
     async def incidents(self) -> list[Incident]:
-        from sqlmodel import select
+        from sqlmodel import col, select
 
         async with self.store.sessions() as s:
-            rows = (await s.execute(select(Incident).order_by(Incident.number))).scalars()
+            rows = (await s.execute(select(Incident).order_by(col(Incident.number)))).scalars()
             return list(rows)
 
     async def timeline(self, incident: Incident) -> list[TimelineEntry]:
@@ -165,7 +178,7 @@ class Bot:
 StartBot = Callable[..., Awaitable[Bot]]
 
 
-async def declared(bot: Bot, text: str = "declare sev3 Checkout latency") -> Any:
+async def declared(bot: Bot, text: str = "declare sev3 Checkout latency") -> Incident:
     """Declare INC-1 as Alice from #general; the incident once provisioned and settled."""
     await bot.slack.command(text, user=ALICE, channel=GENERAL)
     inc = await bot.wait_provisioned(1)
@@ -173,11 +186,35 @@ async def declared(bot: Bot, text: str = "declare sev3 Checkout latency") -> Any
     return inc
 
 
-async def entries(bot: Bot, inc: Any, kind: str) -> list[Any]:
+def channel_of(inc: Incident) -> str:
+    """The incident's channel id: set once it is provisioned, which tests wait for."""
+    assert inc.channel_id is not None, f"{inc.ref} has no channel"
+    return inc.channel_id
+
+
+def card_ts_of(inc: Incident) -> str:
+    """Where the incident's card is: set once it is provisioned, which tests wait for."""
+    assert inc.card_ts is not None, f"{inc.ref} has no card"
+    return inc.card_ts
+
+
+def id_of(inc: Incident) -> int:
+    """The incident's row id: set once it is stored, as every incident a test reads is."""
+    assert inc.id is not None, f"{inc.ref} is not stored"
+    return inc.id
+
+
+def data_of(entry: TimelineEntry) -> dict[str, Any]:
+    """A timeline entry's structured facts, for the kinds that have them."""
+    assert entry.data is not None, f"a {entry.kind} entry without data"
+    return entry.data
+
+
+async def entries(bot: Bot, inc: Incident, kind: str) -> list[TimelineEntry]:
     return [e for e in await bot.timeline(inc) if e.kind == kind]
 
 
-async def has_entries(bot: Bot, inc: Any, kind: str, n: int) -> bool:
+async def has_entries(bot: Bot, inc: Incident, kind: str, n: int) -> bool:
     """At least `n` timeline entries of this kind."""
     return len(await entries(bot, inc, kind)) >= n
 
@@ -211,16 +248,33 @@ def view_of(bot: Bot, callback_id: str) -> dict[str, Any] | None:
     return views[-1] if views else None
 
 
-def card_of(bot: Bot, inc: Any) -> dict[str, Any]:
-    card = bot.fake.message(inc.channel_id, inc.card_ts)
+def card_of(bot: Bot, inc: Incident) -> dict[str, Any]:
+    card = bot.fake.message(channel_of(inc), card_ts_of(inc))
     assert card is not None
     return card
+
+
+def message_in(channel: Channel, ts: str) -> dict[str, Any]:
+    """The message at `ts` in one of the fake's channels, which must still be there."""
+    msg = channel.find(ts)
+    assert msg is not None, f"no message {ts} in {channel.id}"
+    return msg
+
+
+def json_of(reply: Reply) -> dict[str, Any]:
+    """The JSON object the bot answered with (an ack with a body, or an HTTP response)."""
+    body = reply.json
+    assert isinstance(body, dict), reply
+    return body
 
 
 def element(card: dict[str, Any], action_id: str) -> dict[str, Any]:
     """An interactive element of the card, found as Slack's client would render it."""
     for block in card["blocks"]:
-        candidates = [block.get("accessory"), *(block.get("elements") or [])]
+        candidates: list[dict[str, Any] | None] = [
+            block.get("accessory"),
+            *(block.get("elements") or []),
+        ]
         for el in candidates:
             if el and el.get("action_id") == action_id:
                 return el

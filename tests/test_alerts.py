@@ -22,7 +22,9 @@ from tests.support import (
     Bot,
     StartBot,
     card_of,
+    channel_of,
     entries,
+    id_of,
     until,
     uploaded,
 )
@@ -32,7 +34,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "alerts"
 
 
 def fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+    body: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
+    return body
 
 
 async def post(
@@ -87,7 +90,7 @@ async def test_an_alertmanager_alert_opens_one_incident_and_repeats_add_nothing(
     ]
     assert fired[0].happened_at.isoformat().startswith("2026-11-23T22:01:02")
     # Nobody commands an incident an alert opened until someone takes it.
-    assert await bot.store.roles(inc.id) == {}
+    assert await bot.store.roles(id_of(inc)) == {}
     # The card links the alert, its runbook (links the bot made; the alert's text is text).
     await bot.settled()
     shown = json.dumps(card_of(bot, inc)["blocks"])
@@ -122,7 +125,7 @@ async def test_a_resolved_group_tells_the_incident_once_and_leaves_resolving_to_
     await post(bot, "alertmanager", body)
     inc = await bot.wait_provisioned(1)
     # Someone takes command; the resolved group is then theirs to close.
-    await bot.slack.command("commander me", user=BOB, channel=inc.channel_id)
+    await bot.slack.command("commander me", user=BOB, channel=channel_of(inc))
     await until(lambda: _commander_is(bot, inc, BOB))
     resolved = copy.deepcopy(body)
     resolved["status"] = "resolved"
@@ -136,7 +139,7 @@ async def test_a_resolved_group_tells_the_incident_once_and_leaves_resolving_to_
     await bot.settled()
     told = [
         m
-        for m in bot.fake.messages(inc.channel_id, include_system=False)
+        for m in bot.fake.messages(channel_of(inc), include_system=False)
         if "has resolved" in m.get("text", "")
     ]
     assert len(told) == 1
@@ -145,7 +148,7 @@ async def test_a_resolved_group_tells_the_incident_once_and_leaves_resolving_to_
     assert "Resolve incident" in button and "card_resolve" in button
     assert (await only_incident(bot)).is_open  # never resolved on its own
     # The draft tells how it was detected and how long declaring took.
-    await bot.slack.command("postmortem", user=ALICE, channel=inc.channel_id)
+    await bot.slack.command("postmortem", user=ALICE, channel=channel_of(inc))
     await until(lambda: uploaded(bot), message="the draft")
     draft = uploaded(bot)[-1]
     detection = draft.split("## Detection", 1)[1].split("## ", 1)[0]
@@ -182,7 +185,7 @@ async def test_grafana_and_generic_alerts_with_their_severities(start_bot: Start
     assert second.severity == "SEV2"
     await bot.settled()
     # Alert text stays text: no @channel in anything Slack would parse for mentions.
-    for channel in (second.channel_id, "C0GENERAL"):
+    for channel in (channel_of(second), "C0GENERAL"):
         for message in bot.fake.messages(channel, include_system=False):
             assert all("<!channel>" not in text for text in _parsed_texts(message)), message
 
@@ -297,7 +300,7 @@ async def test_triage_declares_only_on_click_and_once(start_bot: StartBot, fake:
     await bot.settled()
     assert len(await bot.incidents()) == 1
     assert inc.severity == "SEV1" and inc.alert is not None
-    [commander] = (await bot.store.roles(inc.id)).values()
+    [commander] = (await bot.store.roles(id_of(inc))).values()
     assert commander in (ALICE, BOB)
     [updated] = triage_posts(bot)
     assert f"Declared as INC-1 by <@{commander}>" in json.dumps(updated["blocks"])
@@ -341,7 +344,7 @@ async def test_severity_brings_in_people_and_groups_once(start_bot: StartBot, fa
     await post(bot, "alertmanager", fixture("alertmanager_firing"))
     inc = await bot.wait_provisioned(1)
     await bot.settled()
-    assert {CAROL, "U0DAVE", "U0ERIN"} <= set(bot.fake.channels[inc.channel_id].members)
+    assert {CAROL, "U0DAVE", "U0ERIN"} <= set(bot.fake.channels[channel_of(inc)].members)
     [brought] = await entries(bot, inc, "invite")
     assert brought.text.startswith("Brought in for SEV1: <@U0CAROL>, <@U0DAVE>, <@U0ERIN>")
     assert "(from @oncall-payments)" in brought.text
@@ -351,13 +354,13 @@ async def test_severity_brings_in_people_and_groups_once(start_bot: StartBot, fa
     await bot.slack.command("declare sev3 Payments slow", user=ALICE, channel="C0GENERAL")
     second = await bot.wait_provisioned(2)
     assert await entries(bot, second, "invite") == []
-    await bot.slack.command("severity sev1", user=ALICE, channel=second.channel_id)
+    await bot.slack.command("severity sev1", user=ALICE, channel=channel_of(second))
     await until(lambda: _has_invite(bot, second))
-    await bot.slack.command("severity sev2", user=ALICE, channel=second.channel_id)
-    await bot.slack.command("severity sev1", user=ALICE, channel=second.channel_id)
+    await bot.slack.command("severity sev2", user=ALICE, channel=channel_of(second))
+    await bot.slack.command("severity sev1", user=ALICE, channel=channel_of(second))
     await bot.settled()
     assert len(await entries(bot, second, "invite")) == 1
-    assert "U0DAVE" in bot.fake.channels[second.channel_id].members
+    assert "U0DAVE" in bot.fake.channels[channel_of(second)].members
 
 
 async def _has_invite(bot: Bot, inc: Incident) -> bool:
@@ -381,4 +384,4 @@ async def test_a_rule_can_resolve_the_incident_when_its_alerts_resolve(
 
 
 async def _commander_is(bot: Bot, inc: Incident, user: str) -> bool:
-    return (await bot.store.roles(inc.id)).get("commander") == user
+    return (await bot.store.roles(id_of(inc))).get("commander") == user

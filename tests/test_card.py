@@ -17,11 +17,15 @@ from tests.support import (
     Bot,
     StartBot,
     card_of,
+    card_ts_of,
+    channel_of,
+    data_of,
     declared,
     element,
     entries,
     has_entries,
     human_messages,
+    id_of,
     texts_of,
     until,
 )
@@ -45,8 +49,8 @@ async def test_card_controls_change_severity_and_roles(start_bot: StartBot) -> N
 
     reply = await bot.slack.block_action(
         user=BOB,
-        channel=inc.channel_id,
-        message_ts=inc.card_ts,
+        channel=channel_of(inc),
+        message_ts=card_ts_of(inc),
         action_id="card_severity",
         selected_option="SEV1",
     )
@@ -56,7 +60,7 @@ async def test_card_controls_change_severity_and_roles(start_bot: StartBot) -> N
         return "SEV1 · Critical" in texts_of(card_of(bot, inc)["blocks"])
 
     await until(severity_shown, message="card shows SEV1")
-    await until(lambda: "SEV1" in bot.fake.channels[inc.channel_id].topic["value"])
+    await until(lambda: "SEV1" in bot.fake.channels[channel_of(inc)].topic["value"])
 
     def announced() -> list[dict[str, Any]]:
         posts = bot.fake.messages(ANNOUNCE, include_system=False)
@@ -66,7 +70,7 @@ async def test_card_controls_change_severity_and_roles(start_bot: StartBot) -> N
     assert len(announcement) == 1
     # Getting worse is said in the channel and in the announcement's thread.
     await until(
-        lambda: any("raised INC-1 from SEV3" in t for t in human_messages(bot, inc.channel_id))
+        lambda: any("raised INC-1 from SEV3" in t for t in human_messages(bot, channel_of(inc)))
     )
     await until(lambda: bot.fake.replies(ANNOUNCE, announcement[0]["ts"]), message="thread")
     assert "SEV1" in bot.fake.replies(ANNOUNCE, announcement[0]["ts"])[0]["text"]
@@ -78,39 +82,39 @@ async def test_card_controls_change_severity_and_roles(start_bot: StartBot) -> N
     # Comms lead from the card's picker: invited, told what the role does.
     await bot.slack.block_action(
         user=ALICE,
-        channel=inc.channel_id,
-        message_ts=inc.card_ts,
+        channel=channel_of(inc),
+        message_ts=card_ts_of(inc),
         action_id="card_role:comms",
         selected_user=CAROL,
     )
     await bot.settled()
     assert f"*Communications Lead*\n<@{CAROL}>" in texts_of(card_of(bot, inc)["blocks"])
-    assert CAROL in bot.fake.channels[inc.channel_id].members
-    told = [t for t in human_messages(bot, inc.channel_id) if "Communications Lead" in t]
+    assert CAROL in bot.fake.channels[channel_of(inc)].members
+    told = [t for t in human_messages(bot, channel_of(inc)) if "Communications Lead" in t]
     assert len(told) == 1 and "stakeholders" in told[0]
 
     # Commander handover from the card: recorded as from -> to; the topic follows.
     await bot.slack.block_action(
         user=ALICE,
-        channel=inc.channel_id,
-        message_ts=inc.card_ts,
+        channel=channel_of(inc),
+        message_ts=card_ts_of(inc),
         action_id="card_role:commander",
         selected_user=BOB,
     )
-    await until(lambda: f"<@{BOB}>" in bot.fake.channels[inc.channel_id].topic["value"])
+    await until(lambda: f"<@{BOB}>" in bot.fake.channels[channel_of(inc)].topic["value"])
     await bot.settled()  # the handover message is posted after the re-render
     roles = [e.data for e in await entries(bot, inc, "role")]
     assert roles == [
         {"role": "comms", "from": None, "to": CAROL},
         {"role": "commander", "from": ALICE, "to": BOB},
     ]
-    assert any("handed over from" in t for t in human_messages(bot, inc.channel_id))
-    assert (await bot.store.roles(inc.id)) == {"commander": BOB, "comms": CAROL}
+    assert any("handed over from" in t for t in human_messages(bot, channel_of(inc)))
+    assert (await bot.store.roles(id_of(inc))) == {"commander": BOB, "comms": CAROL}
 
 
 async def test_commands_change_severity_and_roles(bot: Bot) -> None:
     inc = await declared(bot)
-    ch = inc.channel_id
+    ch = channel_of(inc)
 
     await bot.slack.command("sev sev2", user=ALICE, channel=ch)
     await until(lambda: has_entries(bot, inc, "severity", 1))
@@ -118,7 +122,7 @@ async def test_commands_change_severity_and_roles(bot: Bot) -> None:
     await until(lambda: any("already SEV2" in r.body.get("text", "") for r in bot.fake.responses))
     await bot.slack.command("severity sev4", user=ALICE, channel=ch)  # better: no alarm
     await until(lambda: has_entries(bot, inc, "severity", 2))
-    assert [e.data["to"] for e in await entries(bot, inc, "severity")] == ["SEV2", "SEV4"]
+    assert [data_of(e)["to"] for e in await entries(bot, inc, "severity")] == ["SEV2", "SEV4"]
 
     await bot.slack.command("commander <@U0BOB|bob>", user=ALICE, channel=ch)
     await until(lambda: has_entries(bot, inc, "role", 1))
@@ -127,7 +131,7 @@ async def test_commands_change_severity_and_roles(bot: Bot) -> None:
     await bot.slack.command("comms @alice", user=CAROL, channel=ch)  # unescaped @name
     await until(lambda: has_entries(bot, inc, "role", 3))
     await bot.settled()
-    assert (await bot.store.roles(inc.id)) == {"commander": BOB, "comms": ALICE}
+    assert (await bot.store.roles(id_of(inc))) == {"commander": BOB, "comms": ALICE}
     assert {BOB, CAROL, ALICE} <= set(bot.fake.channels[ch].members)
     shown = texts_of(card_of(bot, inc)["blocks"])
     assert f"*Incident Commander*\n<@{BOB}>" in shown and "SEV4 · Low" in shown
@@ -139,25 +143,25 @@ async def test_extra_roles_from_settings(start_bot: StartBot) -> None:
     )
     inc = await declared(bot)
     assert element(card_of(bot, inc), "card_role:scribe")["type"] == "users_select"
-    await bot.slack.command("role scribe <@U0CAROL|carol>", user=ALICE, channel=inc.channel_id)
+    await bot.slack.command("role scribe <@U0CAROL|carol>", user=ALICE, channel=channel_of(inc))
     await until(lambda: "*Scribe*\n<@U0CAROL>" in texts_of(card_of(bot, inc)["blocks"]))
 
 
 async def test_no_argument_shows_choices_privately(bot: Bot) -> None:
     inc = await declared(bot)
-    [answer] = await bot.ask("severity", user=ALICE, channel=inc.channel_id)
+    [answer] = await bot.ask("severity", user=ALICE, channel=channel_of(inc))
     assert answer["response_type"] == "ephemeral"
     assert "SEV1" in answer["text"] and "SEV4" in answer["text"]
     assert any(b.get("accessory", {}).get("action_id") == "card_severity" for b in answer["blocks"])
 
-    [answer] = await bot.ask("commander", user=ALICE, channel=inc.channel_id)
+    [answer] = await bot.ask("commander", user=ALICE, channel=channel_of(inc))
     picker = answer["blocks"][0]["accessory"]
     assert (picker["type"], picker["action_id"]) == ("users_select", "card_role:commander")
 
 
 async def test_status_is_private(bot: Bot) -> None:
     inc = await declared(bot)
-    [answer] = await bot.ask("status", user=CAROL, channel=inc.channel_id)
+    [answer] = await bot.ask("status", user=CAROL, channel=channel_of(inc))
     assert answer["response_type"] == "ephemeral"
     shown = texts_of(answer["blocks"])
     assert "INC-1 · Checkout latency" in shown and "SEV3" in shown and f"<@{ALICE}>" in shown
@@ -167,7 +171,7 @@ async def test_status_is_private(bot: Bot) -> None:
 
 async def test_bad_input_is_answered_privately_and_changes_nothing(bot: Bot) -> None:
     inc = await declared(bot)
-    ch = inc.channel_id
+    ch = channel_of(inc)
     cases = [
         ("severity sev9", GENERAL, "Run this in the incident's channel"),
         ("severity sev9", ch, "`sev9` is not a severity"),
@@ -186,23 +190,23 @@ async def test_bad_input_is_answered_privately_and_changes_nothing(bot: Bot) -> 
         if "channel" in expected:
             assert f"<#{ch}>" in answer["text"]  # names the channel to use
     assert [e.kind for e in await bot.timeline(inc)] == ["declared"]
-    assert (await bot.store.roles(inc.id)) == {"commander": ALICE}
+    assert (await bot.store.roles(id_of(inc))) == {"commander": ALICE}
 
 
 async def test_resolved_incident_refuses_changes(bot: Bot) -> None:
     inc = await declared(bot)
-    await bot.slack.command("resolve Fixed by rollback", user=ALICE, channel=inc.channel_id)
+    await bot.slack.command("resolve Fixed by rollback", user=ALICE, channel=channel_of(inc))
     await bot.settled()
     card = card_of(bot, inc)
     assert not any(b.get("accessory") for b in card["blocks"])  # menus gone once resolved
     for text in ("severity sev1", "commander me", "update still fine"):
-        [answer] = await bot.ask(text, user=ALICE, channel=inc.channel_id)
+        [answer] = await bot.ask(text, user=ALICE, channel=channel_of(inc))
         assert "is resolved" in answer["text"]
     # A stale menu click on an old copy of the card is refused too.
     await bot.slack.block_action(
         user=ALICE,
-        channel=inc.channel_id,
-        message_ts=inc.card_ts,
+        channel=channel_of(inc),
+        message_ts=card_ts_of(inc),
         action_id="card_reopen",
     )
     await until(lambda: has_entries(bot, inc, "reopened", 1))
@@ -216,8 +220,8 @@ async def test_double_click_gives_one_change(bot: Bot) -> None:
     clicks = [
         bot.slack.block_action(
             user=BOB,
-            channel=inc.channel_id,
-            message_ts=inc.card_ts,
+            channel=channel_of(inc),
+            message_ts=card_ts_of(inc),
             action_id="card_severity",
             selected_option="SEV2",
         )
@@ -225,8 +229,8 @@ async def test_double_click_gives_one_change(bot: Bot) -> None:
     ] + [
         bot.slack.block_action(
             user=BOB,
-            channel=inc.channel_id,
-            message_ts=inc.card_ts,
+            channel=channel_of(inc),
+            message_ts=card_ts_of(inc),
             action_id="card_role:comms",
             selected_user=CAROL,
         )
@@ -238,7 +242,7 @@ async def test_double_click_gives_one_change(bot: Bot) -> None:
     await bot.settled()
     assert len(await entries(bot, inc, "severity")) == 1
     assert len(await entries(bot, inc, "role")) == 1
-    said = human_messages(bot, inc.channel_id)
+    said = human_messages(bot, channel_of(inc))
     assert len([t for t in said if "from SEV3 to" in t]) == 1
     assert len([t for t in said if "Communications Lead" in t]) == 1
 
@@ -246,10 +250,10 @@ async def test_double_click_gives_one_change(bot: Bot) -> None:
 async def test_an_unchanged_topic_is_not_set_again(bot: Bot) -> None:
     # Slack posts "set the channel topic" in the channel for every change.
     inc = await declared(bot)
-    await bot.ask("comms <@U0CAROL|carol>", user=ALICE, channel=inc.channel_id)
-    await bot.ask("update Looking", user=ALICE, channel=inc.channel_id)
+    await bot.ask("comms <@U0CAROL|carol>", user=ALICE, channel=channel_of(inc))
+    await bot.ask("update Looking", user=ALICE, channel=channel_of(inc))
     assert len(bot.fake.calls_to("conversations.setTopic")) == 1
-    await bot.ask("severity sev1", user=ALICE, channel=inc.channel_id)
+    await bot.ask("severity sev1", user=ALICE, channel=channel_of(inc))
     assert len(bot.fake.calls_to("conversations.setTopic")) == 2
-    topics = [m for m in bot.fake.messages(inc.channel_id) if m.get("subtype") == "channel_topic"]
+    topics = [m for m in bot.fake.messages(channel_of(inc)) if m.get("subtype") == "channel_topic"]
     assert len(topics) == 2

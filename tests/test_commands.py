@@ -6,7 +6,18 @@ import aiohttp
 import pytest
 
 from bot.fakeslack import Reply
-from tests.support import ALICE, BOB, CAROL, TRANSPORTS, Bot, texts_of, until
+from tests.support import (
+    ALICE,
+    BOB,
+    CAROL,
+    TRANSPORTS,
+    Bot,
+    card_of,
+    channel_of,
+    json_of,
+    texts_of,
+    until,
+)
 
 SUBCOMMANDS_IN_HELP = ["declare", "list", "help"]
 
@@ -15,7 +26,8 @@ def ack_text(reply: Reply) -> str:
     """What the person sees of an ack: Bolt answers plain text, or JSON with blocks."""
     if reply.json is None:
         return reply.text
-    return reply.json.get("text", "") + "\n" + texts_of(reply.json.get("blocks", []))
+    text: str = reply.json.get("text", "")
+    return text + "\n" + texts_of(reply.json.get("blocks", []))
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -23,7 +35,7 @@ async def test_help_is_private_and_lists_subcommands(bot: Bot) -> None:
     for text in ("", "help", "  HELP  "):
         reply = await bot.slack.command(text, user=ALICE)
         assert reply.status == 200
-        assert reply.json.get("response_type", "ephemeral") == "ephemeral"
+        assert json_of(reply).get("response_type", "ephemeral") == "ephemeral"
         shown = ack_text(reply)
         for sub in SUBCOMMANDS_IN_HELP:
             assert f"/incident {sub}" in shown
@@ -89,7 +101,8 @@ async def test_list_shows_open_incidents_and_hides_private_from_outsiders(bot: B
         await until(lambda: len(bot.fake.responses) > before, message="list answer")
         answer = bot.fake.responses[-1].body
         assert answer.get("response_type") == "ephemeral"
-        return answer["text"] + texts_of(answer.get("blocks", []))
+        text: str = answer["text"]
+        return text + texts_of(answer.get("blocks", []))
 
     inc1, inc2 = await bot.incidents()
     for_carol = await listing(CAROL)
@@ -107,12 +120,12 @@ async def test_titles_are_shown_as_text_not_mentions(bot: Bot) -> None:
     )
     inc = await bot.wait_provisioned(1)
     assert inc.title == "@channel <!here> @bob click (http://evil) *bold*"
-    card = bot.fake.message(inc.channel_id, inc.card_ts)
+    card = card_of(bot, inc)
     # Where Slack reads markup (message text, mrkdwn, the topic) nothing is live...
     marked_up = (
         card["text"]
         + texts_of(card["blocks"], kinds=("mrkdwn",))
-        + bot.fake.channels[inc.channel_id].topic["value"]
+        + bot.fake.channels[channel_of(inc)].topic["value"]
     )
     for markup in ("<!channel>", "<!here>", "<@U0BOB", "<http://evil"):
         assert markup not in marked_up

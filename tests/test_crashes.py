@@ -165,9 +165,9 @@ async def test_declaration_killed_before_the_pin_is_completed_by_the_next_proces
         inc = await crashes.incident()
         return inc if inc is not None and inc.card_ts else None
 
-    inc = await until(card_stored, timeout=10, message="card posted and stored")
-    assert inc.channel_id is not None
-    assert [m["ts"] for m in crashes.cards(inc.channel_id)] == [inc.card_ts]
+    posted = await until(card_stored, timeout=10, message="card posted and stored")
+    assert posted.channel_id is not None
+    assert [m["ts"] for m in crashes.cards(posted.channel_id)] == [posted.card_ts]
     await crashes.kill_holding(bot, "pins.add")
 
     inc = await crashes.incident()

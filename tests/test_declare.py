@@ -8,7 +8,20 @@ from typing import Any
 
 import pytest
 
-from tests.support import ALICE, BOB, GENERAL, TRANSPORTS, Bot, StartBot, texts_of, until
+from tests.support import (
+    ALICE,
+    BOB,
+    GENERAL,
+    TRANSPORTS,
+    Bot,
+    StartBot,
+    card_of,
+    card_ts_of,
+    channel_of,
+    json_of,
+    texts_of,
+    until,
+)
 
 
 def responses_text(bot: Bot) -> str:
@@ -17,7 +30,7 @@ def responses_text(bot: Bot) -> str:
 
 async def declared_channel(bot: Bot, number: int = 1) -> dict[str, Any]:
     inc = await bot.wait_provisioned(number)
-    channel = bot.fake.channels[inc.channel_id]
+    channel = bot.fake.channels[channel_of(inc)]
     return {"incident": inc, "channel": channel}
 
 
@@ -34,7 +47,7 @@ async def test_typed_declare_creates_channel_card_and_timeline(bot: Bot) -> None
         "SEV2",
         "investigating",
     )
-    channel = bot.fake.channels[inc.channel_id]
+    channel = bot.fake.channels[channel_of(inc)]
     assert channel.name == "inc-1-checkout-latency"
     assert not channel.is_private
     assert ALICE in channel.members
@@ -44,8 +57,8 @@ async def test_typed_declare_creates_channel_card_and_timeline(bot: Bot) -> None
     assert f"<@{ALICE}>" in channel.topic["value"]
 
     # One card, pinned, rendered from the stored incident.
-    card = bot.fake.message(inc.channel_id, inc.card_ts)
-    assert card is not None and card["ts"] in bot.fake.pins(inc.channel_id)
+    card = bot.fake.message(channel_of(inc), card_ts_of(inc))
+    assert card is not None and card["ts"] in bot.fake.pins(channel_of(inc))
     shown = texts_of(card["blocks"])
     assert "INC-1 · Checkout latency" in shown
     assert "SEV2 · Major" in shown and "Investigating" in shown
@@ -104,10 +117,10 @@ async def test_modal_declare(bot: Bot) -> None:
     inc = await bot.wait_provisioned(1)
     assert (inc.title, inc.severity, inc.private) == ("Payments failing", "SEV1", False)
     assert inc.description == "Card payments return 502 for EU customers."
-    channel = bot.fake.channels[inc.channel_id]
+    channel = bot.fake.channels[channel_of(inc)]
     assert channel.name == "inc-1-payments-failing"
     assert {ALICE, BOB} <= set(channel.members)
-    card = texts_of(bot.fake.message(inc.channel_id, inc.card_ts)["blocks"])
+    card = texts_of(card_of(bot, inc)["blocks"])
     assert f"*Incident Commander*\n<@{BOB}>" in card
     assert "Card payments return 502" in card
     # The declarer is told in the channel they declared from, privately.
@@ -125,7 +138,7 @@ async def test_modal_declare_private(bot: Bot) -> None:
     )
     inc = await bot.wait_provisioned(1)
     assert inc.private
-    assert bot.fake.channels[inc.channel_id].is_private
+    assert bot.fake.channels[channel_of(inc)].is_private
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -135,10 +148,10 @@ async def test_modal_rejects_blank_title_and_bot_commander(bot: Bot) -> None:
     reply = await bot.slack.submit_view(
         view["id"], user=ALICE, inputs={"title": "   ", "commander": "U0HELPER"}
     )
-    assert reply.json["response_action"] == "errors"
-    assert set(reply.json["errors"]) == {"title", "commander"}
-    assert "title" in reply.json["errors"]["title"]
-    assert "app, not a person" in reply.json["errors"]["commander"]
+    assert json_of(reply)["response_action"] == "errors"
+    assert set(json_of(reply)["errors"]) == {"title", "commander"}
+    assert "title" in json_of(reply)["errors"]["title"]
+    assert "app, not a person" in json_of(reply)["errors"]["commander"]
     await bot.settled()
     assert await bot.incidents() == []
     assert bot.fake.calls_to("conversations.create") == []
@@ -205,10 +218,11 @@ async def test_long_title_is_kept_and_channel_name_cut_to_80(bot: Bot) -> None:
     await bot.slack.command(f"declare sev1 {title}", user=ALICE)
     inc = await bot.wait_provisioned(1)
     assert inc.title == title
+    assert inc.channel_name is not None
     assert len(inc.channel_name) <= 80
     assert re.fullmatch(r"inc-1-[a-z0-9_-]+", inc.channel_name)
     assert not inc.channel_name.endswith("-")
-    card = bot.fake.message(inc.channel_id, inc.card_ts)
+    card = card_of(bot, inc)
     assert len(card["blocks"][0]["text"]["text"]) <= 150  # Slack's header limit
 
 
@@ -310,4 +324,4 @@ async def test_a_declaration_that_could_not_be_stored_leaves_no_channel(bot: Bot
     await bot.slack.command("declare sev2 Launch checks", user=ALICE, channel=GENERAL)
     inc = await bot.wait_provisioned(1)
     assert inc.number == 1
-    assert not bot.fake.channels[inc.channel_id].is_archived
+    assert not bot.fake.channels[channel_of(inc)].is_archived

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from bot.incidents.repair import PIN_CHECKS_PER_PASS
+from bot.store import Incident
 from tests.support import (
     ALICE,
     ANNOUNCE,
@@ -20,8 +21,13 @@ from tests.support import (
     Bot,
     StartBot,
     card_of,
+    card_ts_of,
+    channel_of,
+    data_of,
     declared,
     entries,
+    json_of,
+    message_in,
     texts_of,
     until,
 )
@@ -41,14 +47,14 @@ def dms_to(bot: Bot, user: str) -> list[str]:
     return [m.get("text", "") for m in bot.fake.messages(channel.id, include_system=False)]
 
 
-async def announced(start_bot: StartBot) -> tuple[Bot, Any]:
+async def announced(start_bot: StartBot) -> tuple[Bot, Incident]:
     bot = await start_bot(announcements_channel=ANNOUNCE)
     bot.fake.add_channel("incidents", id=ANNOUNCE, members=["UBOT", ALICE, BOB])
     inc = await declared(bot)
     return bot, inc
 
 
-async def current(bot: Bot, number: int = 1) -> Any:
+async def current(bot: Bot, number: int = 1) -> Incident:
     return next(i for i in await bot.incidents() if i.number == number)
 
 
@@ -57,26 +63,26 @@ async def current(bot: Bot, number: int = 1) -> Any:
 
 async def test_a_deleted_card_is_posted_again_and_the_change_is_not_retried(bot: Bot) -> None:
     inc = await declared(bot)
-    channel = bot.fake.channels[inc.channel_id]
-    channel.history.remove(channel.find(inc.card_ts))
-    channel.pinned.pop(inc.card_ts, None)
+    channel = bot.fake.channels[channel_of(inc)]
+    channel.history.remove(message_in(channel, card_ts_of(inc)))
+    channel.pinned.pop(card_ts_of(inc), None)
 
-    told = await bot.ask("severity sev1", user=ALICE, channel=inc.channel_id)
+    told = await bot.ask("severity sev1", user=ALICE, channel=channel_of(inc))
 
     never_asked_to_retry(told)
-    assert [e.data["to"] for e in await entries(bot, inc, "severity")] == ["SEV1"]
+    assert [data_of(e)["to"] for e in await entries(bot, inc, "severity")] == ["SEV1"]
     now = await current(bot)
     assert now.card_ts != inc.card_ts and now.card_pinned
-    assert bot.fake.pins(inc.channel_id) == [now.card_ts]
+    assert bot.fake.pins(channel_of(inc)) == [now.card_ts]
     assert "SEV1" in texts_of(card_of(bot, now)["blocks"])
     assert now.shown_version == now.version
 
 
 async def test_a_card_deleted_by_a_person_comes_back_at_once(bot: Bot) -> None:
     inc = await declared(bot)
-    channel = bot.fake.channels[inc.channel_id]
-    channel.history.remove(channel.find(inc.card_ts))
-    channel.pinned.pop(inc.card_ts, None)
+    channel = bot.fake.channels[channel_of(inc)]
+    channel.history.remove(message_in(channel, card_ts_of(inc)))
+    channel.pinned.pop(card_ts_of(inc), None)
     # What Slack sends when a message is deleted in a channel the bot is in.
     await bot.slack.event(
         {
@@ -93,12 +99,12 @@ async def test_a_card_deleted_by_a_person_comes_back_at_once(bot: Bot) -> None:
     await bot.settled()
     now = await current(bot)
     assert now.card_ts and now.card_ts != inc.card_ts
-    assert bot.fake.pins(inc.channel_id) == [now.card_ts]
+    assert bot.fake.pins(channel_of(inc)) == [now.card_ts]
 
 
 async def test_an_unpinned_card_is_pinned_again(bot: Bot) -> None:
     inc = await declared(bot)
-    bot.fake.channels[inc.channel_id].pinned.pop(inc.card_ts)
+    bot.fake.channels[channel_of(inc)].pinned.pop(card_ts_of(inc))
     await bot.slack.event(
         {
             "type": "pin_removed",
@@ -114,7 +120,7 @@ async def test_an_unpinned_card_is_pinned_again(bot: Bot) -> None:
         }
     )
     await bot.settled()
-    assert bot.fake.pins(inc.channel_id) == [inc.card_ts]
+    assert bot.fake.pins(channel_of(inc)) == [inc.card_ts]
     assert (await current(bot)).card_pinned
 
 
@@ -132,24 +138,24 @@ async def test_a_card_unpinned_without_an_event_is_pinned_again_by_the_periodic_
         incs.append(await bot.wait_provisioned(n))
         await bot.settled()
     for inc in incs[:2]:
-        bot.fake.channels[inc.channel_id].pinned.pop(inc.card_ts)
-    gone = bot.fake.channels[incs[2].channel_id]
-    gone.history.remove(gone.find(incs[2].card_ts))
-    gone.pinned.pop(incs[2].card_ts, None)
+        bot.fake.channels[channel_of(inc)].pinned.pop(card_ts_of(inc))
+    gone = bot.fake.channels[channel_of(incs[2])]
+    gone.history.remove(message_in(gone, card_ts_of(incs[2])))
+    gone.pinned.pop(card_ts_of(incs[2]), None)
     listed = len(bot.fake.calls_to("pins.list"))
 
     await bot.app.repair.pins()
     await bot.settled()
     assert len(bot.fake.calls_to("pins.list")) == listed + PIN_CHECKS_PER_PASS
-    assert bot.fake.pins(incs[0].channel_id) == [incs[0].card_ts]
-    assert bot.fake.pins(incs[1].channel_id) == [incs[1].card_ts]
-    assert bot.fake.pins(incs[2].channel_id) == []  # its turn comes next
+    assert bot.fake.pins(channel_of(incs[0])) == [incs[0].card_ts]
+    assert bot.fake.pins(channel_of(incs[1])) == [incs[1].card_ts]
+    assert bot.fake.pins(channel_of(incs[2])) == []  # its turn comes next
 
     await bot.app.repair.pins()
     await bot.settled()
     now = next(i for i in await bot.incidents() if i.pk == incs[2].pk)
     assert now.card_ts != incs[2].card_ts and now.card_pinned
-    assert bot.fake.pins(incs[2].channel_id) == [now.card_ts]
+    assert bot.fake.pins(channel_of(incs[2])) == [now.card_ts]
     # Nothing left to repair: a further round only looks.
     added = len(bot.fake.calls_to("pins.add"))
     await bot.app.repair.pins()
@@ -161,10 +167,11 @@ async def test_a_card_unpinned_without_an_event_is_pinned_again_by_the_periodic_
 async def test_a_deleted_announcement_is_posted_again(start_bot: StartBot) -> None:
     bot, inc = await announced(start_bot)
     first = inc.announcement_ts
+    assert first is not None
     announcements = bot.fake.channels[ANNOUNCE]
-    announcements.history.remove(announcements.find(first))
+    announcements.history.remove(message_in(announcements, first))
 
-    told = await bot.ask("severity sev2", user=ALICE, channel=inc.channel_id)
+    told = await bot.ask("severity sev2", user=ALICE, channel=channel_of(inc))
 
     never_asked_to_retry(told)
     now = await current(bot)
@@ -186,13 +193,13 @@ async def test_a_broken_announcements_channel_never_fails_a_declaration(
 
     # Declared once, with its channel and card, and the declarer hears the truth.
     assert [i.number for i in await bot.incidents()] == [1]
-    assert bot.fake.pins(inc.channel_id) == [inc.card_ts]
+    assert bot.fake.pins(channel_of(inc)) == [inc.card_ts]
     said = " ".join(t.get("text", "") for t in told) + " ".join(bot.private_to(ALICE))
     assert f"<#{inc.channel_id}>" in said and "announcement" in said
     never_asked_to_retry(told)
     # The commander is told once, with how to fix it, however many changes follow.
-    await bot.ask("severity sev1", user=ALICE, channel=inc.channel_id)
-    await bot.ask("update Still looking", user=ALICE, channel=inc.channel_id)
+    await bot.ask("severity sev1", user=ALICE, channel=channel_of(inc))
+    await bot.ask("update Still looking", user=ALICE, channel=channel_of(inc))
     reports = [t for t in dms_to(bot, ALICE) if "announcement" in t]
     assert len(reports) == 1 and "archived" in reports[0]
 
@@ -202,17 +209,17 @@ async def test_a_broken_announcements_channel_never_fails_a_declaration(
 
 async def test_removed_from_a_public_channel_the_bot_joins_again(bot: Bot) -> None:
     inc = await declared(bot)
-    bot.fake.channels[inc.channel_id].members.remove("UBOT")
+    bot.fake.channels[channel_of(inc)].members.remove("UBOT")
 
-    told = await bot.ask("update Restarted the workers", user=ALICE, channel=inc.channel_id)
+    told = await bot.ask("update Restarted the workers", user=ALICE, channel=channel_of(inc))
 
     never_asked_to_retry(told)
-    assert "UBOT" in bot.fake.channels[inc.channel_id].members
+    assert "UBOT" in bot.fake.channels[channel_of(inc)].members
     [update] = await entries(bot, inc, "update")
     assert update.text == "Restarted the workers"
     posted = [
         m
-        for m in bot.fake.messages(inc.channel_id, include_system=False)
+        for m in bot.fake.messages(channel_of(inc), include_system=False)
         if "Restarted the workers" in m.get("text", "")
     ]
     assert len(posted) == 1
@@ -224,7 +231,7 @@ async def test_an_archived_channel_stops_reminders_and_the_incident_resolves_by_
     bot = await start_bot(reminder_interval_minutes=0.6 / 60, reminder_sync_seconds=0.2)
     await bot.slack.command("declare sev2 Queue backlog", user=ALICE, channel=GENERAL)
     inc = await bot.wait_provisioned(1)
-    bot.fake.channels[inc.channel_id].is_archived = True
+    bot.fake.channels[channel_of(inc)].is_archived = True
     await bot.slack.event({"type": "channel_archive", "channel": inc.channel_id, "user": BOB})
     await bot.settled()
     assert (await current(bot)).channel_state == "archived"
@@ -247,7 +254,7 @@ async def test_an_archived_channel_stops_reminders_and_the_incident_resolves_by_
     never_asked_to_retry(told)
     assert (await current(bot)).status == "resolved"
     [resolved] = await entries(bot, inc, "resolved")
-    assert resolved.data["summary"] == "Drained the queue"
+    assert data_of(resolved)["summary"] == "Drained the queue"
 
 
 async def test_a_renamed_channel_is_followed(bot: Bot) -> None:
@@ -264,7 +271,7 @@ async def test_a_renamed_channel_is_followed(bot: Bot) -> None:
 
 async def test_a_channel_made_private_makes_the_incident_private(start_bot: StartBot) -> None:
     bot, inc = await announced(start_bot)
-    bot.fake.channels[inc.channel_id].is_private = True
+    bot.fake.channels[channel_of(inc)].is_private = True
     await bot.slack.event(
         {
             "type": "message",
@@ -283,7 +290,7 @@ async def test_a_channel_made_private_makes_the_incident_private(start_bot: Star
     assert bot.fake.messages(ANNOUNCE, include_system=False) == []
 
     await bot.ask(
-        "update Confirmed credential leak on bastion-3", user=ALICE, channel=inc.channel_id
+        "update Confirmed credential leak on bastion-3", user=ALICE, channel=channel_of(inc)
     )
     leaked = [
         m
@@ -316,7 +323,7 @@ async def test_an_update_racing_a_privacy_change_never_reaches_the_public_thread
     """The update and the conversion arrive together, Slack slow to post and to delete:
     whichever the bot takes first, the update's text is never sent outside the channel."""
     bot, inc = await announced(start_bot)
-    bot.fake.channels[inc.channel_id].is_private = True
+    bot.fake.channels[channel_of(inc)].is_private = True
     bot.fake.set_delay("chat.postMessage", 0.3)
     bot.fake.set_delay("chat.delete", 1.0)
     secret = "Confirmed credential leak on bastion-3"
@@ -326,7 +333,7 @@ async def test_an_update_racing_a_privacy_change_never_reaches_the_public_thread
         assert acked.status == 200
 
     async def update() -> None:
-        acked = await bot.slack.command(f"update {secret}", user=ALICE, channel=inc.channel_id)
+        acked = await bot.slack.command(f"update {secret}", user=ALICE, channel=channel_of(inc))
         assert acked.status == 200
 
     for step in (convert, update) if first == "privacy" else (update, convert):
@@ -341,7 +348,7 @@ async def test_an_update_racing_a_privacy_change_never_reaches_the_public_thread
     assert now.private and now.announcement_ts is None
     assert bot.fake.messages(ANNOUNCE, include_system=False) == []
     # The update itself is stored and posted where its members read it.
-    assert any(secret in m.get("text", "") for m in bot.fake.messages(inc.channel_id))
+    assert any(secret in m.get("text", "") for m in bot.fake.messages(channel_of(inc)))
 
 
 # --- people and forms -------------------------------------------------------------------
@@ -351,7 +358,7 @@ async def test_reminders_pass_over_a_deactivated_comms_lead(start_bot: StartBot)
     bot = await start_bot(reminder_interval_minutes=0.6 / 60, reminder_sync_seconds=0.2)
     await bot.slack.command("declare sev2 Cache stampede", user=ALICE, channel=GENERAL)
     inc = await bot.wait_provisioned(1)
-    await bot.ask("comms @bob", user=ALICE, channel=inc.channel_id)
+    await bot.ask("comms @bob", user=ALICE, channel=channel_of(inc))
     bot.fake.users[BOB]["deleted"] = True
     await bot.slack.event({"type": "user_change", "user": dict(bot.fake.users[BOB])})
     await bot.settled()
@@ -361,7 +368,7 @@ async def test_reminders_pass_over_a_deactivated_comms_lead(start_bot: StartBot)
         lambda: next(
             (
                 m
-                for m in bot.fake.messages(inc.channel_id, include_system=False)
+                for m in bot.fake.messages(channel_of(inc), include_system=False)
                 if "needs a status update" in m.get("text", "") and float(m["ts"]) > since
             ),
             None,
@@ -374,20 +381,20 @@ async def test_reminders_pass_over_a_deactivated_comms_lead(start_bot: StartBot)
 async def test_an_update_form_submitted_after_resolve_stays_open_with_its_text(bot: Bot) -> None:
     inc = await declared(bot)
     await bot.slack.block_action(
-        user=BOB, channel=inc.channel_id, message_ts=inc.card_ts, action_id="card_update"
+        user=BOB, channel=channel_of(inc), message_ts=card_ts_of(inc), action_id="card_update"
     )
     view = await until(
         lambda: next((v for v in bot.fake.views.values() if v["callback_id"] == "update"), None),
         message="the update form",
     )
-    await bot.ask("resolve Fixed", user=ALICE, channel=inc.channel_id)
+    await bot.ask("resolve Fixed", user=ALICE, channel=channel_of(inc))
 
     reply = await bot.slack.submit_view(
         view["id"], user=BOB, inputs={"status": "monitoring", "summary": "Long careful text"}
     )
 
-    assert reply.json["response_action"] == "errors"
-    assert "resolved" in reply.json["errors"]["summary"]
+    assert json_of(reply)["response_action"] == "errors"
+    assert "resolved" in json_of(reply)["errors"]["summary"]
     assert view["id"] in bot.fake.views  # still open, with what was typed
     await bot.settled()
     assert await entries(bot, inc, "update") == []
@@ -404,14 +411,14 @@ async def test_two_processes_changing_severity_at_once_end_showing_the_stored_on
     inc = await declared(one)
     for round_, (first, second) in enumerate([("sev1", "sev4"), ("sev2", "sev3")] * 3):
         await asyncio.gather(
-            one.slack.command(f"severity {first}", user=ALICE, channel=inc.channel_id),
-            two.slack.command(f"severity {second}", user=BOB, channel=inc.channel_id),
+            one.slack.command(f"severity {first}", user=ALICE, channel=channel_of(inc)),
+            two.slack.command(f"severity {second}", user=BOB, channel=channel_of(inc)),
         )
         await one.settled()
         await two.settled()
         stored = (await current(one)).severity
         shown = texts_of(card_of(one, inc)["blocks"])
-        topic = one.fake.channels[inc.channel_id].topic["value"]
+        topic = one.fake.channels[channel_of(inc)].topic["value"]
         assert f"*Severity*\n{stored}" in shown, (round_, stored)
         assert topic.startswith(stored), (round_, stored, topic)
 
@@ -424,7 +431,7 @@ async def test_a_channel_archived_without_an_event_is_found_once_not_retried(
     )
     await bot.slack.command("declare sev2 Disk full", user=ALICE, channel=GENERAL)
     inc = await bot.wait_provisioned(1)
-    bot.fake.channels[inc.channel_id].is_archived = True  # no event reaches the bot
+    bot.fake.channels[channel_of(inc)].is_archived = True  # no event reaches the bot
 
     async def archived() -> bool:
         return (await current(bot)).channel_state == "archived"
@@ -452,13 +459,13 @@ async def test_a_private_incident_checks_membership_on_every_change(bot: Bot) ->
     )
     inc = await bot.wait_provisioned(1)
     await bot.settled()
-    assert CAROL not in bot.fake.channels[inc.channel_id].members
+    assert CAROL not in bot.fake.channels[channel_of(inc)].members
 
     # A control of its card, sent as Carol (Slack would not show her the card).
     await bot.slack.block_action(
         user=CAROL,
-        channel=inc.channel_id,
-        message_ts=inc.card_ts,
+        channel=channel_of(inc),
+        message_ts=card_ts_of(inc),
         action_id="card_severity",
         selected_option="SEV1",
     )

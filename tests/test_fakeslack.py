@@ -14,7 +14,6 @@ import pytest
 from aiohttp import web
 from slack_bolt.app.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry import builtin_async_handlers
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -256,7 +255,7 @@ async def test_429_retry_after_is_honoured(
     fake: FakeSlack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # slack_sdk sleeps Retry-After plus up to 1 s of jitter; pin the jitter to keep this exact.
-    monkeypatch.setattr(builtin_async_handlers.random, "random", lambda: 0.0)
+    monkeypatch.setattr("slack_sdk.http_retry.builtin_async_handlers.random.random", lambda: 0.0)
     retrying = AsyncWebClient(
         base_url=fake.api_url,
         token=fake.bot_token,
@@ -552,7 +551,8 @@ async def test_sender_signs_and_builds_payloads(
 
     def payload(index: int) -> dict[str, Any]:
         form = parse_qs(bodies[index].decode())
-        return json.loads(form["payload"][0])
+        body: dict[str, Any] = json.loads(form["payload"][0])
+        return body
 
     click = payload(1)
     assert click["type"] == "block_actions" and click["container"]["message_ts"] == card["ts"]
@@ -746,7 +746,7 @@ async def test_slack_sdk_retry_handler_waits_out_the_window(
     limited: tuple[FakeSlack, Clock], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake, clock = limited
-    monkeypatch.setattr(builtin_async_handlers.random, "random", lambda: 0.0)
+    monkeypatch.setattr("slack_sdk.http_retry.builtin_async_handlers.random.random", lambda: 0.0)
     retrying = AsyncWebClient(
         base_url=fake.api_url,
         token=fake.bot_token,

@@ -114,10 +114,10 @@ def bolt_app(fake: FakeSlack, app_token: str | None = None) -> BoltOverSocket:
 @pytest.fixture
 async def bolt(fake: FakeSlack) -> AsyncIterator[BoltOverSocket]:
     running = bolt_app(fake)
-    await running.handler.connect_async()
+    await running.handler.connect_async()  # type: ignore[no-untyped-call]
     await fake.socket_mode.wait_connected()
     yield running
-    await running.handler.close_async()
+    await running.handler.close_async()  # type: ignore[no-untyped-call]
 
 
 def opens(fake: FakeSlack) -> list[str | None]:
@@ -428,13 +428,13 @@ async def test_refused_app_token_makes_connect_retry_forever(fake: FakeSlack) ->
     ):
         fake.calls.clear()
         running = bolt_app(fake, app_token=token)
-        connecting = asyncio.ensure_future(running.handler.connect_async())
+        connecting = asyncio.ensure_future(running.handler.connect_async())  # type: ignore[no-untyped-call]
         await fake.wait_for(lambda: len(opens(fake)) >= 2, 10, "a second try")
         assert not connecting.done()  # still trying: connect never raises
         connecting.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await connecting
-        await running.handler.close_async()
+        await running.handler.close_async()  # type: ignore[no-untyped-call]
         assert len(opens(fake)) >= 2 and set(opens(fake)) == {error}
     assert fake.socket_mode.connections == []
 
@@ -443,12 +443,12 @@ async def test_disconnect_alone_does_not_stop_the_client(fake: FakeSlack) -> Non
     """handler.disconnect_async() closes the socket, and slack_sdk's monitor opens another
     within ping_interval; close_async() stops it for good."""
     running = bolt_app(fake)
-    await running.handler.connect_async()
+    await running.handler.connect_async()  # type: ignore[no-untyped-call]
     first = await fake.socket_mode.wait_connected()
-    await running.handler.disconnect_async()
+    await running.handler.disconnect_async()  # type: ignore[no-untyped-call]
     second = await fake.socket_mode.wait_connected()
     assert second is not first and first.closed_by == "client"
-    await running.handler.close_async()
+    await running.handler.close_async()  # type: ignore[no-untyped-call]
     await fake.wait_for(lambda: not second.open)
     await asyncio.sleep(PING_INTERVAL * 3)
     assert len(fake.socket_mode.connections) == 2
@@ -493,7 +493,7 @@ async def test_an_envelope_acked_too_late_answers_status_0(fake: FakeSlack) -> N
         ping_interval=PING_INTERVAL,
     )
     client.socket_mode_request_listeners.append(slow)
-    await client.connect()
+    await client.connect()  # type: ignore[no-untyped-call]
     try:
         await fake.socket_mode.wait_connected()
         slack = SocketModeSender(fake, ack_timeout=0.2)
@@ -504,7 +504,7 @@ async def test_an_envelope_acked_too_late_answers_status_0(fake: FakeSlack) -> N
         late = fake.socket_mode.delivery(reply.envelope_id or "")
         assert await late.wait(1.0) and late.elapsed is not None and late.elapsed >= 0.2
     finally:
-        await client.close()
+        await client.close()  # type: ignore[no-untyped-call]
 
 
 async def test_socket_sender_builds_the_same_payloads(fake: FakeSlack) -> None:

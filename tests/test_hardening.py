@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import QueuePool
 
 from bot import settings as bot_settings
 from bot.app import BotApp
@@ -35,6 +36,7 @@ from tests.support import (
     SIGNING_SECRET,
     Bot,
     StartBot,
+    channel_of,
     declared,
     entries,
     postgres_admin,
@@ -85,7 +87,7 @@ async def locked(database_url: str, table: str = "incident") -> AsyncIterator[No
             proc.stdin.close()
             await proc.wait()
         return
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
     conn = await asyncpg.connect(database_url)
     try:
@@ -182,7 +184,7 @@ async def test_a_locked_database_is_told_within_the_bound_then_works(
 ) -> None:
     bot = await start_bot(database_timeout_seconds=SHORT)
     inc = await declared(bot)
-    ch = inc.channel_id
+    ch = channel_of(inc)
 
     async with locked(database_url):
         said, took = await timed_answer(bot, "severity sev1", channel=ch, words="database")
@@ -223,7 +225,7 @@ async def test_the_default_bound_answers_within_ten_seconds(
     inc = await declared(bot)
     async with locked(database_url):
         said, took = await timed_answer(
-            bot, "severity sev1", channel=inc.channel_id, words="database"
+            bot, "severity sev1", channel=channel_of(inc), words="database"
         )
     assert UNAVAILABLE in said
     assert took < 10, took
@@ -235,7 +237,7 @@ async def test_a_frozen_postgres_is_told_within_the_bound_and_healthz_answers(
     async with through_proxy(postgres_url) as (url, proxy):
         bot = await start_on(url, database_timeout_seconds=SHORT)
         inc = await declared(bot)
-        ch = inc.channel_id
+        ch = channel_of(inc)
         proxy.freeze()
         # A statement times out, then SQLAlchemy gives the connection up to 2 s to close.
         said, took = await timed_answer(bot, "severity sev1", channel=ch, words="database")
@@ -263,7 +265,7 @@ async def test_a_frozen_postgres_with_the_default_bound_is_told_within_ten_secon
         inc = await declared(bot)
         proxy.freeze()
         said, took = await timed_answer(
-            bot, "severity sev1", channel=inc.channel_id, words="database"
+            bot, "severity sev1", channel=channel_of(inc), words="database"
         )
         assert UNAVAILABLE in said
         assert took < 10, took
@@ -286,7 +288,7 @@ async def test_connections_killed_by_the_server_are_replaced_without_an_error(
     assert name is not None and name.isidentifier()
     kill = f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"  # noqa: S608
     await postgres_admin(kill)
-    told = await bot.ask("severity sev1", user=ALICE, channel=inc.channel_id)
+    told = await bot.ask("severity sev1", user=ALICE, channel=channel_of(inc))
     assert told == [], told
     assert await severity_of(bot) == "SEV1"
 
@@ -299,12 +301,19 @@ async def test_a_change_stored_before_the_database_stopped_is_not_retried(
     # The severity is stored; reading the roles to show it again waits on the lock.
     async with locked(postgres_url, "role_assignment"):
         said, took = await timed_answer(
-            bot, "severity sev1", channel=inc.channel_id, words="database"
+            bot, "severity sev1", channel=channel_of(inc), words="database"
         )
     assert "was saved" in said and "no need to try again" in said, said
     assert "nothing was changed" not in said
     assert took < SHORT + 2
     assert await severity_of(bot) == "SEV1"
+
+
+def queue_pool(store: Store) -> QueuePool:
+    """The store's pool: a queue pool for every database on disk (see make_engine)."""
+    pool = store.engine.pool
+    assert isinstance(pool, QueuePool), pool
+    return pool
 
 
 async def test_every_wait_is_bounded_by_default(database_url: str) -> None:
@@ -319,7 +328,7 @@ async def test_every_wait_is_bounded_by_default(database_url: str) -> None:
                 for name in ("statement_timeout", "lock_timeout"):
                     shown = (await conn.exec_driver_sql(f"SHOW {name}")).scalar()
                     assert shown == f"{DEFAULT_TIMEOUT:g}s", (name, shown)
-        assert store.engine.pool.timeout() == DEFAULT_TIMEOUT
+        assert queue_pool(store).timeout() == DEFAULT_TIMEOUT
     finally:
         await store.close()
 
@@ -330,7 +339,7 @@ async def test_a_burst_queues_for_a_connection_but_a_stuck_pool_fails_fast(
     bound = 0.5
     store = Store(database_url, timeout=bound)
     await store.migrate()
-    pool = store.engine.pool
+    pool = queue_pool(store)
     held = [await store.engine.connect() for _ in range(pool.size() + pool._max_overflow)]
     try:
         # Every connection is taken and nobody's statements finish: the wait is the bound.
@@ -617,13 +626,13 @@ async def test_a_forged_snooze_is_refused(start_bot: StartBot) -> None:
     inc = await declared(bot)
 
     def reminders() -> list[dict[str, Any]]:
-        said = bot.fake.messages(inc.channel_id, include_system=False)
+        said = bot.fake.messages(channel_of(inc), include_system=False)
         return [m for m in said if "needs a status update" in m.get("text", "")]
 
     [reminder, *_] = await until(reminders, message="a reminder")
     for forged in ("999999", "0", "9" * 200):
         # A client that rewrote the button: the action id carries the minutes.
-        message = bot.fake.channels[inc.channel_id].find(reminder["ts"])
+        message = bot.fake.channels[channel_of(inc)].find(reminder["ts"])
         assert message is not None
         snooze = next(
             el
@@ -635,7 +644,7 @@ async def test_a_forged_snooze_is_refused(start_bot: StartBot) -> None:
         before = (await bot.incidents())[0].next_update_due
         await bot.slack.block_action(
             user=BOB,
-            channel=inc.channel_id,
+            channel=channel_of(inc),
             message_ts=reminder["ts"],
             action_id=f"reminder_snooze:{forged}",
         )

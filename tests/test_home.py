@@ -8,7 +8,19 @@ from typing import Any
 
 import pytest
 
-from tests.support import ALICE, BOB, CAROL, GENERAL, TRANSPORTS, Bot, StartBot, texts_of, until
+from bot.store import FollowUp, Incident
+from tests.support import (
+    ALICE,
+    BOB,
+    CAROL,
+    GENERAL,
+    TRANSPORTS,
+    Bot,
+    StartBot,
+    channel_of,
+    texts_of,
+    until,
+)
 
 
 def home_of(bot: Bot, user: str) -> dict[str, Any] | None:
@@ -37,7 +49,7 @@ async def open_home(bot: Bot, user: str) -> None:
     await bot.settled()
 
 
-async def declare_private(bot: Bot, title: str) -> Any:
+async def declare_private(bot: Bot, title: str) -> None:
     await bot.slack.command("declare", user=ALICE, channel=GENERAL)
     views = await until(
         lambda: [v for v in bot.fake.views.values() if v["callback_id"] == "declare"],
@@ -85,22 +97,22 @@ async def test_each_viewer_sees_what_they_may_and_changes_follow(start_bot: Star
     # A change to the public incident refreshes both Homes; to the private one, only
     # Alice's (Carol's is not even published again).
     carol_before = publishes(bot, CAROL)
-    await bot.ask("severity sev1", user=BOB, channel=public.channel_id)
+    await bot.ask("severity sev1", user=BOB, channel=channel_of(public))
     await until(lambda: "SEV1" in home_text(bot, CAROL), message="Carol's Home follows")
     await until(lambda: "SEV1" in home_text(bot, ALICE), message="Alice's Home follows")
     await bot.settled()
     carol_after = publishes(bot, CAROL)
     assert carol_after > carol_before
-    await bot.ask("update Containment in progress", user=ALICE, channel=private.channel_id)
+    await bot.ask("update Containment in progress", user=ALICE, channel=channel_of(private))
     await bot.settled(quiet=0.4)
     assert publishes(bot, CAROL) == carol_after
     assert "INC-2" not in home_text(bot, CAROL)
 
     # Resolved incidents are listed with their postmortem state.
-    await bot.ask("resolve Rolled back", user=BOB, channel=public.channel_id)
+    await bot.ask("resolve Rolled back", user=BOB, channel=channel_of(public))
     await until(lambda: "Recently resolved" in home_text(bot, CAROL), message="resolved listed")
     assert "no postmortem yet" in home_text(bot, CAROL)
-    await bot.ask("postmortem", user=BOB, channel=public.channel_id)
+    await bot.ask("postmortem", user=BOB, channel=channel_of(public))
     await until(
         lambda: "postmortem draft ready" in home_text(bot, CAROL), message="postmortem state"
     )
@@ -115,7 +127,7 @@ async def test_a_burst_of_changes_publishes_each_home_a_bounded_number_of_times(
     await open_home(bot, CAROL)
     before = publishes(bot, CAROL)
     for text in ("sev2", "sev1", "sev2", "sev3", "sev1"):
-        await bot.slack.command(f"severity {text}", user=BOB, channel=inc.channel_id)
+        await bot.slack.command(f"severity {text}", user=BOB, channel=channel_of(inc))
     await bot.settled()
     # The commands ran side by side: whichever was stored last is the severity now.
     [stored] = await bot.incidents()
@@ -148,8 +160,8 @@ async def test_follow_ups_are_taken_and_done_from_the_home(start_bot: StartBot) 
     bot = await start_bot(home_refresh_seconds=0.1)
     await bot.slack.command("declare sev3 Cache stampede", user=ALICE, channel=GENERAL)
     inc = await bot.wait_provisioned(1)
-    await bot.ask("action Add jitter to cache expiry", user=ALICE, channel=inc.channel_id)
-    await bot.ask(f"action Load test the cache <@{BOB}>", user=ALICE, channel=inc.channel_id)
+    await bot.ask("action Add jitter to cache expiry", user=ALICE, channel=channel_of(inc))
+    await bot.ask(f"action Load test the cache <@{BOB}>", user=ALICE, channel=channel_of(inc))
     await open_home(bot, CAROL)
     carol = home_text(bot, CAROL)
     assert "Follow-ups without an owner" in carol and "Add jitter to cache expiry" in carol
@@ -163,7 +175,10 @@ async def test_follow_ups_are_taken_and_done_from_the_home(start_bot: StartBot) 
     )
     await until(lambda: "Your follow-ups" in home_text(bot, CAROL), message="taken")
     await bot.settled()
-    [item] = [f for f in await bot.store.open_follow_ups("T0TEST") if f[0].owner == CAROL] or [None]
+    carols: list[tuple[FollowUp, Incident] | None] = [
+        f for f in await bot.store.open_follow_ups("T0TEST") if f[0].owner == CAROL
+    ]
+    [item] = carols or [None]
     assert item is not None
     # Nobody else is offered it any more.
     await open_home(bot, BOB)
@@ -190,7 +205,7 @@ async def test_follow_ups_are_taken_and_done_from_the_home(start_bot: StartBot) 
     [follow_up] = [f for _, _, fs in await bot.store.history(None) for f in fs if f.owner == CAROL]
     assert follow_up.done_by == CAROL and follow_up.done_at is not None
     # The postmortem ticks it off.
-    await bot.ask("postmortem", user=ALICE, channel=inc.channel_id)
+    await bot.ask("postmortem", user=ALICE, channel=channel_of(inc))
     draft = await bot.store.latest_postmortem(inc.pk)
     assert draft is not None
     assert "- [x] Add jitter to cache expiry (owner: Carol Chen)" in draft.markdown

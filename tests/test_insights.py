@@ -25,6 +25,8 @@ from tests.support import (
     Bot,
     StartBot,
     card_of,
+    card_ts_of,
+    channel_of,
     entries,
     texts_of,
     until,
@@ -54,10 +56,12 @@ def said(answer: dict[str, Any]) -> str:
     return f"{answer.get('text', '')}\n{texts_of(answer.get('blocks') or [])}"
 
 
-async def update_through_form(bot: Bot, inc: Any, user: str, status: str, summary: str) -> None:
+async def update_through_form(
+    bot: Bot, inc: Incident, user: str, status: str, summary: str
+) -> None:
     before = len(await entries(bot, inc, "update"))
     await bot.slack.block_action(
-        user=user, channel=inc.channel_id, message_ts=inc.card_ts, action_id="card_update"
+        user=user, channel=channel_of(inc), message_ts=card_ts_of(inc), action_id="card_update"
     )
     view = await until(lambda: view_of(bot, "update"), message="the update form")
     await bot.slack.submit_view(
@@ -89,15 +93,15 @@ async def scripted(bot: Bot, clock: Clock) -> Incident:
     await bot.slack.command("declare sev2 Checkout errors", user=ALICE, channel=GENERAL)
     inc = await bot.wait_provisioned(1)
     await bot.settled()
-    await person_says(bot, inc.channel_id, ALICE, "Looking", clock.at(1))
-    await person_says(bot, inc.channel_id, BOB, "I see 500s on checkout-api", clock.at(2))
-    await person_says(bot, inc.channel_id, CAROL, "Me too", clock.at(3))
+    await person_says(bot, channel_of(inc), ALICE, "Looking", clock.at(1))
+    await person_says(bot, channel_of(inc), BOB, "I see 500s on checkout-api", clock.at(2))
+    await person_says(bot, channel_of(inc), CAROL, "Me too", clock.at(3))
     clock.at(10)
     await update_through_form(bot, inc, ALICE, "monitoring", "Rolled back; watching.")
     clock.at(50)
     await update_through_form(bot, inc, ALICE, "monitoring", "Error rate normal.")
     clock.at(70)
-    await bot.ask("resolve Fixed by the rollback", user=ALICE, channel=inc.channel_id)
+    await bot.ask("resolve Fixed by the rollback", user=ALICE, channel=channel_of(inc))
     assert await entries(bot, inc, "resolved")
     [stored] = [i for i in await bot.incidents() if i.number == 1]
     return stored
@@ -144,7 +148,7 @@ async def test_one_scripted_incident_gives_the_same_figures_everywhere(
     assert value(samples, "incident_bot_status_updates_total", timeliness="late") == 1
 
     # The postmortem's key times and cadence.
-    await bot.ask("postmortem", user=ALICE, channel=inc.channel_id)
+    await bot.ask("postmortem", user=ALICE, channel=channel_of(inc))
     draft = await bot.store.latest_postmortem(inc.pk)
     assert draft is not None
     assert "- Time to respond: 2 min" in draft.markdown
@@ -157,17 +161,17 @@ async def test_a_message_from_the_declarer_or_an_app_is_no_response(bot: Bot) ->
     await bot.slack.command("declare sev3 Quiet", user=ALICE, channel=GENERAL)
     inc = await bot.wait_provisioned(1)
     now = datetime.now(UTC)
-    await person_says(bot, inc.channel_id, ALICE, "Anyone?", now)
+    await person_says(bot, channel_of(inc), ALICE, "Anyone?", now)
     # An integration's message: a bot_id, as Slack sends it.
     msg = bot.fake.post_as_user(
-        inc.channel_id, "U0DEPLOYBOT", "deploy finished", bot_id="B0DEPLOY", subtype="bot_message"
+        channel_of(inc), "U0DEPLOYBOT", "deploy finished", bot_id="B0DEPLOY", subtype="bot_message"
     )
     await bot.slack.event({**msg, "channel": inc.channel_id, "channel_type": "channel"})
     await bot.settled()
     [stored] = await bot.incidents()
     assert stored.responded_at is None
     # A role assignment by someone else is a response (a click counts).
-    await bot.ask(f"commander <@{BOB}>", user=BOB, channel=inc.channel_id)
+    await bot.ask(f"commander <@{BOB}>", user=BOB, channel=channel_of(inc))
     [stored] = await bot.incidents()
     assert stored.responded_by == BOB
 
@@ -184,7 +188,7 @@ async def test_a_drill_is_labelled_not_announced_and_not_counted(start_bot: Star
     assert drill.channel_name == "inc-1-drill-failover-practice"
     card = texts_of(card_of(bot, drill)["blocks"])
     assert "INC-1 (DRILL)" in card and "not announced" in card
-    assert bot.fake.channels[drill.channel_id].topic["value"].startswith("DRILL | ")
+    assert bot.fake.channels[channel_of(drill)].topic["value"].startswith("DRILL | ")
     assert bot.fake.messages(ANNOUNCE, include_system=False) == []
 
     # A real incident beside it is announced and counted; the drill is not.

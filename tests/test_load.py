@@ -9,12 +9,14 @@ is on as it is by default in production."""
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 import pytest
 
 from bot.app import BUSY_SLOTS
 from bot.fakeslack.server import load_rate_limits
 from bot.slack.budget import Budget, Window
+from bot.store import Incident
 from bot.store.engine import POOL_SIZE
 from bot.work import KeyedLocks, Slots, give_back
 from tests.support import (
@@ -25,6 +27,7 @@ from tests.support import (
     Bot,
     StartBot,
     card_of,
+    channel_of,
     declared,
     entries,
     texts_of,
@@ -80,22 +83,22 @@ async def test_rapid_changes_wait_for_slacks_limits_and_are_never_refused(
     # As fast as people click: each change is stored before the next one comes, while
     # Slack is still catching up with the ones before.
     for done, level in enumerate(levels, start=1):
-        await again.slack.command(f"severity {level}", user=ALICE, channel=inc.channel_id)
-        await until(lambda n=done: _count(again, inc, n), message=f"change {done}")
+        await again.slack.command(f"severity {level}", user=ALICE, channel=channel_of(inc))
+        await until(partial(_count, again, inc, done), message=f"change {done}")
     await again.settled()
 
     refused = [c.method for c in again.fake.calls if c.error == "ratelimited"]
     assert refused == []
     posted = [
         m["text"]
-        for m in again.fake.messages(inc.channel_id, include_system=False)
+        for m in again.fake.messages(channel_of(inc), include_system=False)
         if " from SEV" in m.get("text", "")
     ]
     assert len(posted) == len(levels)
     assert "SEV1" in texts_of(card_of(again, inc)["blocks"])
 
 
-async def _count(bot: Bot, inc: object, n: int) -> bool:
+async def _count(bot: Bot, inc: Incident, n: int) -> bool:
     return len(await entries(bot, inc, "severity")) >= n
 
 
@@ -212,8 +215,8 @@ async def test_changes_faster_than_slack_shows_them_cost_few_card_updates(bot: B
     before = len(bot.fake.calls_to("chat.update"))
     levels = ["sev2", "sev1", "sev4", "sev2", "sev1", "sev4", "sev2", "sev1", "sev4", "sev2"]
     for done, level in enumerate(levels, start=1):
-        await bot.slack.command(f"severity {level}", user=ALICE, channel=inc.channel_id)
-        await until(lambda n=done: _count(bot, inc, n), message=f"change {done}")
+        await bot.slack.command(f"severity {level}", user=ALICE, channel=channel_of(inc))
+        await until(partial(_count, bot, inc, done), message=f"change {done}")
     await bot.settled()
     updates = len(bot.fake.calls_to("chat.update")) - before
     assert updates <= 5, updates
@@ -309,7 +312,7 @@ async def test_changes_held_back_by_slacks_pacing_are_stored_at_once_and_shown_o
     updates = len(bot.fake.calls_to("chat.update"))
 
     await asyncio.gather(
-        *(bot.slack.command("severity sev1", user=ALICE, channel=i.channel_id) for i in incs)
+        *(bot.slack.command("severity sev1", user=ALICE, channel=channel_of(i)) for i in incs)
     )
 
     async def all_stored() -> bool:
@@ -322,7 +325,7 @@ async def test_changes_held_back_by_slacks_pacing_are_stored_at_once_and_shown_o
     assert len(bot.fake.calls_to("conversations.setTopic")) == topics + count
     assert len(bot.fake.calls_to("chat.update")) == updates + count
     for inc in incs:
-        assert "SEV1" in bot.fake.channels[inc.channel_id].topic["value"]
+        assert "SEV1" in bot.fake.channels[channel_of(inc)].topic["value"]
         assert "SEV1" in texts_of(card_of(bot, inc)["blocks"])
     assert all(i.shown_version == i.version for i in await bot.incidents())
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import re
 
-import jsonschema
-import yaml
+import jsonschema  # type: ignore[import-untyped]
+import yaml  # type: ignore[import-untyped]
 
 from bot.fakeslack.server import REFERENCE_FILE, load_reference
 from bot.slack import blocks

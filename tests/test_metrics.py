@@ -8,7 +8,19 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import ALICE, TRANSPORTS, Bot, StartBot, declared, entries, until, view_of
+from bot.store import Incident
+from tests.support import (
+    ALICE,
+    TRANSPORTS,
+    Bot,
+    StartBot,
+    card_ts_of,
+    channel_of,
+    declared,
+    entries,
+    until,
+    view_of,
+)
 
 
 async def scrape(bot: Bot) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -49,7 +61,7 @@ async def test_metrics_follow_an_incident_from_declaration_to_resolution(
     assert (value(samples, "incident_bot_slack_api_seconds_count", method="pins.add") or 0) == 1
 
     await bot.slack.block_action(
-        user=ALICE, channel=inc.channel_id, message_ts=inc.card_ts, action_id="card_update"
+        user=ALICE, channel=channel_of(inc), message_ts=card_ts_of(inc), action_id="card_update"
     )
     view = await until(lambda: view_of(bot, "update"), message="the update form")
     await bot.slack.submit_view(
@@ -63,7 +75,7 @@ async def test_metrics_follow_an_incident_from_declaration_to_resolution(
     assert value(samples, "incident_bot_status_updates_total", timeliness="late") == 0
     assert value(samples, "incident_bot_incidents_open", severity="SEV2", status="monitoring") == 1
 
-    await bot.slack.command("resolve Fixed by the rollback", user=ALICE, channel=inc.channel_id)
+    await bot.slack.command("resolve Fixed by the rollback", user=ALICE, channel=channel_of(inc))
     await until(lambda: _has(bot, inc, "resolved"), message="resolved")
     await bot.settled()
     samples = await scrape(bot)
@@ -95,5 +107,5 @@ async def test_slack_refusals_are_counted_by_method_and_error(start_bot: StartBo
     )
 
 
-async def _has(bot: Bot, inc: Any, kind: str) -> bool:
+async def _has(bot: Bot, inc: Incident, kind: str) -> bool:
     return bool(await entries(bot, inc, kind))

@@ -5,9 +5,19 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import partial
 
-from tests.support import ALICE, BOB, GENERAL, Bot, StartBot, human_messages, until
+from bot.store import Incident
+from tests.support import (
+    ALICE,
+    BOB,
+    GENERAL,
+    Bot,
+    StartBot,
+    channel_of,
+    human_messages,
+    until,
+)
 
 T0 = datetime.now(UTC).replace(microsecond=0)
 
@@ -31,8 +41,12 @@ NUDGES = {
 }
 
 
-def said(bot: Bot, inc: Any, words: str) -> list[str]:
-    return [t for t in human_messages(bot, inc.channel_id) if words in t]
+def said(bot: Bot, inc: Incident, words: str) -> list[str]:
+    return [t for t in human_messages(bot, channel_of(inc)) if words in t]
+
+
+def archived(bot: Bot, inc: Incident) -> bool:
+    return bot.fake.channels[channel_of(inc)].is_archived
 
 
 async def passes(bot: Bot, n: int = 3) -> None:
@@ -49,14 +63,14 @@ async def test_each_nudge_fires_once_at_its_time(start_bot: StartBot) -> None:
 
     await bot.slack.command("declare sev2 Cache stampede", user=ALICE, channel=GENERAL)
     resolved = await bot.wait_provisioned(1)
-    await bot.ask("action Add jitter to cache expiry", user=ALICE, channel=resolved.channel_id)
-    await bot.ask(f"action Load test <@{BOB}>", user=ALICE, channel=resolved.channel_id)
-    await bot.ask("resolve Expiry spread out", user=ALICE, channel=resolved.channel_id)
+    await bot.ask("action Add jitter to cache expiry", user=ALICE, channel=channel_of(resolved))
+    await bot.ask(f"action Load test <@{BOB}>", user=ALICE, channel=channel_of(resolved))
+    await bot.ask("resolve Expiry spread out", user=ALICE, channel=channel_of(resolved))
 
     await bot.slack.command("declare sev3 Written up", user=ALICE, channel=GENERAL)
     written = await bot.wait_provisioned(2)
-    await bot.ask("resolve Done", user=ALICE, channel=written.channel_id)
-    await bot.ask("postmortem", user=ALICE, channel=written.channel_id)
+    await bot.ask("resolve Done", user=ALICE, channel=channel_of(written))
+    await bot.ask("postmortem", user=ALICE, channel=channel_of(written))
 
     await bot.slack.command("declare sev3 Forgotten", user=ALICE, channel=GENERAL)
     quiet = await bot.wait_provisioned(3)
@@ -64,7 +78,7 @@ async def test_each_nudge_fires_once_at_its_time(start_bot: StartBot) -> None:
     busy = await bot.wait_provisioned(4)
     await bot.slack.command("declare --drill sev3 Game day", user=ALICE, channel=GENERAL)
     drill = await bot.wait_provisioned(5)
-    await bot.ask("resolve Practice over", user=ALICE, channel=drill.channel_id)
+    await bot.ask("resolve Practice over", user=ALICE, channel=channel_of(drill))
     await bot.settled()
 
     # Not yet: a day is not over.
@@ -87,7 +101,7 @@ async def test_each_nudge_fires_once_at_its_time(start_bot: StartBot) -> None:
 
     # A note keeps INC-4 active; INC-3 goes quiet for three days.
     clock.to(timedelta(days=2))
-    await bot.ask("note Still digging into the slow queries", user=ALICE, channel=busy.channel_id)
+    await bot.ask("note Still digging into the slow queries", user=ALICE, channel=channel_of(busy))
     clock.to(timedelta(days=3, minutes=1))
     await until(lambda: said(bot, quiet, "no activity"), message="inactivity nudge")
     await passes(bot)
@@ -98,11 +112,11 @@ async def test_each_nudge_fires_once_at_its_time(start_bot: StartBot) -> None:
     # A week after resolution: a closing message, then the channel is archived.
     clock.to(timedelta(days=7, minutes=1))
     for inc in (resolved, written, drill):
-        await until(lambda i=inc: bot.fake.channels[i.channel_id].is_archived, message="archived")
+        await until(partial(archived, bot, inc), message="archived")
     await passes(bot)
     for inc in (resolved, written, drill):
         assert len(said(bot, inc, "this channel is archived now")) == 1
-    assert not bot.fake.channels[quiet.channel_id].is_archived
+    assert not bot.fake.channels[channel_of(quiet)].is_archived
     stored = {i.number: i for i in await bot.incidents()}
     assert stored[1].channel_state == "archived"
     # Nothing was sent twice by either process.
@@ -123,16 +137,16 @@ async def test_nudges_switched_off_send_nothing(start_bot: StartBot) -> None:
     )
     await bot.slack.command("declare sev2 Left alone", user=ALICE, channel=GENERAL)
     inc = await bot.wait_provisioned(1)
-    await bot.ask("action Something nobody owns", user=ALICE, channel=inc.channel_id)
+    await bot.ask("action Something nobody owns", user=ALICE, channel=channel_of(inc))
     await bot.slack.command("declare sev2 Resolved", user=ALICE, channel=GENERAL)
     done = await bot.wait_provisioned(2)
-    await bot.ask("resolve ok", user=ALICE, channel=done.channel_id)
+    await bot.ask("resolve ok", user=ALICE, channel=channel_of(done))
     clock.to(timedelta(days=60))
     await passes(bot, 4)
     for i in (inc, done):
-        texts = human_messages(bot, i.channel_id)
+        texts = human_messages(bot, channel_of(i))
         assert not [t for t in texts if "no postmortem" in t or "no activity" in t]
-        assert not bot.fake.channels[i.channel_id].is_archived
+        assert not bot.fake.channels[channel_of(i)].is_archived
 
 
 async def test_a_nudge_slack_refused_for_a_moment_is_sent_on_a_later_pass(

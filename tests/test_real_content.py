@@ -14,8 +14,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bot.store import Incident
 from tests.readable import shape, shows_itself, squash, tokens, visible
-from tests.support import ALICE, BOB, CAROL, GENERAL, ROOT, Bot, declared, entries, uploaded
+from tests.support import (
+    ALICE,
+    BOB,
+    CAROL,
+    GENERAL,
+    ROOT,
+    Bot,
+    channel_of,
+    data_of,
+    declared,
+    entries,
+    id_of,
+    uploaded,
+)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "real_channel.json"
 IDS = re.compile(r"\b[UWBCSF]0[A-Z0-9]{2,}\b")
@@ -77,10 +91,10 @@ def block_types(md: str) -> list[str]:
     return [t.type for t in tokens(md) if t.nesting == 1 or t.type in ("fence", "code_block")]
 
 
-async def compile_real_channel(bot: Bot) -> tuple[Any, dict[str, dict[str, Any]], str]:
+async def compile_real_channel(bot: Bot) -> tuple[Incident, dict[str, dict[str, Any]], str]:
     workspace(bot)
     inc = await declared(bot, "declare sev2 Checkout 5xx")
-    ch = inc.channel_id
+    ch = channel_of(inc)
     posted = load(bot, ch)
     # The alert is pinned with the reaction, the GitHub note and the forward with the
     # shortcut; then GitHub's message is deleted: its entry keeps what it showed.
@@ -100,7 +114,7 @@ async def test_real_channel_compiles_to_a_draft_a_person_can_read(
     bot: Bot, database_url: str
 ) -> None:
     inc, _, draft = await compile_real_channel(bot)
-    ch = inc.channel_id
+    ch = channel_of(inc)
     timeline = section(draft, "Timeline")
     seen = squash(visible(draft))
 
@@ -272,37 +286,37 @@ async def test_real_channel_compiles_to_a_draft_a_person_can_read(
 
     # The draft reads as Slack showed each message, line by line: tests/drafts.py checks
     # every draft the suite renders when its test ends, this one too, compiled again.
-    assert await bot.app.ops.postmortems.draft(inc.id) == draft
+    assert await bot.app.ops.postmortems.draft(id_of(inc)) == draft
 
 
 async def test_pinned_content_is_kept_on_the_timeline(bot: Bot) -> None:
     """A pin or the shortcut keeps what the message showed, not only its text field."""
     workspace(bot)
     inc = await declared(bot)
-    posted = load(bot, inc.channel_id)
-    await bot.slack.reaction_added(user=BOB, channel=inc.channel_id, ts=posted["alert"]["ts"])
+    posted = load(bot, channel_of(inc))
+    await bot.slack.reaction_added(user=BOB, channel=channel_of(inc), ts=posted["alert"]["ts"])
     await bot.slack.message_shortcut(
         callback_id="add_to_timeline",
         user=ALICE,
-        channel=inc.channel_id,
+        channel=channel_of(inc),
         message_ts=posted["rich"]["ts"],
     )
     await bot.settled()
     alert, rich = await entries(bot, inc, "message")
-    assert alert.data["user"] == "B0GRAFANA" and alert.actor == BOB
+    assert data_of(alert)["user"] == "B0GRAFANA" and alert.actor == BOB
     assert "[FIRING:1] HighErrorRate checkout (prod)" in alert.text
     assert "5xx rate is 12%" in alert.text and "severity" in alert.text
-    assert alert.data["message"]["attachments"][0]["fields"][0]["value"] == "critical"
+    assert data_of(alert)["message"]["attachments"][0]["fields"][0]["value"] == "critical"
     assert "• drain `checkout-api-7f9c`" in rich.text
     assert "<@U0BOB>" in rich.text and "<!subteam^S0SRE>" in rich.text
-    assert rich.data["message"]["blocks"] == posted["rich"]["blocks"]
+    assert data_of(rich)["message"]["blocks"] == posted["rich"]["blocks"]
 
 
 async def test_a_lookup_that_fails_never_aborts_the_draft(bot: Bot) -> None:
     """Slack refusing or failing a name lookup leaves a neutral label, and the draft is
     still posted."""
     inc = await declared(bot)
-    ch = inc.channel_id
+    ch = channel_of(inc)
     bot.fake.invisible_users.add("U0EXT")
     bot.fake.post_as_user(ch, "U0EXT", "from a partner, <@U0GONE2> and <#C0NOWHERE>")
     app = bot.fake.post_as_user(ch, "", "deploy done", bot_id="B0NOBODY", subtype="bot_message")

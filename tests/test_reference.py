@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 
 from bot.fakeslack import FakeSlack
 from bot.fakeslack.reference import generate

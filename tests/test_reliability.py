@@ -21,6 +21,7 @@ from tests.support import (
     Bot,
     StartBot,
     card_of,
+    channel_of,
     declared,
     entries,
     texts_of,
@@ -102,11 +103,11 @@ async def test_duplicates_are_caught_across_processes(start_bot: StartBot) -> No
     assert len(a.fake.calls_to("conversations.create")) == 1
 
     # The same pin delivered to both processes (a retry landing elsewhere): one entry.
-    msg = a.fake.post_as_user(inc.channel_id, BOB, "Disk full on db-1")
+    msg = a.fake.post_as_user(channel_of(inc), BOB, "Disk full on db-1")
     await asyncio.gather(
-        a.slack.reaction_added(user=BOB, channel=inc.channel_id, ts=msg["ts"], event_id="Ev9"),
+        a.slack.reaction_added(user=BOB, channel=channel_of(inc), ts=msg["ts"], event_id="Ev9"),
         b.slack.reaction_added(
-            user=BOB, channel=inc.channel_id, ts=msg["ts"], event_id="Ev9", retry_num=1
+            user=BOB, channel=channel_of(inc), ts=msg["ts"], event_id="Ev9", retry_num=1
         ),
     )
     await a.settled()
@@ -130,16 +131,16 @@ async def test_rate_limits_and_server_errors_slow_things_down_but_lose_nothing(
     await bot.slack.command("declare sev1 Flaky Slack", user=ALICE)
     inc = await bot.wait_provisioned(1, timeout=30)
     await bot.settled(timeout=30)
-    await bot.ask("update Still flaky but fine", user=ALICE, channel=inc.channel_id)
+    await bot.ask("update Still flaky but fine", user=ALICE, channel=channel_of(inc))
     for i in range(30):
-        bot.fake.post_as_user(inc.channel_id, BOB, f"message {i}")
-    await bot.ask("postmortem", user=ALICE, channel=inc.channel_id)
+        bot.fake.post_as_user(channel_of(inc), BOB, f"message {i}")
+    await bot.ask("postmortem", user=ALICE, channel=channel_of(inc))
 
     assert [c.name for c in bot.fake.channels.values() if c.name.startswith("inc-1")] == [
         "inc-1-flaky-slack"
     ]
-    assert bot.fake.pins(inc.channel_id) == [inc.card_ts]
-    said = [m["text"] for m in bot.fake.messages(inc.channel_id, include_system=False)]
+    assert bot.fake.pins(channel_of(inc)) == [inc.card_ts]
+    said = [m["text"] for m in bot.fake.messages(channel_of(inc), include_system=False)]
     assert len([t for t in said if "Still flaky but fine" in t]) == 1
     assert len(bot.fake.messages("C0ANNOUNCE", include_system=False)) == 1
     [draft] = uploaded(bot)
@@ -161,7 +162,7 @@ async def test_slack_down_during_a_declaration_is_told_then_repaired(start_bot: 
     inc = await bot.wait_provisioned(1, timeout=20)  # the repair job finishes it
     assert [c.status for c in bot.fake.calls_to("conversations.create")] == [500] * 4 + [200]
     assert inc.channel_name == "inc-1-slack-outage-too"
-    assert bot.fake.pins(inc.channel_id) == [inc.card_ts]
+    assert bot.fake.pins(channel_of(inc)) == [inc.card_ts]
     assert len([c for c in bot.fake.channels.values() if c.name.startswith("inc-1")]) == 1
 
 
@@ -173,11 +174,11 @@ async def test_half_finished_declaration_is_completed_not_duplicated(start_bot: 
     assert [c.ok for c in bot.fake.calls_to("pins.add")] == [False, True]
     cards = [
         m
-        for m in bot.fake.messages(inc.channel_id, include_system=False)
+        for m in bot.fake.messages(channel_of(inc), include_system=False)
         if m.get("blocks") and "INC-1 · Pins broken" in texts_of(m["blocks"])
     ]
     assert [c["ts"] for c in cards] == [inc.card_ts]
-    assert bot.fake.pins(inc.channel_id) == [inc.card_ts]
+    assert bot.fake.pins(channel_of(inc)) == [inc.card_ts]
 
 
 async def test_a_reminder_whose_post_failed_is_sent_once_later(start_bot: StartBot) -> None:
@@ -190,7 +191,7 @@ async def test_a_reminder_whose_post_failed_is_sent_once_later(start_bot: StartB
     await until(lambda: entries(bot, inc, "reminder"), timeout=10, message="reminder claimed")
 
     def reminders() -> list[dict[str, Any]]:
-        said = bot.fake.messages(inc.channel_id, include_system=False)
+        said = bot.fake.messages(channel_of(inc), include_system=False)
         return [m for m in said if "needs a status update" in m["text"]]
 
     async def every_claim_sent_once() -> bool:
@@ -225,7 +226,7 @@ async def test_a_channel_created_but_never_confirmed_is_adopted(bot: Bot) -> Non
 async def test_an_action_that_still_fails_tells_the_person(bot: Bot) -> None:
     inc = await declared(bot)
     bot.fake.fail("chat.postMessage", error="restricted_action", times=5)
-    [told] = await bot.ask("update Cannot post", user=ALICE, channel=inc.channel_id)
+    [told] = await bot.ask("update Cannot post", user=ALICE, channel=channel_of(inc))
     assert "Slack refused" in told["text"] and "restricted_action" in told["text"]
     # The update is stored (nothing is lost); a later repair posts it.
     [update] = await entries(bot, inc, "update")
@@ -242,7 +243,8 @@ LIVE = ("<!channel>", "<!here>", "<@U0BOB>", "<#C0GENERAL>", "<http://x.example"
 
 def markup_of(message: dict[str, Any]) -> str:
     """Everything Slack would parse as markup in a message: text and mrkdwn objects."""
-    return message.get("text", "") + "\n" + texts_of(message.get("blocks", []), kinds=("mrkdwn",))
+    text: str = message.get("text", "")
+    return text + "\n" + texts_of(message.get("blocks", []), kinds=("mrkdwn",))
 
 
 async def test_peoples_text_never_becomes_a_mention_or_link(start_bot: StartBot) -> None:
@@ -255,7 +257,7 @@ async def test_peoples_text_never_becomes_a_mention_or_link(start_bot: StartBot)
     await bot.ask(f"declare sev2 {NASTY_TYPED}", user=ALICE, channel=GENERAL)
     inc = await bot.wait_provisioned(1)
     assert inc.title == NASTY
-    ch = inc.channel_id
+    ch = channel_of(inc)
     await bot.ask(f"update {NASTY_TYPED}", user=ALICE, channel=ch)
     await bot.ask(f"note {NASTY_TYPED}", user=ALICE, channel=ch)
     await bot.ask(f"action {NASTY_TYPED}", user=ALICE, channel=ch)
@@ -317,7 +319,7 @@ async def test_random_command_text_always_gets_a_prompt_answer(bot: Bot) -> None
     rng = random.Random(20261123)
     for i in range(120):
         text = f"{rng.choice(SUBCOMMANDS)} {random_text(rng)}".strip()
-        channel = inc.channel_id if i % 2 else GENERAL
+        channel = channel_of(inc) if i % 2 else GENERAL
         reply = await bot.slack.command(text, user=ALICE, channel=channel)
         assert reply.status == 200, text[:200]
         assert reply.elapsed < 3, (reply.elapsed, text[:200])
@@ -353,10 +355,10 @@ async def test_no_secret_in_any_log_line_during_a_full_incident(
     bot = await start_bot(log_level="DEBUG")
     await bot.ask("declare sev1 Logged incident", user=ALICE, channel=GENERAL)
     inc = await bot.wait_provisioned(1)
-    await bot.ask("update Watching", user=ALICE, channel=inc.channel_id)
-    await bot.ask("commander <@U0BOB|bob>", user=ALICE, channel=inc.channel_id)
-    await bot.ask("resolve Done", user=ALICE, channel=inc.channel_id)
-    await bot.ask("postmortem", user=ALICE, channel=inc.channel_id)
+    await bot.ask("update Watching", user=ALICE, channel=channel_of(inc))
+    await bot.ask("commander <@U0BOB|bob>", user=ALICE, channel=channel_of(inc))
+    await bot.ask("resolve Done", user=ALICE, channel=channel_of(inc))
+    await bot.ask("postmortem", user=ALICE, channel=channel_of(inc))
     await bot.slack.raw(b"command=/incident&text=help", {"X-Slack-Signature": "v0=bad"})
     logged = "\n".join(f"{r.getMessage()} {r.exc_text or ''} {r.args!r}" for r in caplog.records)
     # DEBUG really was on, down to the Web API's bodies.

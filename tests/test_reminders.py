@@ -26,8 +26,11 @@ from tests.support import (
     GENERAL,
     Bot,
     StartBot,
+    channel_of,
+    data_of,
     element,
     entries,
+    id_of,
     until,
 )
 
@@ -53,7 +56,7 @@ async def start_fast(start_bot: StartBot, **overrides: Any) -> Bot:
     return await start_bot(reminder_sync_seconds=sync, **settings)
 
 
-async def declare(bot: Bot, text: str = "declare sev2 Checkout latency") -> Any:
+async def declare(bot: Bot, text: str = "declare sev2 Checkout latency") -> Incident:
     await bot.slack.command(text, user=ALICE, channel=GENERAL)
     return await bot.wait_provisioned(1)
 
@@ -61,7 +64,7 @@ async def declare(bot: Bot, text: str = "declare sev2 Checkout latency") -> Any:
 async def test_reminder_on_time_mentions_the_right_person(start_bot: StartBot) -> None:
     bot = await start_fast(start_bot)
     inc = await declare(bot)
-    first = await until(lambda: reminders_in(bot, inc.channel_id), message="first reminder")
+    first = await until(lambda: reminders_in(bot, channel_of(inc)), message="first reminder")
     # Not before it was due (an interval after the declaration; on a slow machine the
     # stored due time may already be the next one); the declarer commands, so the declarer
     # is reminded.
@@ -72,13 +75,13 @@ async def test_reminder_on_time_mentions_the_right_person(start_bot: StartBot) -
     assert element(first[0], "reminder_update") and element(first[0], "reminder_snooze:15")
 
     # The comms lead takes over reminders once there is one.
-    await bot.slack.command("comms <@U0CAROL|carol>", user=ALICE, channel=inc.channel_id)
-    await until(lambda: len(reminders_in(bot, inc.channel_id)) >= 3, timeout=5)
-    assert f"<@{CAROL}>" in reminders_in(bot, inc.channel_id)[-1]["text"]
+    await bot.slack.command("comms <@U0CAROL|carol>", user=ALICE, channel=channel_of(inc))
+    await until(lambda: len(reminders_in(bot, channel_of(inc))) >= 3, timeout=5)
+    assert f"<@{CAROL}>" in reminders_in(bot, channel_of(inc))[-1]["text"]
     # Each reminder is on the timeline, once.
     sent = await entries(bot, inc, "reminder")
     assert len(sent) >= 2
-    assert len({e.data["due"] for e in sent}) == len(sent)
+    assert len({data_of(e)["due"] for e in sent}) == len(sent)
 
 
 async def test_a_reminder_edits_the_card_but_not_the_unchanged_announcement(
@@ -94,14 +97,14 @@ async def test_a_reminder_edits_the_card_but_not_the_unchanged_announcement(
     def edits(channel: str) -> int:
         return sum(c.args.get("channel") == channel for c in bot.fake.calls_to("chat.update"))
 
-    card, announcement = edits(inc.channel_id), edits(ANNOUNCE)
-    await until(lambda: len(reminders_in(bot, inc.channel_id)) >= 2, message="two reminders")
+    card, announcement = edits(channel_of(inc)), edits(ANNOUNCE)
+    await until(lambda: len(reminders_in(bot, channel_of(inc))) >= 2, message="two reminders")
     await bot.settled()
-    assert edits(inc.channel_id) >= card + 2
+    assert edits(channel_of(inc)) >= card + 2
     assert edits(ANNOUNCE) == announcement
 
     # A change the announcement shows still reaches it.
-    await bot.slack.command("severity sev1", user=ALICE, channel=inc.channel_id)
+    await bot.slack.command("severity sev1", user=ALICE, channel=channel_of(inc))
     await bot.settled()
     assert edits(ANNOUNCE) == announcement + 1
     shown = bot.fake.channels[ANNOUNCE].find(str((await bot.incidents())[0].announcement_ts))
@@ -112,12 +115,14 @@ async def test_an_update_restarts_the_interval(start_bot: StartBot) -> None:
     bot = await start_fast(start_bot, reminder_interval_minutes=1.5 / 60)
     inc = await declare(bot)
     await asyncio.sleep(1.0)
-    await bot.slack.command("update Mitigating", user=ALICE, channel=inc.channel_id)
+    await bot.slack.command("update Mitigating", user=ALICE, channel=channel_of(inc))
     [update] = await until(lambda: entries(bot, inc, "update"))
     # The first reminder after the update (on a slow machine one may have fallen due
     # before the update landed) waits a whole interval from it.
     after = await until(
-        lambda: [m for m in reminders_in(bot, inc.channel_id) if posted_at(m) > update.happened_at],
+        lambda: [
+            m for m in reminders_in(bot, channel_of(inc)) if posted_at(m) > update.happened_at
+        ],
         timeout=5,
     )
     assert posted_at(after[0]) >= update.happened_at + timedelta(seconds=1.5)
@@ -126,29 +131,30 @@ async def test_an_update_restarts_the_interval(start_bot: StartBot) -> None:
 async def test_snooze_moves_the_reminder(start_bot: StartBot) -> None:
     bot = await start_fast(start_bot)
     inc = await declare(bot)
-    [reminder] = await until(lambda: reminders_in(bot, inc.channel_id))
+    [reminder] = await until(lambda: reminders_in(bot, channel_of(inc)))
     for _ in range(2):  # a double click snoozes once
         await bot.slack.block_action(
             user=BOB,
-            channel=inc.channel_id,
+            channel=channel_of(inc),
             message_ts=reminder["ts"],
             action_id="reminder_snooze:15",
         )
     await bot.settled()
     stored = (await bot.incidents())[0]
+    assert stored.next_update_due is not None
     assert stored.next_update_due - datetime.now(UTC) > timedelta(minutes=14)
     assert len(await entries(bot, inc, "snooze")) == 1
     await asyncio.sleep(INTERVAL_S * 2)
-    assert len(reminders_in(bot, inc.channel_id)) == 1
+    assert len(reminders_in(bot, channel_of(inc))) == 1
     assert any("in 15 min" in t for t in bot.private_to(BOB))
 
 
 async def test_reminder_button_opens_the_update_form(start_bot: StartBot) -> None:
     bot = await start_fast(start_bot, reminder_interval_minutes=1 / 60)
     inc = await declare(bot)
-    [reminder] = await until(lambda: reminders_in(bot, inc.channel_id))
+    [reminder] = await until(lambda: reminders_in(bot, channel_of(inc)))
     await bot.slack.block_action(
-        user=ALICE, channel=inc.channel_id, message_ts=reminder["ts"], action_id="reminder_update"
+        user=ALICE, channel=channel_of(inc), message_ts=reminder["ts"], action_id="reminder_update"
     )
     view = await until(lambda: [v for v in bot.fake.views.values() if v["callback_id"] == "update"])
     await bot.slack.submit_view(view[0]["id"], user=ALICE, inputs={"summary": "On it."})
@@ -163,22 +169,22 @@ async def test_severity_change_recomputes_the_due_time(start_bot: StartBot) -> N
     bot = await start_fast(start_bot, severities=severities, reminder_interval_minutes=10)
     inc = await declare(bot, "declare sev2 Slow")
     await asyncio.sleep(0.5)
-    assert reminders_in(bot, inc.channel_id) == []
-    await bot.slack.command("severity sev1", user=ALICE, channel=inc.channel_id)
+    assert reminders_in(bot, channel_of(inc)) == []
+    await bot.slack.command("severity sev1", user=ALICE, channel=channel_of(inc))
     # SEV1's 0.6 s cadence counts from the declaration, so it is already overdue.
-    await until(lambda: reminders_in(bot, inc.channel_id), timeout=3)
+    await until(lambda: reminders_in(bot, channel_of(inc)), timeout=3)
 
 
 async def test_resolve_stops_reminders(start_bot: StartBot) -> None:
     bot = await start_fast(start_bot)
     inc = await declare(bot)
-    await until(lambda: reminders_in(bot, inc.channel_id))
-    await bot.slack.command("resolve Fixed", user=ALICE, channel=inc.channel_id)
+    await until(lambda: reminders_in(bot, channel_of(inc)))
+    await bot.slack.command("resolve Fixed", user=ALICE, channel=channel_of(inc))
     await bot.settled()
-    count = len(reminders_in(bot, inc.channel_id))
+    count = len(reminders_in(bot, channel_of(inc)))
     await asyncio.sleep(INTERVAL_S * 3)
-    assert len(reminders_in(bot, inc.channel_id)) == count
-    assert bot.app.scheduler.get_job(Reminders.job_id(inc.id)) is None
+    assert len(reminders_in(bot, channel_of(inc))) == count
+    assert bot.app.scheduler.get_job(Reminders.job_id(id_of(inc))) is None
 
 
 async def test_restart_in_the_middle_of_an_interval(start_bot: StartBot) -> None:
@@ -186,26 +192,27 @@ async def test_restart_in_the_middle_of_an_interval(start_bot: StartBot) -> None
     inc = await declare(bot)
     await asyncio.sleep(0.5)
     await bot.app.stop()
-    assert reminders_in(bot, inc.channel_id) == []
+    assert reminders_in(bot, channel_of(inc)) == []
 
     again = await start_fast(start_bot, reminder_interval_minutes=2 / 60)
-    first = await until(lambda: reminders_in(again, inc.channel_id), timeout=5)
+    first = await until(lambda: reminders_in(again, channel_of(inc)), timeout=5)
+    assert inc.next_update_due is not None
     assert posted_at(first[0]) >= inc.next_update_due
     await asyncio.sleep(0.5)
-    assert len(reminders_in(again, inc.channel_id)) == 1
+    assert len(reminders_in(again, channel_of(inc))) == 1
 
 
 async def test_reminder_due_while_stopped_is_sent_once_at_start_up(start_bot: StartBot) -> None:
     bot = await start_fast(start_bot, reminder_interval_minutes=0.3 / 60)
     inc = await declare(bot)
     await bot.app.stop()
-    already = len(reminders_in(bot, inc.channel_id))
+    already = len(reminders_in(bot, channel_of(inc)))
     await asyncio.sleep(1.5)  # five intervals pass while nothing runs
 
     await start_fast(start_bot, reminder_interval_minutes=1 / 60)
-    await until(lambda: len(reminders_in(bot, inc.channel_id)) > already, timeout=5)
+    await until(lambda: len(reminders_in(bot, channel_of(inc))) > already, timeout=5)
     await asyncio.sleep(0.4)
-    assert len(reminders_in(bot, inc.channel_id)) == already + 1
+    assert len(reminders_in(bot, channel_of(inc))) == already + 1
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
@@ -219,8 +226,8 @@ async def test_two_processes_send_each_reminder_once(start_bot: StartBot) -> Non
     await start_fast(start_bot)
     await asyncio.sleep(INTERVAL_S * 3)
 
-    sent = reminders_in(a, inc.channel_id)
-    dues = [e.data["due"] for e in await entries(a, inc, "reminder")]
+    sent = reminders_in(a, channel_of(inc))
+    dues = [data_of(e)["due"] for e in await entries(a, inc, "reminder")]
     assert len(sent) >= 4
     assert len(sent) == len(dues) == len(set(dues))
     # Consecutive reminders are an interval apart: none doubled, none skipped.
@@ -298,12 +305,12 @@ async def test_many_reminders_due_at_once_go_out_once_each_a_bounded_number_at_a
     async with store.sessions() as s:
         recorded = (
             await s.execute(
-                select(TimelineEntry.incident_id).where(col(TimelineEntry.kind) == "reminder")
+                select(col(TimelineEntry.incident_id)).where(col(TimelineEntry.kind) == "reminder")
             )
         ).all()
         held = (
             await s.execute(
-                select(Incident.id).where(col(Incident.reminder_sending_since).is_not(None))
+                select(col(Incident.id)).where(col(Incident.reminder_sending_since).is_not(None))
             )
         ).all()
     assert len(recorded) == len({r[0] for r in recorded}) == count

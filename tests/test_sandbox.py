@@ -14,12 +14,16 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
 
 from bot.sandbox import Sandbox
 from tests.support import ROOT, until
+
+if TYPE_CHECKING:
+    from playwright.async_api import Locator, Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = ROOT / "docs" / "sandbox.png"
@@ -61,7 +65,7 @@ async def sandbox(tmp_path: Path) -> AsyncIterator[tuple[Sandbox, str]]:
 
 
 @pytest.fixture
-async def page(sandbox: tuple[Sandbox, str]) -> AsyncIterator[object]:
+async def page(sandbox: tuple[Sandbox, str]) -> AsyncIterator[Page]:
     async with playwright_api.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         page = await browser.new_page(viewport={"width": 1200, "height": 900})
@@ -73,7 +77,7 @@ async def page(sandbox: tuple[Sandbox, str]) -> AsyncIterator[object]:
 
 @needs_chromium
 async def test_an_incident_from_declaration_to_postmortem_in_the_browser(
-    sandbox: tuple[Sandbox, str], page: object
+    sandbox: tuple[Sandbox, str], page: Page
 ) -> None:
     box, _ = sandbox
     p = page  # an async Playwright Page
@@ -180,7 +184,7 @@ def _other_address() -> str | None:
 
 @needs_chromium
 async def test_a_commands_own_reply_is_shown_to_that_person_with_its_emoji(
-    sandbox: tuple[Sandbox, str], page: object
+    sandbox: tuple[Sandbox, str], page: Page
 ) -> None:
     """What the bot answers at once (help, a refusal, "Declaring…") shows as Slack shows
     it: only to the person who typed the command, emoji drawn rather than as :codes:."""
@@ -213,7 +217,7 @@ async def test_a_commands_own_reply_is_shown_to_that_person_with_its_emoji(
 
 @needs_chromium
 async def test_typed_markup_and_script_are_shown_as_typed_and_never_run(
-    sandbox: tuple[Sandbox, str], page: object
+    sandbox: tuple[Sandbox, str], page: Page
 ) -> None:
     """Markup typed into the composer, in a message or in an incident's title, reaches
     the bot escaped as Slack's client sends it and shows exactly as typed: no element is
@@ -236,11 +240,11 @@ async def test_typed_markup_and_script_are_shown_as_typed_and_never_run(
     assert await p.locator("main img, main b, main script").count() == 0
 
 
-async def _screenshot(card: object) -> None:
+async def _screenshot(card: Locator) -> None:
     """The card for the README; the page redraws as messages arrive, so try again."""
     for attempt in range(5):
         try:
-            await card.screenshot(path=str(SCREENSHOT))  # type: ignore[attr-defined]
+            await card.screenshot(path=str(SCREENSHOT))
             return
         except playwright_api.Error:
             if attempt == 4:

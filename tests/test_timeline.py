@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from bot.postmortem.render import PROMPT_MARKER
 from tests.support import (
@@ -22,6 +23,9 @@ from tests.support import (
     TRANSPORTS,
     Bot,
     card_of,
+    card_ts_of,
+    channel_of,
+    data_of,
     declared,
     element,
     entries,
@@ -33,45 +37,45 @@ from tests.support import (
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_pushpin_reaction_adds_a_message_once_at_its_own_time(bot: Bot) -> None:
     inc = await declared(bot)
-    msg = bot.fake.post_as_user(inc.channel_id, ALICE, "Error rate at 40% on <#C0GENERAL|general>")
-    await bot.slack.reaction_added(user=BOB, channel=inc.channel_id, ts=msg["ts"], event_id="Ev1")
+    msg = bot.fake.post_as_user(channel_of(inc), ALICE, "Error rate at 40% on <#C0GENERAL|general>")
+    await bot.slack.reaction_added(user=BOB, channel=channel_of(inc), ts=msg["ts"], event_id="Ev1")
     await bot.settled()
     # Slack's retry of the same event, and a second person pinning it, add nothing.
     await bot.slack.reaction_added(
-        user=BOB, channel=inc.channel_id, ts=msg["ts"], event_id="Ev1", retry_num=1
+        user=BOB, channel=channel_of(inc), ts=msg["ts"], event_id="Ev1", retry_num=1
     )
-    await bot.slack.reaction_added(user=CAROL, channel=inc.channel_id, ts=msg["ts"])
+    await bot.slack.reaction_added(user=CAROL, channel=channel_of(inc), ts=msg["ts"])
     # Other emoji, and pins outside incident channels, are ignored.
-    await bot.slack.reaction_added(user=BOB, channel=inc.channel_id, ts=msg["ts"], reaction="eyes")
+    await bot.slack.reaction_added(user=BOB, channel=channel_of(inc), ts=msg["ts"], reaction="eyes")
     other = bot.fake.post_as_user(GENERAL, ALICE, "unrelated")
     await bot.slack.reaction_added(user=BOB, channel=GENERAL, ts=other["ts"])
     await bot.settled()
 
     [entry] = await entries(bot, inc, "message")
     assert entry.happened_at == datetime.fromtimestamp(float(msg["ts"]), UTC)
-    assert (entry.actor, entry.data["ts"], entry.data["user"]) == (BOB, msg["ts"], ALICE)
+    assert (entry.actor, data_of(entry)["ts"], data_of(entry)["user"]) == (BOB, msg["ts"], ALICE)
     assert entry.text == msg["text"]
     # What the message showed is kept with the entry.
-    assert entry.data["message"]["text"] == msg["text"]
+    assert data_of(entry)["message"]["text"] == msg["text"]
 
 
 async def test_thread_reply_can_be_pinned(bot: Bot) -> None:
     inc = await declared(bot)
-    parent = bot.fake.post_as_user(inc.channel_id, ALICE, "Looking at the DB")
-    reply = bot.fake.post_as_user(inc.channel_id, BOB, "Replica lag 30 s", thread_ts=parent["ts"])
-    await bot.slack.reaction_added(user=CAROL, channel=inc.channel_id, ts=reply["ts"])
+    parent = bot.fake.post_as_user(channel_of(inc), ALICE, "Looking at the DB")
+    reply = bot.fake.post_as_user(channel_of(inc), BOB, "Replica lag 30 s", thread_ts=parent["ts"])
+    await bot.slack.reaction_added(user=CAROL, channel=channel_of(inc), ts=reply["ts"])
     await bot.settled()
     [entry] = await entries(bot, inc, "message")
-    assert entry.text == "Replica lag 30 s" and entry.data["user"] == BOB
+    assert entry.text == "Replica lag 30 s" and data_of(entry)["user"] == BOB
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_message_shortcut(bot: Bot) -> None:
     inc = await declared(bot)
-    msg = bot.fake.post_as_user(inc.channel_id, CAROL, "Rollback finished")
+    msg = bot.fake.post_as_user(channel_of(inc), CAROL, "Rollback finished")
     for _ in range(2):
         reply = await bot.slack.message_shortcut(
-            callback_id="add_to_timeline", user=ALICE, channel=inc.channel_id, message_ts=msg["ts"]
+            callback_id="add_to_timeline", user=ALICE, channel=channel_of(inc), message_ts=msg["ts"]
         )
         assert reply.status == 200
         await bot.settled()
@@ -90,14 +94,14 @@ async def test_message_shortcut(bot: Bot) -> None:
 
 async def test_notes_and_follow_ups(bot: Bot) -> None:
     inc = await declared(bot)
-    [told] = await bot.ask("note Failover started on db-2", user=BOB, channel=inc.channel_id)
+    [told] = await bot.ask("note Failover started on db-2", user=BOB, channel=channel_of(inc))
     assert "Noted" in told["text"]
     [told] = await bot.ask(
-        "action Add an alert on queue depth <@U0CAROL|carol>", user=BOB, channel=inc.channel_id
+        "action Add an alert on queue depth <@U0CAROL|carol>", user=BOB, channel=channel_of(inc)
     )
     assert "Follow-up recorded" in told["text"]
-    await bot.ask("action Write the runbook", user=BOB, channel=inc.channel_id)
-    [told] = await bot.ask("action", user=BOB, channel=inc.channel_id)
+    await bot.ask("action Write the runbook", user=BOB, channel=channel_of(inc))
+    [told] = await bot.ask("action", user=BOB, channel=channel_of(inc))
     assert "Describe the follow-up" in told["text"]
     [told] = await bot.ask("note", user=BOB, channel=GENERAL)
     assert "Run this in the incident's channel" in told["text"]
@@ -105,7 +109,7 @@ async def test_notes_and_follow_ups(bot: Bot) -> None:
     [note] = await entries(bot, inc, "note")
     assert (note.text, note.actor) == ("Failover started on db-2", BOB)
     follow_ups = await entries(bot, inc, "follow_up")
-    assert [(f.text, f.data["owner"]) for f in follow_ups] == [
+    assert [(f.text, data_of(f)["owner"]) for f in follow_ups] == [
         ("Add an alert on queue depth", CAROL),
         ("Write the runbook", None),
     ]
@@ -114,7 +118,7 @@ async def test_notes_and_follow_ups(bot: Bot) -> None:
 async def test_follow_up_from_the_card(bot: Bot) -> None:
     inc = await declared(bot)
     await bot.slack.block_action(
-        user=BOB, channel=inc.channel_id, message_ts=inc.card_ts, action_id="card_follow_up"
+        user=BOB, channel=channel_of(inc), message_ts=card_ts_of(inc), action_id="card_follow_up"
     )
     view = await until(
         lambda: [v for v in bot.fake.views.values() if v["callback_id"] == "follow_up"]
@@ -125,14 +129,18 @@ async def test_follow_up_from_the_card(bot: Bot) -> None:
     )
     await bot.settled()
     [entry] = await entries(bot, inc, "follow_up")
-    assert (entry.text, entry.actor, entry.data["owner"]) == ("Alert on queue depth", BOB, CAROL)
+    assert (entry.text, entry.actor, data_of(entry)["owner"]) == (
+        "Alert on queue depth",
+        BOB,
+        CAROL,
+    )
 
 
 async def test_postmortem_outside_a_channel_and_for_a_quiet_incident(bot: Bot) -> None:
     [told] = await bot.ask("postmortem", user=ALICE, channel=GENERAL)
     assert "no open incident" in told["text"]
     inc = await declared(bot)
-    await bot.ask("postmortem", user=ALICE, channel=inc.channel_id)
+    await bot.ask("postmortem", user=ALICE, channel=channel_of(inc))
     [draft] = uploaded(bot)
     assert draft.startswith("# INC-1: Checkout latency")
     assert draft.count(PROMPT_MARKER) >= 5
@@ -141,7 +149,7 @@ async def test_postmortem_outside_a_channel_and_for_a_quiet_incident(bot: Bot) -
 async def test_incident_to_postmortem(bot: Bot, database_url: str) -> None:
     """Declare, talk (threads too), pin, update, resolve, compile: a draft to start from."""
     inc = await declared(bot, "declare sev2 Checkout latency")
-    ch = inc.channel_id
+    ch = channel_of(inc)
     fake = bot.fake
     fake.post_as_user(ch, "UBOT", "ignored", subtype="channel_join")
     first = fake.post_as_user(
@@ -157,7 +165,7 @@ async def test_incident_to_postmortem(bot: Bot, database_url: str) -> None:
     await bot.ask("comms <@U0CAROL|carol>", user=ALICE, channel=ch)
     await bot.ask("update Rolled back; watching error rates", user=CAROL, channel=ch)
     await bot.slack.block_action(
-        user=CAROL, channel=ch, message_ts=inc.card_ts, action_id="card_update"
+        user=CAROL, channel=ch, message_ts=card_ts_of(inc), action_id="card_update"
     )
     view = await until(lambda: [v for v in fake.views.values() if v["callback_id"] == "update"])
     await fake_submit(
@@ -195,9 +203,12 @@ async def test_incident_to_postmortem(bot: Bot, database_url: str) -> None:
     assert draft.count("📌") >= 2
     # Key times come from stored facts.
     stored = (await bot.incidents())[0]
-    monitoring = [e for e in await entries(bot, inc, "update") if e.data["status"] == "monitoring"]
+    monitoring = [
+        e for e in await entries(bot, inc, "update") if data_of(e)["status"] == "monitoring"
+    ]
     key_times = draft[draft.index("## Key times") : draft.index("## Timeline")]
     assert monitoring[0].happened_at.strftime("%Y-%m-%d %H:%M:%S UTC") in key_times
+    assert stored.resolved_at is not None
     assert stored.resolved_at.strftime("%Y-%m-%d %H:%M:%S UTC") in key_times
     assert "Add a canary stage" in draft
     assert draft.count(PROMPT_MARKER) >= 5
@@ -248,7 +259,7 @@ def test_card_offers_postmortem(bot_card: Any = None) -> None:
     from bot.slack.blocks import IncidentState, incident_card
     from bot.store import Incident
 
-    settings = Settings(_env_file=None, slack_bot_token="xoxb-1")  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, slack_bot_token=SecretStr("xoxb-1"))  # type: ignore[call-arg]
     inc = Incident(
         id=1,
         team_id="T",

@@ -18,11 +18,16 @@ from tests.support import (
     Bot,
     StartBot,
     card_of,
+    card_ts_of,
+    channel_of,
+    data_of,
     declared,
     element,
     entries,
     has_entries,
     human_messages,
+    id_of,
+    json_of,
     texts_of,
     until,
 )
@@ -43,14 +48,16 @@ async def test_typed_update_posts_stores_and_refreshes(start_bot: StartBot) -> N
     await bot.slack.command(
         "update Rolled back the deploy &amp; watching <@U0BOB|bob>",
         user=ALICE,
-        channel=inc.channel_id,
+        channel=channel_of(inc),
     )
     await bot.settled()
     [entry] = await entries(bot, inc, "update")
     assert entry.text == "Rolled back the deploy & watching @bob"
-    assert entry.data["status"] == "investigating"
+    assert data_of(entry)["status"] == "investigating"
 
-    posted = [t for t in human_messages(bot, inc.channel_id) if "INC-1 update (investigating)" in t]
+    posted = [
+        t for t in human_messages(bot, channel_of(inc)) if "INC-1 update (investigating)" in t
+    ]
     assert len(posted) == 1 and "Rolled back the deploy &amp; watching @bob" in posted[0]
 
     def card_after_update() -> str:
@@ -75,7 +82,7 @@ async def test_update_modal_from_the_card_sets_status(bot: Bot) -> None:
     inc = await declared(bot)
     assert element(card_of(bot, inc), "card_update")["text"]["text"] == "Post update"
     await bot.slack.block_action(
-        user=BOB, channel=inc.channel_id, message_ts=inc.card_ts, action_id="card_update"
+        user=BOB, channel=channel_of(inc), message_ts=card_ts_of(inc), action_id="card_update"
     )
     view = await newest_view(bot, "update")
     options = [o["value"] for o in view["blocks"][0]["element"]["options"]]
@@ -83,18 +90,18 @@ async def test_update_modal_from_the_card_sets_status(bot: Bot) -> None:
     await bot.slack.submit_view(
         view["id"], user=BOB, inputs={"status": "monitoring", "summary": "Fix deployed; watching."}
     )
-    await until(lambda: "Monitoring" in bot.fake.channels[inc.channel_id].topic["value"])
+    await until(lambda: "Monitoring" in bot.fake.channels[channel_of(inc)].topic["value"])
     await bot.settled()
     assert "Monitoring" in texts_of(card_of(bot, inc)["blocks"])
     [entry] = await entries(bot, inc, "update")
-    assert (entry.actor, entry.data["status"], entry.data["from"]) == (
+    assert (entry.actor, data_of(entry)["status"], data_of(entry)["from"]) == (
         BOB,
         "monitoring",
         "investigating",
     )
 
     # `/incident update` with no text opens the same form; a double submit posts once.
-    await bot.slack.command("update", user=ALICE, channel=inc.channel_id)
+    await bot.slack.command("update", user=ALICE, channel=channel_of(inc))
     view = await newest_view(bot, "update", seen=1)
     await asyncio.gather(
         *[
@@ -107,7 +114,7 @@ async def test_update_modal_from_the_card_sets_status(bot: Bot) -> None:
     await until(lambda: has_entries(bot, inc, "update", 2))
     await bot.settled()
     assert len(await entries(bot, inc, "update")) == 2
-    posted = [t for t in human_messages(bot, inc.channel_id) if "Cause found" in t]
+    posted = [t for t in human_messages(bot, channel_of(inc)) if "Cause found" in t]
     assert len(posted) == 1
 
 
@@ -117,15 +124,15 @@ async def test_update_bad_input(bot: Bot) -> None:
     assert "Run this in the incident's channel" in told["text"]
     assert told["response_type"] == "ephemeral"
 
-    [told] = await bot.ask("update " + "x" * 3001, user=ALICE, channel=inc.channel_id)
+    [told] = await bot.ask("update " + "x" * 3001, user=ALICE, channel=channel_of(inc))
     assert "3,000 characters" in told["text"]
 
-    await bot.slack.command("update", user=ALICE, channel=inc.channel_id)
+    await bot.slack.command("update", user=ALICE, channel=channel_of(inc))
     view = await newest_view(bot, "update")
     reply = await bot.slack.submit_view(
         view["id"], user=ALICE, inputs={"summary": "   "}, check_required=False
     )
-    assert reply.json["response_action"] == "errors" and "summary" in reply.json["errors"]
+    assert json_of(reply)["response_action"] == "errors" and "summary" in json_of(reply)["errors"]
     await bot.settled()
     assert await entries(bot, inc, "update") == []
 
@@ -138,7 +145,7 @@ async def test_resolve_from_the_card_with_confirmation(start_bot: StartBot) -> N
     # Two people click Resolve; both confirm in the modal; it resolves once.
     for user in (ALICE, BOB):
         await bot.slack.block_action(
-            user=user, channel=inc.channel_id, message_ts=inc.card_ts, action_id="card_resolve"
+            user=user, channel=channel_of(inc), message_ts=card_ts_of(inc), action_id="card_resolve"
         )
     first = await newest_view(bot, "resolve")
     second = await newest_view(bot, "resolve", seen=1)
@@ -154,7 +161,7 @@ async def test_resolve_from_the_card_with_confirmation(start_bot: StartBot) -> N
     stored = (await bot.incidents())[0]
     assert stored.status == "resolved" and stored.resolved_at is not None
     assert stored.next_update_due is None
-    assert bot.app.scheduler.get_job(Reminders.job_id(inc.id)) is None
+    assert bot.app.scheduler.get_job(Reminders.job_id(id_of(inc))) is None
     card = card_of(bot, inc)
     shown = texts_of(card["blocks"])
     assert "Resolved" in shown and "Next update due" not in shown
@@ -162,22 +169,22 @@ async def test_resolve_from_the_card_with_confirmation(start_bot: StartBot) -> N
     announcement = bot.fake.messages(ANNOUNCE, include_system=False)[0]
     await until(lambda: "resolved" in bot.fake.messages(ANNOUNCE, include_system=False)[0]["text"])
     assert len(bot.fake.messages(ANNOUNCE, include_system=False)) == 1
-    assert any("Rolled back v2.3." in t for t in human_messages(bot, inc.channel_id))
+    assert any("Rolled back v2.3." in t for t in human_messages(bot, channel_of(inc)))
     assert announcement["ts"] == stored.announcement_ts
 
 
 async def test_typed_resolve_and_reopen(bot: Bot) -> None:
     inc = await declared(bot)
-    await bot.slack.command("resolve", user=ALICE, channel=inc.channel_id)
+    await bot.slack.command("resolve", user=ALICE, channel=channel_of(inc))
     await until(lambda: has_entries(bot, inc, "resolved", 1))
-    [told] = await bot.ask("resolve", user=ALICE, channel=inc.channel_id)
+    [told] = await bot.ask("resolve", user=ALICE, channel=channel_of(inc))
     assert "already resolved" in told["text"]
-    await bot.slack.command("reopen", user=BOB, channel=inc.channel_id)
+    await bot.slack.command("reopen", user=BOB, channel=channel_of(inc))
     await bot.settled()
     stored = (await bot.incidents())[0]
     assert (stored.status, stored.resolved_at) == ("investigating", None)
     assert stored.next_update_due is not None
-    assert bot.app.scheduler.get_job(Reminders.job_id(inc.id)) is not None
+    assert bot.app.scheduler.get_job(Reminders.job_id(id_of(inc))) is not None
     assert element(card_of(bot, inc), "card_resolve")
-    [told] = await bot.ask("reopen", user=BOB, channel=inc.channel_id)
+    [told] = await bot.ask("reopen", user=BOB, channel=channel_of(inc))
     assert "is not resolved" in told["text"]
