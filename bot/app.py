@@ -124,6 +124,8 @@ class _RoundSkipped(logging.Filter):
 
 
 logging.getLogger("apscheduler.scheduler").addFilter(_RoundSkipped())
+# "Running job …" and "Job … executed successfully" for every reminder: DEBUG only.
+logging.getLogger("apscheduler.executors.default").addFilter(_RoundSkipped())
 
 
 class StartupError(Exception):

@@ -15,7 +15,7 @@ import pytest
 
 from bot.app import BUSY_SLOTS
 from bot.fakeslack.server import load_rate_limits
-from bot.slack.budget import Budget, Window
+from bot.slack.budget import KEEP_CHANNELS, Budget, Window
 from bot.store import Incident
 from bot.store.engine import POOL_SIZE
 from bot.work import KeyedLocks, Slots, give_back
@@ -417,3 +417,22 @@ async def test_an_operation_waiting_behind_anothers_slack_work_gives_its_slot_ba
     paced.set()
     await asyncio.gather(*tasks)
     assert done[-1] == "second shown" and slots.running == 0
+
+
+async def test_a_budget_forgets_quiet_channels_and_keeps_busy_ones() -> None:
+    """Posts to more channels than it keeps windows for: busy channels keep theirs (their
+    pacing holds), quiet ones are forgotten once the least recently used are quiet."""
+    now = [100.0]
+    budget = Budget(clock=lambda: now[0])
+    many = KEEP_CHANNELS + 200
+    for n in range(many):
+        await budget.spend("chat.postMessage", f"C{n}")
+    assert len(budget._channels) == many  # all still busy: none forgotten
+    for _ in range(2):
+        await budget.spend("chat.postMessage", "C0")  # C0's burst of three is spent
+    assert budget.paced("chat.postMessage", "C0")
+
+    now[0] += 10  # every window is empty again
+    await budget.spend("chat.postMessage", "Cnew")
+    assert len(budget._channels) <= KEEP_CHANNELS
+    assert not budget.paced("chat.postMessage", "C0")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,7 +93,8 @@ class Budget:
             method: Window(PER_MINUTE[tier], 60.0 + MARGIN_SECONDS)
             for method, tier in TIERS.items()
         }
-        self._channels: dict[str, Window] = {}
+        # Least recently used first: the channels to forget are found at the front.
+        self._channels: OrderedDict[str, Window] = OrderedDict()
         # Calls waiting for room, by method (and channel, for chat.postMessage).
         self.waiting: Counter[str] = Counter()
 
@@ -106,14 +107,22 @@ class Budget:
                     self._forget_quiet_channels()
                 calls, seconds = POSTS_PER_CHANNEL
                 window = self._channels[channel] = Window(calls, seconds + MARGIN_SECONDS)
+            else:
+                self._channels.move_to_end(channel)
             windows.append(window)
         return windows
 
     def _forget_quiet_channels(self) -> None:
+        """Forget the least recently used channels whose window is empty. They are at the
+        front, so this stops at the first busy one: a burst across thousands of channels
+        (reminders falling due together) costs no scan of them all per post."""
         now = self.clock()
-        for channel, window in list(self._channels.items()):
-            if window.wait(now) == 0.0 and not window.sent:
-                del self._channels[channel]
+        while len(self._channels) >= KEEP_CHANNELS:
+            channel, window = next(iter(self._channels.items()))
+            window.wait(now)
+            if window.sent:
+                return  # the least recently used is still busy: so are the others
+            del self._channels[channel]
 
     def paced(self, method: str, channel: str | None = None) -> bool:
         """Whether a call of `method` (in `channel`) made now would wait for room: its
