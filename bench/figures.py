@@ -1304,36 +1304,24 @@ async def under_tiers(sizes: Sizes, db: Database) -> Outcome:
 # 7. Stored under Slack's pacing
 
 
-async def _declared_times(url: str, prefix: str) -> dict[str, float]:
-    """When each declaration titled `prefix …` was stored: its own timestamp, taken in the
-    transaction that stores it."""
+async def _stored_times(url: str, text: Any, at: Any, prefix: str) -> dict[str, float]:
+    """When each row whose `text` column starts with `prefix` was stored: its own `at`
+    timestamp, taken in the transaction that stores it, by its text."""
     store = Store(url)
     try:
         async with store.sessions() as s:
-            rows = await s.execute(
-                select(col(Incident.title), col(Incident.declared_at)).where(
-                    col(Incident.title).startswith(prefix)
-                )
-            )
-            return {title: _epoch(at) for title, at in rows.all()}
+            rows = await s.execute(select(text, at).where(text.startswith(prefix)))
+            return {str(t): _epoch(when) for t, when in rows.all()}
     finally:
         await store.close()
+
+
+async def _declared_times(url: str, prefix: str) -> dict[str, float]:
+    return await _stored_times(url, col(Incident.title), col(Incident.declared_at), prefix)
 
 
 async def _update_times(url: str, prefix: str) -> dict[str, float]:
-    """When each status update whose summary starts with `prefix` was stored: its own
-    timestamp, taken in the transaction that stores it."""
-    store = Store(url)
-    try:
-        async with store.sessions() as s:
-            rows = await s.execute(
-                select(col(StatusUpdate.summary), col(StatusUpdate.posted_at)).where(
-                    col(StatusUpdate.summary).startswith(prefix)
-                )
-            )
-            return {summary: _epoch(at) for summary, at in rows.all()}
-    finally:
-        await store.close()
+    return await _stored_times(url, col(StatusUpdate.summary), col(StatusUpdate.posted_at), prefix)
 
 
 def _epoch(at: datetime) -> float:

@@ -125,40 +125,54 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def launch_healthy(
+    fake: FakeSlack, tmp_path: Path, port: int, **extra: str
+) -> asyncio.subprocess.Process:
+    """`python -m bot` with only environment settings, as the README runs it, once its
+    /healthz answers."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake.api_url,
+        "PORT": str(port),
+        **extra,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with aiohttp.ClientSession() as http:
+
+        async def healthy() -> bool:
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
+                    return r.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        try:
+            await until(healthy, timeout=20, message="bot healthy")
+        except BaseException:
+            proc.kill()
+            await proc.communicate()
+            raise
+    return proc
+
+
 async def test_the_real_process_serves_declares_and_stops_cleanly(tmp_path: Path) -> None:
     """`python -m bot` with only environment settings, as the README runs it."""
     async with FakeSlack(bot_token=BOT_TOKEN) as fake:
         fake.add_user(ALICE, "alice")
         port = free_port()
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": str(ROOT),
-            "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": fake.api_url,
-            "PORT": str(port),
-            "LOG_LEVEL": "DEBUG",
-        }
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            cwd=tmp_path,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        proc = await launch_healthy(fake, tmp_path, port, LOG_LEVEL="DEBUG")
         try:
-            async with aiohttp.ClientSession() as http:
-
-                async def healthy() -> bool:
-                    try:
-                        async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
-                            return r.status == 200
-                    except aiohttp.ClientError:
-                        return False
-
-                await until(healthy, timeout=20, message="bot healthy")
             # The default database is a SQLite file in the working directory.
             assert (tmp_path / "incident-bot.db").exists()
             async with SlackSender(
@@ -187,37 +201,10 @@ async def test_a_start_says_in_a_few_lines_what_the_bot_is_doing(tmp_path: Path)
     no library set-up chatter."""
     async with FakeSlack(bot_token=BOT_TOKEN) as fake:
         port = free_port()
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": str(ROOT),
-            "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": fake.api_url,
-            "PORT": str(port),
-        }
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            cwd=tmp_path,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            async with aiohttp.ClientSession() as http:
-
-                async def healthy() -> bool:
-                    try:
-                        async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
-                            return r.status == 200
-                    except aiohttp.ClientError:
-                        return False
-
-                await until(healthy, timeout=20, message="bot healthy")
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            _, err = await asyncio.wait_for(proc.communicate(), 15)
+        proc = await launch_healthy(fake, tmp_path, port)
+        # Started: the lines it logged up to here are what is checked.
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 15)
     assert proc.returncode == 0, err.decode()
     lines = err.decode().splitlines()
     serving = next(i for i, line in enumerate(lines) if "serving Slack requests" in line)
