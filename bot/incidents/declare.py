@@ -112,8 +112,10 @@ class Declarations:
             # at Slack's pace (the declarer hears through `ready` once it is there).
             stored = declared.incident
             give_back()  # stored: telling the person is Slack's work, not the database's
-            await paced(stored)
+            # Queued before the person is told, so a failure to tell them never leaves the
+            # channel waiting for the repair pass.
             self.surfaces.provision_later(stored.pk, ready)
+            await paced(stored)
             return rules.Declared(stored, created=True, queued=True)
         roles = {} if request.unassigned else {"commander": request.commander or request.actor}
         await self.surfaces.provision(
