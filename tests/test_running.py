@@ -202,11 +202,16 @@ async def test_a_start_says_in_a_few_lines_what_the_bot_is_doing(tmp_path: Path)
     async with FakeSlack(bot_token=BOT_TOKEN) as fake:
         port = free_port()
         proc = await launch_healthy(fake, tmp_path, port)
-        # Started: the lines it logged up to here are what is checked.
+        assert proc.stderr is not None
+        # /healthz answers before start-up ends: read until the line that ends it.
+        lines: list[str] = []
+        while not any("serving Slack requests" in line for line in lines):
+            line = await asyncio.wait_for(proc.stderr.readline(), 15)
+            assert line, "\n".join(lines)
+            lines.append(line.decode().rstrip("\n"))
         proc.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(proc.communicate(), 15)
     assert proc.returncode == 0, err.decode()
-    lines = err.decode().splitlines()
     serving = next(i for i, line in enumerate(lines) if "serving Slack requests" in line)
     assert f"port {port}" in lines[serving]
     assert "database sqlite:///incident-bot.db" in lines[serving]
