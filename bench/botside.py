@@ -40,9 +40,9 @@ from sqlmodel import col
 from bench.probe import LoopStalls, Warnings, scheduler_jobs
 from bot.__main__ import setup_logging
 from bot.app import EVENTS_PATH, BotApp
-from bot.settings import Settings
-from bot.store import Incident
-from bot.work import tune_collector
+from bot.base.settings import Settings
+from bot.base.work import tune_collector
+from bot.model.tables import Incident
 
 # How often the stall probe wakes: a stall shorter than this is not seen.
 TICK = 0.005
@@ -174,10 +174,10 @@ class Side:
         uploading: `Postmortems.draft`, with no names known as on a fresh start),
         "history" (`fetch_history` alone) or "plain" (a plain slack_sdk loop with the
         bot's concurrency)."""
-        from bot.postmortem.compile import Postmortems
-        from bot.postmortem.history import PAGE_LIMIT, REPLIES_CONCURRENCY, fetch_history
-        from bot.postmortem.render import PostmortemFacts
-        from bot.slack.directory import Directory
+        from bot.operations.postmortem import Postmortems
+        from bot.outbound.slack.directory import Directory
+        from bot.outbound.slack.history import PAGE_LIMIT, REPLIES_CONCURRENCY, fetch_history
+        from bot.views.postmortem import PostmortemFacts
 
         assert self.app is not None
         app = self.app

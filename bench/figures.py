@@ -39,9 +39,10 @@ from bench.harness import (
     wait_until,
 )
 from bot.fakeslack import Call, FakeSlack, SlackSender
-from bot.postmortem.history import PAGE_LIMIT
-from bot.slack import blocks
-from bot.store import Incident, RoleAssignment, StatusUpdate, Store, TimelineEntry
+from bot.model.tables import Incident, RoleAssignment, StatusUpdate, TimelineEntry
+from bot.outbound.slack.history import PAGE_LIMIT
+from bot.outbound.store import Store
+from bot.views import blocks
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ import aiohttp
 from sqlalchemy.engine import make_url
 
 from bot.app import EVENTS_PATH
+from bot.base.settings import Settings
 from bot.fakeslack import FakeSlack, SlackSender
-from bot.settings import Settings
-from bot.store import Store
+from bot.outbound.store import Store
 
 BOT_TOKEN = "xoxb-111-222-benchbottoken"  # noqa: S105 - the fake's token, not a secret
 SIGNING_SECRET = "bench0signing0secret0000000000ab"  # noqa: S105 - a test value

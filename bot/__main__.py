@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from bot.settings import Settings, SettingsError, load_settings
+from bot.base.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("bot")
 
@@ -51,7 +51,7 @@ async def serve(settings: Settings, **options: Any) -> int:
     """Run until SIGTERM or Ctrl-C, which also end a start-up still connecting; `options`
     go to BotApp (tests shorten its periods)."""
     from bot.app import BotApp, StartupError
-    from bot.work import tune_collector
+    from bot.base.work import tune_collector
 
     app = BotApp(settings, **options)
     stop = asyncio.Event()
@@ -88,8 +88,8 @@ async def print_postmortem(ref: str) -> int:
     """Print the latest stored postmortem draft of an incident to stdout."""
     from pydantic import ValidationError
 
-    from bot.settings import DatabaseSettings, describe
-    from bot.store import Store
+    from bot.base.settings import DatabaseSettings, describe
+    from bot.outbound.store import Store
 
     match = re.fullmatch(r"(?i)(?:inc-?)?(\d+)", ref.strip())
     if match is None:
@@ -141,8 +141,10 @@ def report_settings() -> Settings | None:
 
 async def print_report(since: str, fmt: str) -> int:
     """Print incident figures since `since` (e.g. 30d) as Markdown, CSV or JSON."""
-    from bot import report
-    from bot.store import Store, utcnow
+    from bot.base.clock import utcnow
+    from bot.model import report
+    from bot.outbound.store import Store
+    from bot.views.report import render
 
     now = utcnow()
     try:
@@ -159,7 +161,7 @@ async def print_report(since: str, fmt: str) -> int:
         history = await store.history(start)
     finally:
         await store.close()
-    sys.stdout.write(report.render(report.build(history, settings, since=start, now=now), fmt))
+    sys.stdout.write(render(report.build(history, settings, since=start, now=now), fmt))
     return 0
 
 

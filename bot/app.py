@@ -28,34 +28,35 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.alerts import payloads
-from bot.alerts.intake import Intake
-from bot.errors import DatabaseUnavailable, SlackFailure, log_failure
-from bot.home import Home
-from bot.incidents.declare import Declarations
-from bot.incidents.drift import Drift
-from bot.incidents.find import Finder
-from bot.incidents.repair import Repair
-from bot.incidents.response import Response
-from bot.incidents.timeline import Timeline
-from bot.metrics import Metrics
-from bot.nudges import Nudges
-from bot.postmortem.compile import Postmortems
-from bot.postmortem.history import fetch_history
-from bot.reminders import Reminders
-from bot.report import Reports
-from bot.settings import Settings
-from bot.slack import listeners, protocol
-from bot.slack.budget import Budget, PacedWebClient
-from bot.slack.directory import Directory
-from bot.slack.listeners import Operations
-from bot.slack.replies import Replies
-from bot.slack.socket import SocketMode, TokenRefused
-from bot.slack.surfaces import Surfaces
-from bot.store import Claims, Store, utcnow
-from bot.store.claims import Clock
-from bot.store.engine import POOL_SIZE
-from bot.work import InFlight, Slots
+from bot.base.clock import Clock, utcnow
+from bot.base.errors import DatabaseUnavailable, SlackFailure, log_failure
+from bot.base.settings import Settings
+from bot.base.work import InFlight, Slots
+from bot.inbound import http as protocol
+from bot.inbound import listeners
+from bot.inbound.listeners import Operations
+from bot.inbound.metrics import Metrics
+from bot.inbound.socket import SocketMode, TokenRefused
+from bot.model import alert_payloads as payloads
+from bot.operations.alerts import Intake
+from bot.operations.home import Home
+from bot.operations.incidents.declare import Declarations
+from bot.operations.incidents.drift import Drift
+from bot.operations.incidents.find import Finder
+from bot.operations.incidents.repair import Repair
+from bot.operations.incidents.response import Response
+from bot.operations.incidents.timeline import Timeline
+from bot.operations.nudges import Nudges
+from bot.operations.postmortem import Postmortems
+from bot.operations.reminders import Reminders
+from bot.operations.report import Reports
+from bot.outbound.slack.budget import Budget, PacedWebClient
+from bot.outbound.slack.directory import Directory
+from bot.outbound.slack.history import fetch_history
+from bot.outbound.slack.replies import Replies
+from bot.outbound.slack.surfaces import Surfaces
+from bot.outbound.store import Claims, Store
+from bot.outbound.store.engine import POOL_SIZE
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from typing import IO, TYPE_CHECKING
 
 import aiohttp
 
-from bot.settings import SettingsError, load_settings
+from bot.base.settings import SettingsError, load_settings
 
 if TYPE_CHECKING:
     from bot.fakeslack import FakeSlack, SlackSender
@@ -51,8 +51,8 @@ def seconds_from_env(name: str, default: float) -> float:
 
 
 def main() -> int:
-    from bot import settings as bot_settings
     from bot.__main__ import serve, setup_logging
+    from bot.base import settings as bot_settings
     from tests.support import TEST_REMINDER_MINUTES
 
     bot_settings.REMINDER_MINUTES = TEST_REMINDER_MINUTES

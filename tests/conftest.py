@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-from bot import settings as bot_settings
 from bot.app import BotApp
+from bot.base import settings as bot_settings
+from bot.base.settings import Settings
 from bot.fakeslack import FakeSlack, SlackSender, SocketModeSender
-from bot.settings import Settings
 from tests.drafts import every_draft_reads_as_slack_showed  # noqa: F401 (autouse fixture)
 from tests.support import (
     ALICE,

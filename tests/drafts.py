@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from bot.postmortem import render as render_module
-from bot.postmortem.render import PostmortemFacts
+from bot.views import postmortem as render_module
+from bot.views.postmortem import PostmortemFacts
 from tests.readable import PARSER, shape, shows_itself, squash, visible
 
 SECTIONS = [

@@ -14,9 +14,10 @@ from typing import Any, TypeVar, overload
 from sqlalchemy.engine import make_url
 
 from bot.app import BotApp
+from bot.base.settings import Limits, Settings
 from bot.fakeslack import Channel, FakeSlack, Reply, SlackSender
-from bot.settings import Limits, Settings
-from bot.store import Incident, Store, TimelineEntry
+from bot.model.tables import Incident, TimelineEntry
+from bot.outbound.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.store import Incident
+from bot.model.tables import Incident
 from tests.support import (
     ALICE,
     BOB,

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from bench.figures import _final_answer, peak_in_window
-from bot.errors import DatabaseUnavailable
-from bot.slack.answers import declared_answer, declared_while_paced
-from bot.slack.listeners.common import sorry
-from bot.store import Incident
+from bot.base.errors import DatabaseUnavailable
+from bot.inbound.listeners.common import sorry
+from bot.model.tables import Incident
+from bot.views.answers import declared_answer, declared_while_paced
 from tests.support import POSTGRES_URL, ROOT
 
 # (figure, words its measure contains); the last two figures give one row per database.

@@ -1,4 +1,4 @@
-"""bot.slack.content: a Slack message's whole content, as Markdown and as mrkdwn.
+"""bot.views.content: a Slack message's whole content, as Markdown and as mrkdwn.
 
 Shapes follow Slack's payloads (see tests/fixtures/real_channel.json for where each comes
 from); every Markdown result is read back with a CommonMark/GFM parser."""
@@ -11,8 +11,8 @@ from typing import Any
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from bot.slack import content
-from bot.slack.content import (
+from bot.views import content
+from bot.views.content import (
     UNKNOWN_APP,
     Names,
     author_of,

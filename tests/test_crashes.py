@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from bot.fakeslack import FakeSlack
-from bot.store import Incident, Postmortem, StatusUpdate, Store, TimelineEntry
+from bot.model.tables import Incident, Postmortem, StatusUpdate, TimelineEntry
+from bot.outbound.store import Store
 from tests.botprocess import BotProcess
 from tests.support import ALICE, BOB, BOT_TOKEN, CAROL, GENERAL, SIGNING_SECRET, until
 

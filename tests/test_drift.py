@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bot.incidents.repair import PIN_CHECKS_PER_PASS
-from bot.store import Incident
+from bot.model.tables import Incident
+from bot.operations.incidents.repair import PIN_CHECKS_PER_PASS
 from tests.support import (
     ALICE,
     ANNOUNCE,

@@ -20,13 +20,13 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
-from bot import settings as bot_settings
 from bot.app import BotApp
-from bot.errors import DatabaseUnavailable
+from bot.base import settings as bot_settings
+from bot.base.errors import DatabaseUnavailable
+from bot.base.settings import SettingsError, load_settings
 from bot.fakeslack import FakeSlack, SlackSender
-from bot.settings import SettingsError, load_settings
-from bot.store import Store
-from bot.store.engine import DEFAULT_TIMEOUT
+from bot.outbound.store import Store
+from bot.outbound.store.engine import DEFAULT_TIMEOUT
 from tests.support import (
     ALICE,
     BOB,

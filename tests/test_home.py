@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.store import FollowUp, Incident
+from bot.model.tables import FollowUp, Incident
 from tests.support import (
     ALICE,
     BOB,

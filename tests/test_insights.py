@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from bot.incidents import figures
-from bot.store import FollowUp, Incident, Status, StatusUpdate, Store
+from bot.model import figures
+from bot.model.tables import FollowUp, Incident, Status, StatusUpdate
+from bot.outbound.store import Store
 from tests.support import (
     ALICE,
     ANNOUNCE,

@@ -14,11 +14,11 @@ from functools import partial
 import pytest
 
 from bot.app import BUSY_SLOTS
+from bot.base.work import KeyedLocks, Slots, give_back
 from bot.fakeslack.server import load_rate_limits
-from bot.slack.budget import KEEP_CHANNELS, Budget, Window
-from bot.store import Incident
-from bot.store.engine import POOL_SIZE
-from bot.work import KeyedLocks, Slots, give_back
+from bot.model.tables import Incident
+from bot.outbound.slack.budget import KEEP_CHANNELS, Budget, Window
+from bot.outbound.store.engine import POOL_SIZE
 from tests.support import (
     ALICE,
     ANNOUNCE,

@@ -9,8 +9,8 @@ import jsonschema  # type: ignore[import-untyped]
 import yaml  # type: ignore[import-untyped]
 
 from bot.fakeslack.server import REFERENCE_FILE, load_reference
-from bot.slack import blocks
-from bot.slack.listeners import COMMAND
+from bot.inbound.listeners import COMMAND
+from bot.views import blocks
 from tests.support import ROOT
 
 REFERENCE = REFERENCE_FILE.parent

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.store import Incident
+from bot.model.tables import Incident
 from tests.support import (
     ALICE,
     TRANSPORTS,

@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from bot.store import Incident
+from bot.model.tables import Incident
 from tests.support import (
     ALICE,
     BOB,

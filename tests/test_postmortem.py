@@ -14,14 +14,14 @@ import pytest
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.base.settings import BUILTIN_ROLES, DEFAULT_SEVERITIES
 from bot.fakeslack import FakeSlack
-from bot.incidents.figures import duration
-from bot.postmortem import render as render_module
-from bot.postmortem.history import fetch_history
-from bot.postmortem.render import PROMPT_MARKER, PostmortemFacts, Preparer, render
-from bot.settings import BUILTIN_ROLES, DEFAULT_SEVERITIES
-from bot.slack.directory import Directory, Person
-from bot.store import FollowUp, Incident, RoleAssignment, StatusUpdate, TimelineEntry
+from bot.model.figures import duration
+from bot.model.tables import FollowUp, Incident, RoleAssignment, StatusUpdate, TimelineEntry
+from bot.outbound.slack.directory import Directory, Person
+from bot.outbound.slack.history import fetch_history
+from bot.views import postmortem as render_module
+from bot.views.postmortem import PROMPT_MARKER, PostmortemFacts, Preparer, render
 from tests.drafts import SECTIONS, check_draft
 from tests.readable import shape, shows_itself
 from tests.support import ALICE, BOB, BOT_TOKEN, CAROL, GENERAL

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.store import Incident
+from bot.model.tables import Incident
 from tests.readable import shape, shows_itself, squash, tokens, visible
 from tests.support import (
     ALICE,

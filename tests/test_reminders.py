@@ -16,8 +16,9 @@ import pytest
 from sqlalchemy import select
 from sqlmodel import col
 
-from bot.reminders import SENDS_AT_ONCE, Reminders
-from bot.store import Incident, RoleAssignment, Store, TimelineEntry
+from bot.model.tables import Incident, RoleAssignment, TimelineEntry
+from bot.operations.reminders import SENDS_AT_ONCE, Reminders
+from bot.outbound.store import Store
 from tests.support import (
     ALICE,
     ANNOUNCE,

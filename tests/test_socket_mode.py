@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from bot.fakeslack import FakeSlack, SocketModeSender
-from bot.store import Store
+from bot.outbound.store import Store
 from tests.botprocess import free_port
 from tests.support import ALICE, BOT_TOKEN, GENERAL, ROOT, Bot, StartBot, until
 

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from bot.store import Store, async_url
+from bot.outbound.store import Store, async_url
 
 
 async def test_migrations_match_the_models(database_url: str) -> None:

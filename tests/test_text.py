@@ -1,4 +1,4 @@
-"""Tests for bot.slack.text: examples for each rule plus property tests."""
+"""Tests for bot.views.text: examples for each rule plus property tests."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.slack.text import (
+from bot.base.plain import one_line
+from bot.views.text import (
     MAX_CHANNEL_NAME,
     channel_name,
     escape,
     literal,
     markdown_escape,
-    one_line,
     parse_user_name,
     parse_user_ref,
     slack_to_markdown,
@@ -567,7 +567,7 @@ def test_markdown_escape_reads_as_typed_next_to_markup(text: str) -> None:
 
 
 def test_slack_to_plain_reads_command_text_as_typed() -> None:
-    from bot.slack.text import slack_to_plain
+    from bot.views.text import slack_to_plain
 
     assert slack_to_plain("DB &amp; cache &lt;slow&gt;") == "DB & cache <slow>"
     assert slack_to_plain("ask <@U123|bob> in <#C9|ops>") == "ask @bob in #ops"
@@ -579,6 +579,6 @@ def test_slack_to_plain_reads_command_text_as_typed() -> None:
 
 
 def test_clean_drops_control_characters_but_keeps_lines() -> None:
-    from bot.slack.text import clean
+    from bot.views.text import clean
 
     assert clean("a\x00b\x07c\r\nd\te\x7f") == "abc\nd\te"

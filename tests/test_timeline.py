@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from bot.postmortem.render import PROMPT_MARKER
+from bot.views.postmortem import PROMPT_MARKER
 from tests.support import (
     ALICE,
     BOB,
@@ -255,9 +255,9 @@ def test_cli_answers_for_unknown_incidents(tmp_path: Path) -> None:
 
 
 def test_card_offers_postmortem(bot_card: Any = None) -> None:
-    from bot.settings import Settings
-    from bot.slack.blocks import IncidentState, incident_card
-    from bot.store import Incident
+    from bot.base.settings import Settings
+    from bot.model.tables import Incident
+    from bot.views.blocks import IncidentState, incident_card
 
     settings = Settings(_env_file=None, slack_bot_token=SecretStr("xoxb-1"))  # type: ignore[call-arg]
     inc = Incident(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.reminders import Reminders
+from bot.operations.reminders import Reminders
 from tests.support import (
     ALICE,
     ANNOUNCE,

@@ -59,7 +59,7 @@ class Sandbox:
 
     async def start(self) -> str:
         from bot.app import BotApp
-        from bot.settings import Settings
+        from bot.base.settings import Settings
 
         self.fake = workspace()
         self.page = Page(self.fake, list(PEOPLE))
