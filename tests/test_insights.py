@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from bot.model import figures
-from bot.model.tables import FollowUp, Incident, Status, StatusUpdate
+from bot.model import figures, rules
+from bot.model.tables import FollowUp, Incident, Status, StatusUpdate, TimelineEntry
 from bot.outbound.store import Store
 from tests.support import (
     ALICE,
@@ -448,3 +448,37 @@ def test_cadence_counts_an_overdue_open_incident_as_one_missed_interval() -> Non
     assert (late.on_time, late.late, late.longest_gap) == (0, 1, timedelta(minutes=45))
     assert figures.percentile([], 50) is None
     assert figures.percentile([3.0], 90) == 3.0
+
+
+def _entry(kind: str, actor: str | None, data: dict[str, Any] | None = None) -> TimelineEntry:
+    return TimelineEntry(
+        incident_id=1, kind=kind, happened_at=T0, recorded_at=T0, actor=actor, text="", data=data
+    )
+
+
+@pytest.mark.parametrize(
+    ("entry", "who"),
+    [
+        (_entry("severity", BOB), BOB),
+        (_entry("update", "W0ENTERPRISE"), "W0ENTERPRISE"),
+        (_entry("note", CAROL), CAROL),
+        # A pinned message responds as its author, whoever pinned it.
+        (_entry("message", ALICE, {"user": CAROL}), CAROL),
+        (_entry("message", ALICE, {"user": "B0ALERTS"}), None),
+        (_entry("message", ALICE, {}), None),
+        # The bot's own kinds of entry never respond, whoever is named on them.
+        (_entry("declared", BOB), None),
+        (_entry("reminder", BOB), None),
+        (_entry("alert", None), None),
+        (_entry("invite", BOB), None),
+        (_entry("severity", None), None),
+        (_entry("severity", "B0BOT"), None),
+    ],
+)
+def test_who_responds_by_a_timeline_entry(entry: TimelineEntry, who: str | None) -> None:
+    assert rules.responder(entry) == who
+
+
+def test_the_bots_own_user_never_responds() -> None:
+    assert rules.responder(_entry("severity", "U0BOT"), {"U0BOT"}) is None
+    assert rules.responder(_entry("severity", BOB), {"U0BOT"}) == BOB

@@ -6,6 +6,7 @@ Nothing here talks to Slack or the database, so every rule is unit-testable on i
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -203,3 +204,26 @@ def entry(
         data=data,
         source_key=source_key,
     )
+
+
+# Timeline entries that are the bot's doing or the declarer's own, never a first response.
+NOT_A_RESPONSE = frozenset({"declared", "reminder", "alert", "invite"})
+PERSON = re.compile(r"[UW][A-Z0-9]+")
+
+
+def is_person(user: str | None, not_people: Collection[str] = ()) -> bool:
+    """A person's user id (not an app's, not the bot's own)."""
+    return user is not None and PERSON.fullmatch(user) is not None and user not in not_people
+
+
+def responder(entry: TimelineEntry, not_people: Collection[str] = ()) -> str | None:
+    """Who responded to the incident by causing `entry`, if it counts as a response.
+
+    Any entry a person caused (a click, a command, a pinned message) is a response, except
+    the bot's own kinds of entry; a pinned message responds as its author. Whether the
+    person is the declarer, and whether it is the first, the store decides with the row.
+    """
+    if entry.kind in NOT_A_RESPONSE:
+        return None
+    who = (entry.data or {}).get("user") if entry.kind == "message" else entry.actor
+    return who if isinstance(who, str) and is_person(who, not_people) else None

@@ -16,6 +16,7 @@ from bot.model import rules
 from bot.model.rules import Changed
 from bot.model.tables import Incident, RoleAssignment, Status, StatusUpdate
 from bot.operations.incidents.declare import OnChange
+from bot.operations.incidents.timeline import record, record_once
 from bot.outbound.slack.directory import Directory
 from bot.outbound.slack.surfaces import Surfaces
 from bot.outbound.store import Claims, Store
@@ -97,7 +98,9 @@ class Response:
             # The new level's cadence applies from the last update (or the declaration).
             inc.next_update_due = (inc.last_update_at or inc.declared_at) + self._interval(sev.name)
             inc.version += 1
-            s.add(
+            await record(
+                self.store,
+                s,
                 rules.entry(
                     inc,
                     "severity",
@@ -105,7 +108,7 @@ class Response:
                     f"Severity {old} → {sev.name}",
                     {"from": old, "to": sev.name},
                     now=now,
-                )
+                ),
             )
         problems: list[str] = []
         inc = await self._after_change(inc, problems)
@@ -146,7 +149,9 @@ class Response:
             )
             handover = f" (handed over from <@{previous}>)" if previous else ""
             inc.version += 1
-            s.add(
+            await record(
+                self.store,
+                s,
                 rules.entry(
                     inc,
                     "role",
@@ -154,7 +159,7 @@ class Response:
                     f"<@{user_id}> is the {role.label}{handover}",
                     {"role": role.name, "from": previous, "to": user_id},
                     now=now,
-                )
+                ),
             )
         problems: list[str] = []
         await self.surfaces.invite(inc, {user_id})
@@ -192,7 +197,9 @@ class Response:
             inc.last_update_at = now
             inc.next_update_due = now + self._interval(inc.severity)
             inc.version += 1
-            s.add(
+            await record(
+                self.store,
+                s,
                 rules.entry(
                     inc,
                     "update",
@@ -200,7 +207,7 @@ class Response:
                     summary,
                     {"status": status, "from": old_status, "update_id": update.id},
                     now=now,
-                )
+                ),
             )
         problems: list[str] = []
         try:
@@ -225,10 +232,12 @@ class Response:
             inc.resolved_at = now
             inc.next_update_due = None
             inc.version += 1
-            s.add(
+            await record(
+                self.store,
+                s,
                 rules.entry(
                     inc, "resolved", actor, summary or "Resolved", {"summary": summary}, now=now
-                )
+                ),
             )
         problems: list[str] = []
         inc = await self._after_change(inc, problems)
@@ -250,7 +259,7 @@ class Response:
             inc.resolved_at = None
             inc.next_update_due = now + self._interval(inc.severity)
             inc.version += 1
-            s.add(rules.entry(inc, "reopened", actor, "Reopened", now=now))
+            await record(self.store, s, rules.entry(inc, "reopened", actor, "Reopened", now=now))
         problems: list[str] = []
         inc = await self._after_change(inc, problems)
         await self._post(inc, blocks.reopened(inc, actor), problems, announce=True)
@@ -263,7 +272,8 @@ class Response:
         async with self.store.session() as s:
             inc = await self.store.locked(s, incident_id)
             rules.require_open(inc)
-            added = await self.store.add_entry(
+            added = await record_once(
+                self.store,
                 s,
                 rules.entry(
                     inc,

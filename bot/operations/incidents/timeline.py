@@ -8,11 +8,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bot.base.clock import Clock, utcnow
 from bot.base.errors import BadInput, log_failure, problem
 from bot.model import rules
 from bot.model.rules import Changed
-from bot.model.tables import FollowUp, Incident
+from bot.model.tables import FollowUp, Incident, TimelineEntry
 from bot.outbound.slack.surfaces import Surfaces
 from bot.outbound.store import Store
 from bot.views import blocks, content
@@ -21,6 +23,29 @@ from bot.views.text import clean
 log = logging.getLogger(__name__)
 
 ENTRY_TEXT_MAX = 40000
+
+
+async def noted(store: Store, session: AsyncSession, entry: TimelineEntry) -> None:
+    """After `entry` joined its incident's timeline: the first entry a person other than the
+    declarer caused (a click, a command, a pinned message; see `rules.responder`) is the
+    incident's first response, kept with who and when."""
+    who = rules.responder(entry, store.not_people)
+    if who is not None:
+        await store.note_first_response(session, entry.incident_id, who, entry.happened_at)
+
+
+async def record(store: Store, session: AsyncSession, entry: TimelineEntry) -> None:
+    """Append an entry known to be new (its source, if any, checked by the caller)."""
+    session.add(entry)
+    await noted(store, session, entry)
+
+
+async def record_once(store: Store, session: AsyncSession, entry: TimelineEntry) -> bool:
+    """Append an entry unless its source is recorded already; False when it was."""
+    if not await store.add_entry(session, entry):
+        return False
+    await noted(store, session, entry)
+    return True
 
 
 class Timeline:
@@ -67,7 +92,8 @@ class Timeline:
         # the snapshot lets the postmortem show it even once it is deleted or edited.
         text = clean(content.mrkdwn(message))
         async with self.store.session() as s:
-            added = await self.store.add_entry(
+            added = await record_once(
+                self.store,
                 s,
                 rules.entry(
                     incident,
@@ -89,8 +115,10 @@ class Timeline:
     async def add_note(self, incident: Incident, text: str, actor: str, key: str) -> Changed:
         text = rules.check_note(text)
         async with self.store.session() as s:
-            added = await self.store.add_entry(
-                s, rules.entry(incident, "note", actor, text, now=self.clock(), source_key=key)
+            added = await record_once(
+                self.store,
+                s,
+                rules.entry(incident, "note", actor, text, now=self.clock(), source_key=key),
             )
         problems = await self._post(incident, blocks.note_added(actor, text)) if added else []
         return Changed(incident, added, f"Noted on {incident.ref}'s timeline.", tuple(problems))
@@ -113,10 +141,12 @@ class Timeline:
                     source_key=key,
                 )
             )
-            s.add(
+            await record(
+                self.store,
+                s,
                 rules.entry(
                     incident, "follow_up", actor, text, {"owner": owner}, now=now, source_key=key
-                )
+                ),
             )
         self.surfaces.changed(incident)
         problems = await self._post(incident, blocks.follow_up_recorded(actor, text, owner))

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import delete, event, false, func, select, text, true, update
+from sqlalchemy import delete, false, func, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from bot.base.work import KeyedLocks, give_back
+from bot.model import rules
 from bot.model.figures import Snapshot
 from bot.model.tables import (
     AlertTriage,
@@ -40,10 +39,6 @@ POSTING = "posting:"
 
 Row = TypeVar("Row", RoleAssignment, StatusUpdate, FollowUp)
 
-# Timeline entries that are the bot's doing or the declarer's own, never a first response.
-NOT_A_RESPONSE = frozenset({"declared", "reminder", "alert", "invite"})
-PERSON = re.compile(r"[UW][A-Z0-9]+")
-
 
 # The advisory-lock space of `Store.publicly` (any constant apart from the migrations').
 PUBLIC_LOCKS = 727275
@@ -62,25 +57,6 @@ class LatestDraft(NamedTuple):
     file_id: str | None
     # Its Markdown is the one it was compared with.
     same: bool
-
-
-class _Session(Session):
-    """A session that notes an incident's first response as its timeline grows."""
-
-
-@event.listens_for(_Session, "after_flush")
-def _note_first_response(session: Session, _context: Any) -> None:
-    # Any entry a person other than the declarer caused (a click, a command, a pinned
-    # message) is a response; the first one is kept. The session's new objects are still
-    # listed at this point.
-    not_people = session.info.get("not_people", ())
-    for obj in list(session.new):
-        if not isinstance(obj, TimelineEntry) or obj.kind in NOT_A_RESPONSE:
-            continue
-        # A pinned message responds as its author, at its own time.
-        who = (obj.data or {}).get("user") if obj.kind == "message" else obj.actor
-        if isinstance(who, str) and PERSON.fullmatch(who) and who not in not_people:
-            session.connection().execute(_responded(obj.incident_id, who, obj.happened_at))
 
 
 def _responded(incident_id: int | None, user: str, at: datetime) -> Any:
@@ -112,8 +88,6 @@ class Store:
         self.sessions = async_sessionmaker(
             self.engine,
             expire_on_commit=False,
-            sync_session_class=_Session,
-            info={"not_people": self.not_people},
         )
         self.probe = Probe(url)
         # SQLite serves one process: whose public posts wait for a privacy change is
@@ -257,10 +231,10 @@ class Store:
     # --- figures, nudges, App Home -------------------------------------------------------
 
     async def responded_in_channel(self, channel_id: str, user: str, at: datetime) -> bool:
-        if user in self.not_people or not PERSON.fullmatch(user):
-            return False
         """A person's message in an incident's channel: its first response, unless it
         has one or they declared it. True when this was the first."""
+        if not rules.is_person(user, self.not_people):
+            return False
         async with self.session() as session:
             stmt = _responded(None, user, at).where(col(Incident.channel_id) == channel_id)
             result = await session.execute(stmt)
@@ -820,6 +794,13 @@ class Store:
             .values(rows)
             .on_conflict_do_nothing(index_elements=["incident_id", "source_key"])
         )
+
+    async def note_first_response(
+        self, session: AsyncSession, incident_id: int, user: str, at: datetime
+    ) -> None:
+        """`user` responded at `at`: the incident's first response, unless it has one, they
+        declared it, or `at` is before it was declared."""
+        await session.execute(_responded(incident_id, user, at))
 
     async def timeline(self, incident_id: int) -> Sequence[TimelineEntry]:
         async with self.sessions() as session:
