@@ -209,6 +209,7 @@ class Side:
                 app.surfaces,
                 directory,
                 functools.partial(fetch_history, app.client),
+                outgoing=app.outgoing,
             )
             gather = compiler.facts
             fetched = 0.0

@@ -38,6 +38,7 @@ from bot.inbound.listeners import Operations
 from bot.inbound.metrics import Metrics
 from bot.inbound.socket import SocketMode, TokenRefused
 from bot.model import alert_payloads as payloads
+from bot.model.tables import Effect
 from bot.operations.alerts import Intake
 from bot.operations.home import Home
 from bot.operations.incidents.declare import Declarations
@@ -47,16 +48,20 @@ from bot.operations.incidents.repair import Repair
 from bot.operations.incidents.response import Response
 from bot.operations.incidents.timeline import Timeline
 from bot.operations.nudges import Nudges
+from bot.operations.outgoing import Outgoing
 from bot.operations.postmortem import Postmortems
 from bot.operations.reminders import Reminders
 from bot.operations.report import Reports
+from bot.outbound.outbox import Outbox
 from bot.outbound.slack.budget import Budget, PacedWebClient
 from bot.outbound.slack.directory import Directory
 from bot.outbound.slack.history import fetch_history
 from bot.outbound.slack.replies import Replies
 from bot.outbound.slack.surfaces import Surfaces
 from bot.outbound.store import Claims, Store
+from bot.outbound.store.effects import Effects
 from bot.outbound.store.engine import POOL_SIZE
+from bot.outbound.webhooks import WebhookCourier
 
 log = logging.getLogger(__name__)
 
@@ -177,8 +182,25 @@ class BotApp:
             sync_seconds=reminder_sync_seconds,
         )
         self.repair = Repair(settings, self.store, self.claims, self.surfaces, self.reminders)
+        # Every effect outside Slack: recorded with its change, delivered by the outbox.
+        self.effects = Effects(self.store)
+        self.outbox = Outbox(
+            self.effects,
+            {WebhookCourier.kind: WebhookCourier(settings, self._http_session)},
+            clock=clock,
+            on_failed=self._effect_failed,
+        )
+        self.outgoing = Outgoing(
+            settings, self.effects, tell=self._tell, wake=self.outbox.wake, clock=clock
+        )
+        self._outbox_task: asyncio.Task[None] | None = None
         declarations = Declarations(
-            settings, self.store, self.surfaces, on_change=self.reminders.schedule, clock=clock
+            settings,
+            self.store,
+            self.surfaces,
+            on_change=self.reminders.schedule,
+            outgoing=self.outgoing,
+            clock=clock,
         )
         response = Response(
             settings,
@@ -187,6 +209,7 @@ class BotApp:
             self.surfaces,
             self.directory,
             on_change=self.reminders.schedule,
+            outgoing=self.outgoing,
             clock=clock,
         )
 
@@ -230,13 +253,14 @@ class BotApp:
                 on_change=self.reminders.schedule,
             ),
             response=response,
-            timeline=Timeline(self.store, self.surfaces, clock=clock),
+            timeline=Timeline(self.store, self.surfaces, outgoing=self.outgoing, clock=clock),
             postmortems=Postmortems(
                 settings,
                 self.store,
                 self.surfaces,
                 self.directory,
                 functools.partial(fetch_history, self.client),
+                outgoing=self.outgoing,
                 clock=clock,
             ),
             replies=Replies(self.client),
@@ -266,6 +290,16 @@ class BotApp:
         self._stopped = False
         self._http: aiohttp.ClientSession | None = None
         self.port: int | None = None
+
+    def _http_session(self) -> aiohttp.ClientSession:
+        assert self._http is not None, "the bot is not started"
+        return self._http
+
+    async def _tell(self, user: str, text: str) -> None:
+        await self.client.chat_postMessage(channel=user, text=text)
+
+    async def _effect_failed(self, effect: Effect) -> None:
+        await self.outgoing.failed(effect)
 
     def _authorizer(self) -> Any:
         # The single workspace's identity is learned once at start-up (auth.test), so no
@@ -431,6 +465,8 @@ class BotApp:
             coalesce=True,
             max_instances=1,
         )
+        # Effects outside Slack, recorded by this process or another.
+        self._outbox_task = asyncio.create_task(self.outbox.run())
         # Postmortems, owners, quiet incidents, archiving: looked at now and then.
         self.scheduler.add_job(
             self._nudge,
@@ -498,7 +534,14 @@ class BotApp:
             self._socket.stop_accepting()
         if self._runner is not None:
             await self._runner.shutdown()
+        if self._outbox_task is not None:
+            # Take no further effects; those under way finish (or are let go, to be sent
+            # again with the same key) below.
+            self._outbox_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._outbox_task
         await self.inflight.wait(grace)
+        await self.outbox.stop(grace)
         if self.scheduler.running:
             # Cancels a job that started meanwhile; it unwinds (and gives its database
             # connection back) below, before the database is closed.

@@ -187,6 +187,14 @@ async def declared(bot: Bot, text: str = "declare sev3 Checkout latency") -> Inc
     return inc
 
 
+def dms_to(bot: Bot, user: str) -> list[str]:
+    """What the bot said to `user` in their DM."""
+    channel = bot.fake.dm_channel(user)
+    if channel is None:
+        return []
+    return [m.get("text", "") for m in bot.fake.messages(channel.id, include_system=False)]
+
+
 def channel_of(inc: Incident) -> str:
     """The incident's channel id: set once it is provisioned, which tests wait for."""
     assert inc.channel_id is not None, f"{inc.ref} has no channel"

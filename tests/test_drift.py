@@ -25,6 +25,7 @@ from tests.support import (
     channel_of,
     data_of,
     declared,
+    dms_to,
     entries,
     json_of,
     message_in,
@@ -38,13 +39,6 @@ RETRY_WORDS = ("try again", "Please try")
 def never_asked_to_retry(told: list[dict[str, Any]]) -> None:
     for answer in told:
         assert not any(w in answer.get("text", "") for w in RETRY_WORDS), answer
-
-
-def dms_to(bot: Bot, user: str) -> list[str]:
-    channel = bot.fake.dm_channel(user)
-    if channel is None:
-        return []
-    return [m.get("text", "") for m in bot.fake.messages(channel.id, include_system=False)]
 
 
 async def announced(start_bot: StartBot) -> tuple[Bot, Incident]:

@@ -6,7 +6,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -162,6 +162,31 @@ class DatabaseSettings(BaseSettings):
         return v
 
 
+# What an outgoing webhook can follow (OUTGOING_WEBHOOKS' "events").
+WebhookEvent = Literal[
+    "declared",
+    "severity_changed",
+    "status_changed",
+    "role_assigned",
+    "update_posted",
+    "resolved",
+    "reopened",
+    "follow_up_created",
+    "postmortem_compiled",
+]
+
+
+class OutgoingWebhook(BaseModel):
+    """A receiver of incident events, each delivery signed with its secret."""
+
+    url: str = Field(pattern=r"^https?://[^\s/]+", max_length=2000)
+    secret: SecretStr = Field(min_length=16)
+    # Every event when left out.
+    events: list[WebhookEvent] = Field(default_factory=lambda: list(get_args(WebhookEvent)))
+    # Private incidents reach only receivers marked for them.
+    include_private: bool = False
+
+
 class Settings(DatabaseSettings):
     slack_bot_token: SecretStr
     slack_signing_secret: SecretStr | None = None
@@ -196,6 +221,9 @@ class Settings(DatabaseSettings):
     nudge_follow_ups_hours: float = Field(default=24, ge=0, le=24 * 365)
     nudge_inactive_days: float = Field(default=3, ge=0, le=365)
     archive_after_days: float = Field(default=0, ge=0, le=3650)
+    # JSON list of {"url", "secret", "events": [...], "include_private": false}: systems that
+    # follow incidents, each sent a signed JSON event through the outbox.
+    outgoing_webhooks: Annotated[list[OutgoingWebhook], NoDecode] = Field(default_factory=list)
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -263,7 +291,7 @@ class Settings(DatabaseSettings):
             raise ValueError("must be a channel ID such as C0123ABCD (not a #name)")
         return v
 
-    @field_validator("severities", "extra_roles", "alert_rules", mode="before")
+    @field_validator("severities", "extra_roles", "alert_rules", "outgoing_webhooks", mode="before")
     @classmethod
     def _json_list(cls, v: Any) -> Any:
         if isinstance(v, str):

@@ -291,3 +291,49 @@ class HomeViewer(SQLModel, table=True):
     user_id: str = Field(primary_key=True, max_length=32)
     team_id: str = Field(max_length=32)
     opened_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class EffectState(enum.StrEnum):
+    pending = "pending"
+    done = "done"
+    failed = "failed"
+
+
+class Effect(SQLModel, table=True):
+    """Something the bot must do outside itself (a webhook delivery, a ticket, a page),
+    recorded in the same transaction as the change that causes it, then delivered by the
+    outbox's worker: once across processes, retried on passing failures, never twice."""
+
+    __tablename__ = "effect"
+    __table_args__ = (
+        UniqueConstraint("key", name="uq_effect_key"),
+        Index("ix_effect_due", "state", "next_attempt_at"),
+        Index("ix_effect_lane", "lane", "state", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    # The idempotency key: one effect per key, sent to the remote where it takes one.
+    key: str = Field(max_length=200)
+    # Which gateway delivers it.
+    kind: str = Field(max_length=40)
+    # Effects of one lane are delivered in the order they were recorded (e.g. one
+    # incident's events to one webhook URL).
+    lane: str = Field(max_length=300)
+    incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
+    # Who caused it: told when it fails for good.
+    requested_by: str | None = Field(default=None, max_length=32)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    state: str = Field(default=EffectState.pending.value, max_length=10)
+    attempts: int = 0
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    next_attempt_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    # The claim of the process delivering it; another takes over once it has passed.
+    lease_until: datetime | None = _dt(nullable=True)
+    claimed_by: str | None = Field(default=None, max_length=64)
+    # The remote's reason for the last failure, as it gave it.
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # What the remote gave back (an id, a link).
+    result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    done_at: datetime | None = _dt(nullable=True)
+    # A failure for good is told to a person once.
+    reported: bool = False

@@ -22,6 +22,7 @@ from bot.model.tables import (
     StatusUpdate,
     TimelineEntry,
 )
+from bot.operations.outgoing import Outgoing
 from bot.outbound.slack.directory import Directory, Person
 from bot.outbound.slack.history import Message, OnMessages
 from bot.outbound.slack.surfaces import Surfaces
@@ -46,8 +47,10 @@ class Postmortems:
         directory: Directory,
         history: History,
         *,
+        outgoing: Outgoing,
         clock: Clock = utcnow,
     ):
+        self.outgoing = outgoing
         self.settings = settings
         self.store = store
         self.surfaces = surfaces
@@ -159,15 +162,20 @@ class Postmortems:
                 # Stored, but the upload was interrupted: share it now.
                 pk, version = latest.pk, latest.version
             else:
-                saved = await self.store.save_postmortem(
-                    Postmortem(
-                        incident_id=incident_id,
-                        version=(latest.version if latest else 0) + 1,
-                        markdown=markdown,
-                        created_by=actor,
-                        created_at=self.clock(),
+                async with self.store.session() as s:
+                    saved = await self.store.save_postmortem(
+                        s,
+                        Postmortem(
+                            incident_id=incident_id,
+                            version=(latest.version if latest else 0) + 1,
+                            markdown=markdown,
+                            created_by=actor,
+                            created_at=self.clock(),
+                        ),
                     )
-                )
+                    await self.outgoing.happened(
+                        s, incident, "postmortem_compiled", {"version": saved.version}, actor=actor
+                    )
                 pk, version = saved.pk, saved.version
             self.surfaces.changed(incident)
             file_id = await self.surfaces.upload(

@@ -397,6 +397,20 @@ def follow_up_recorded(actor: str, text: str, owner: str | None) -> str:
     )
 
 
+def delivery_failed(
+    inc: Incident | None, kind: str, payload: Mapping[str, Any], reason: str
+) -> str:
+    """What the commander and whoever caused it are told when an effect outside Slack
+    failed for good."""
+    about = f"*{inc.ref}*: " if inc is not None else ""
+    if kind == "webhook":
+        event = str(payload.get("body", {}).get("event", "an event"))
+        what = f"the `{event}` event could not be delivered to {literal(str(payload.get('url')))}"
+    else:
+        what = f"a {literal(kind)} could not be delivered"
+    return f":warning: {about}{what}, and I have stopped trying: {literal(one_line(reason, 300))}"
+
+
 def slack_trouble(inc: Incident, problems: Sequence[str], announcements: str | None) -> str:
     """What the commander is told, once, when Slack will not show the incident."""
     where = f"<#{inc.channel_id}>" if inc.channel_id else "its channel"

@@ -16,6 +16,7 @@ from bot.base.settings import Settings
 from bot.base.work import after_its_request, give_back
 from bot.model import rules
 from bot.model.tables import Incident, RoleAssignment
+from bot.operations.outgoing import Outgoing
 from bot.outbound.slack.surfaces import Channel, Surfaces
 from bot.outbound.store import Store
 from bot.views import blocks
@@ -64,12 +65,14 @@ class Declarations:
         surfaces: Surfaces,
         *,
         on_change: OnChange,
+        outgoing: Outgoing,
         clock: Clock = utcnow,
     ):
         self.settings = settings
         self.store = store
         self.surfaces = surfaces
         self.on_change = on_change
+        self.outgoing = outgoing
         self.clock = clock
 
     async def declare(
@@ -205,6 +208,14 @@ class Declarations:
                         now=now,
                         source_key="declared",
                     )
+                )
+                await self.outgoing.happened(
+                    s,
+                    incident,
+                    "declared",
+                    {"title": title, "severity": sev.name, "description": description},
+                    actor=request.actor,
+                    commander=None if request.unassigned else commander,
                 )
         except (IntegrityError, _DeclaredBefore):
             # A repeated request, or one that raced itself (a double submit): the other

@@ -17,6 +17,7 @@ from bot.model.rules import Changed
 from bot.model.tables import Incident, RoleAssignment, Status, StatusUpdate
 from bot.operations.incidents.declare import OnChange
 from bot.operations.incidents.timeline import record, record_once
+from bot.operations.outgoing import Outgoing
 from bot.outbound.slack.directory import Directory
 from bot.outbound.slack.surfaces import Surfaces
 from bot.outbound.store import Claims, Store
@@ -35,8 +36,10 @@ class Response:
         directory: Directory,
         *,
         on_change: OnChange,
+        outgoing: Outgoing,
         clock: Clock = utcnow,
     ):
+        self.outgoing = outgoing
         self.settings = settings
         self.store = store
         self.claims = claims
@@ -110,6 +113,9 @@ class Response:
                     now=now,
                 ),
             )
+            await self.outgoing.happened(
+                s, inc, "severity_changed", {"from": old, "to": sev.name}, actor=actor
+            )
         problems: list[str] = []
         inc = await self._after_change(inc, problems)
         raised = rules.rank(self.settings, sev.name) < rules.rank(self.settings, old)
@@ -161,6 +167,13 @@ class Response:
                     now=now,
                 ),
             )
+            await self.outgoing.happened(
+                s,
+                inc,
+                "role_assigned",
+                {"role": role.name, "from": previous, "to": user_id},
+                actor=actor,
+            )
         problems: list[str] = []
         await self.surfaces.invite(inc, {user_id})
         inc = await self._after_change(inc, problems)
@@ -209,6 +222,13 @@ class Response:
                     now=now,
                 ),
             )
+            await self.outgoing.happened(
+                s, inc, "update_posted", {"status": status, "summary": summary}, actor=actor
+            )
+            if status != old_status:
+                await self.outgoing.happened(
+                    s, inc, "status_changed", {"from": old_status, "to": status}, actor=actor
+                )
         problems: list[str] = []
         try:
             mark = await self.claims.take_update(update.pk)
@@ -239,6 +259,7 @@ class Response:
                     inc, "resolved", actor, summary or "Resolved", {"summary": summary}, now=now
                 ),
             )
+            await self.outgoing.happened(s, inc, "resolved", {"summary": summary}, actor=actor)
         problems: list[str] = []
         inc = await self._after_change(inc, problems)
         text, body = blocks.resolved_message(inc, actor, summary, self.settings)
@@ -260,6 +281,7 @@ class Response:
             inc.next_update_due = now + self._interval(inc.severity)
             inc.version += 1
             await record(self.store, s, rules.entry(inc, "reopened", actor, "Reopened", now=now))
+            await self.outgoing.happened(s, inc, "reopened", {}, actor=actor)
         problems: list[str] = []
         inc = await self._after_change(inc, problems)
         await self._post(inc, blocks.reopened(inc, actor), problems, announce=True)

@@ -15,6 +15,7 @@ from bot.base.errors import BadInput, log_failure, problem
 from bot.model import rules
 from bot.model.rules import Changed
 from bot.model.tables import FollowUp, Incident, TimelineEntry
+from bot.operations.outgoing import Outgoing
 from bot.outbound.slack.surfaces import Surfaces
 from bot.outbound.store import Store
 from bot.views import blocks, content
@@ -49,7 +50,10 @@ async def record_once(store: Store, session: AsyncSession, entry: TimelineEntry)
 
 
 class Timeline:
-    def __init__(self, store: Store, surfaces: Surfaces, *, clock: Clock = utcnow):
+    def __init__(
+        self, store: Store, surfaces: Surfaces, *, outgoing: Outgoing, clock: Clock = utcnow
+    ):
+        self.outgoing = outgoing
         self.store = store
         self.surfaces = surfaces
         self.clock = clock
@@ -147,6 +151,9 @@ class Timeline:
                 rules.entry(
                     incident, "follow_up", actor, text, {"owner": owner}, now=now, source_key=key
                 ),
+            )
+            await self.outgoing.happened(
+                s, incident, "follow_up_created", {"text": text, "owner": owner}, actor=actor
             )
         self.surfaces.changed(incident)
         problems = await self._post(incident, blocks.follow_up_recorded(actor, text, owner))

@@ -712,9 +712,9 @@ class Store:
         assert pk is not None
         return LatestDraft(pk, version, file_id, bool(same))
 
-    async def save_postmortem(self, draft: Postmortem) -> Postmortem:
-        async with self.session() as session:
-            session.add(draft)
+    async def save_postmortem(self, session: AsyncSession, draft: Postmortem) -> Postmortem:
+        session.add(draft)
+        await session.flush()
         return draft
 
     async def set_postmortem_file(self, postmortem_id: int, file_id: str | None) -> None:
