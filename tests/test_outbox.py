@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from jsonschema import Draft202012Validator
 
 from bot.base.settings import Settings
 from bot.model.tables import Effect
@@ -43,6 +44,12 @@ from tests.support import (
     until,
 )
 from tests.test_updates import newest_view
+
+# What receivers are told to expect (docs/webhook-event.schema.json).
+SCHEMA = Draft202012Validator(
+    json.loads((ROOT / "docs" / "webhook-event.schema.json").read_text()),
+    format_checker=Draft202012Validator.FORMAT_CHECKER,
+)
 
 
 @pytest.fixture
@@ -84,13 +91,15 @@ async def test_a_receiver_gets_each_change_signed_and_in_order(
 ) -> None:
     bot = await start_bot(outgoing_webhooks=[receiver.hook()])
     inc = await declared(bot, "declare sev3 Checkout latency")
-    await bot.slack.command("severity sev1", user=ALICE, channel=channel_of(inc))
-    await bot.slack.command(f"commander <@{BOB}>", user=ALICE, channel=channel_of(inc))
+    # Each change stored before the next is made: events go in the order changes are stored.
+    await bot.ask("severity sev1", user=ALICE, channel=channel_of(inc))
+    await bot.ask(f"commander <@{BOB}>", user=ALICE, channel=channel_of(inc))
     await bot.slack.command("update", user=BOB, channel=channel_of(inc))
     view = await newest_view(bot, "update")
     await bot.slack.submit_view(
         view["id"], user=BOB, inputs={"status": "monitoring", "summary": "Rolled back."}
     )
+    await bot.settled()
     await bot.slack.command("resolve Fixed by the rollback", user=BOB, channel=channel_of(inc))
     await until(lambda: len(receiver.done) == 6, message="six events delivered")
     assert receiver.events() == [
@@ -115,6 +124,8 @@ async def test_a_receiver_gets_each_change_signed_and_in_order(
     assert resolved.body["incident"]["status"] == "resolved"
     assert resolved.body["incident"]["resolved_at"] is not None
     assert receiver.refused_signatures == 0
+    for delivery in receiver.done.values():
+        SCHEMA.validate(delivery.body)
     # Each delivered once, and the outbox says so.
     assert len(receiver.arrivals) == 6
     assert {e.state for e in await effects_of(bot)} == {"done"}

@@ -153,6 +153,8 @@ class Outbox:
     async def run(self) -> None:
         """Deliver until cancelled: a pass whenever woken, or every `poll` seconds."""
         while True:
+            # Cleared before the pass, so a wake during it brings another pass at once.
+            self._wake.clear()
             try:
                 await self.run_once()
                 await self.report_failures()
@@ -160,7 +162,6 @@ class Outbox:
                 log_failure(log, "The outbox could not look for effects to deliver", e)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll)
-            self._wake.clear()
 
     async def run_once(self) -> int:
         """Start delivering what is due now (lanes not already being delivered here);
