@@ -21,14 +21,8 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from .server import (
-    STATEFUL_ELEMENTS,
-    FakeSlack,
-    JsonDict,
-    SlackError,
-    iter_elements,
-    options_of,
-)
+from .model import JsonDict, SlackError
+from .server import STATEFUL_ELEMENTS, FakeSlack, iter_elements, options_of
 from .socket_mode import SLACK_ACK_DEADLINE
 
 SINGLE_OPTION = frozenset({"static_select", "external_select", "radio_buttons", "overflow"})

@@ -13,7 +13,6 @@ Socket Mode: ``apps.connections.open`` takes the app-level token (``app_token``)
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import copy
 import inspect
@@ -28,7 +27,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,9 +35,48 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
+from .model import (
+    Call,
+    Channel,
+    JsonDict,
+    ResponseTarget,
+    ResponseUrlPost,
+    SlackError,
+    Trigger,
+    as_bool,
+    as_typed,
+    decode_cursor,
+    encode_cursor,
+    form_value,
+    format_ts,
+    invalid_arguments,
+    is_top_level,
+    opt_str,
+    page_limit,
+    paginate,
+    ts_key,
+)
 from .socket_mode import SocketModeHub
 
-JsonDict = dict[str, Any]
+# Names this module has always offered, wherever they are defined now.
+__all__ = [
+    "REFERENCE_FILE",
+    "STATEFUL_ELEMENTS",
+    "Call",
+    "Channel",
+    "FakeSlack",
+    "JsonDict",
+    "RateLimit",
+    "ResponseUrlPost",
+    "SlackError",
+    "as_typed",
+    "check_blocks",
+    "iter_elements",
+    "load_rate_limits",
+    "load_reference",
+    "options_of",
+]
+
 
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
@@ -144,134 +182,6 @@ OPTION_LIMITS: dict[str, tuple[int, int]] = {
 }
 
 
-class SlackError(Exception):
-    """A Web API error answer: ``{"ok": false, "error": code, **extra}``."""
-
-    def __init__(self, error: str, **extra: Any) -> None:
-        super().__init__(error)
-        self.error = error
-        self.extra = extra
-
-    def body(self) -> JsonDict:
-        return {"ok": False, "error": self.error, **self.extra}
-
-
-def invalid_arguments(*messages: str) -> SlackError:
-    return SlackError("invalid_arguments", response_metadata={"messages": list(messages)})
-
-
-@dataclass
-class Call:
-    """One Web API request as the fake saw it (``at``, when it arrived, and ``answered``
-    are ``time.monotonic()``)."""
-
-    method: str
-    args: JsonDict
-    ok: bool
-    error: str | None
-    status: int
-    at: float
-    response: Any = None
-    answered: float = 0.0
-
-
-@dataclass
-class ResponseUrlPost:
-    """A JSON body the bot posted to a response_url (``at`` is ``time.monotonic()``)."""
-
-    key: str
-    body: Any
-    at: float
-    wall: float = 0.0
-
-
-def _empty_topic() -> JsonDict:
-    return {"value": "", "creator": "", "last_set": 0}
-
-
-@dataclass
-class Channel:
-    """A conversation. ``history`` holds every message, thread replies included, oldest first."""
-
-    id: str
-    name: str
-    is_private: bool = False
-    is_im: bool = False
-    im_user: str | None = None
-    members: list[str] = field(default_factory=list)
-    created: int = field(default_factory=lambda: int(time.time()))
-    creator: str = ""
-    is_archived: bool = False
-    is_general: bool = False
-    topic: JsonDict = field(default_factory=_empty_topic)
-    purpose: JsonDict = field(default_factory=_empty_topic)
-    previous_names: list[str] = field(default_factory=list)
-    history: list[JsonDict] = field(default_factory=list)
-    pinned: dict[str, JsonDict] = field(default_factory=dict)
-    bookmarks: list[JsonDict] = field(default_factory=list)
-    canvas_id: str | None = None
-
-    def find(self, ts: str) -> JsonDict | None:
-        for msg in self.history:
-            if msg["ts"] == ts:
-                return msg
-        return None
-
-    def insert(self, msg: JsonDict) -> None:
-        key = ts_key(msg["ts"])
-        index = len(self.history)
-        while index > 0 and ts_key(self.history[index - 1]["ts"]) > key:
-            index -= 1
-        self.history.insert(index, msg)
-
-    def to_api(self, team_id: str, bot_user_id: str, *, num_members: bool = False) -> JsonDict:
-        if self.is_im:
-            return {
-                "id": self.id,
-                "created": self.created,
-                "is_archived": False,
-                "is_im": True,
-                "is_org_shared": False,
-                "context_team_id": team_id,
-                "updated": self.created * 1000,
-                "user": self.im_user,
-                "is_user_deleted": False,
-                "priority": 0,
-            }
-        data: JsonDict = {
-            "id": self.id,
-            "name": self.name,
-            "is_channel": True,
-            "is_group": False,
-            "is_im": False,
-            "is_mpim": False,
-            "is_private": self.is_private,
-            "created": self.created,
-            "is_archived": self.is_archived,
-            "is_general": self.is_general,
-            "unlinked": 0,
-            "name_normalized": self.name,
-            "is_shared": False,
-            "is_org_shared": False,
-            "is_pending_ext_shared": False,
-            "pending_shared": [],
-            "context_team_id": team_id,
-            "updated": self.created * 1000,
-            "parent_conversation": None,
-            "creator": self.creator,
-            "is_ext_shared": False,
-            "shared_team_ids": [team_id],
-            "pending_connected_team_ids": [],
-            "is_member": bot_user_id in self.members,
-            "topic": dict(self.topic),
-            "purpose": dict(self.purpose),
-            "previous_names": list(self.previous_names),
-        }
-        if num_members:
-            data["num_members"] = len(self.members)
-        return data
-
-
 @dataclass
 class _Fault:
     method: str
@@ -287,85 +197,6 @@ class _Fault:
             body = {"ok": False, "error": self.error or "ratelimited"}
             return body, 429, {"Retry-After": str(retry)}
         return {"ok": False, "error": self.error or "internal_error"}, self.status, {}
-
-
-@dataclass
-class _Trigger:
-    issued: float
-    user: str | None
-    used: bool = False
-
-
-@dataclass
-class _ResponseTarget:
-    channel: str | None
-    user: str | None
-    message_ts: str | None
-    ephemeral: bool
-
-
-def as_typed(text: str) -> str:
-    """What Slack's client sends for text a person typed: `&`, `<` and `>` escaped, so a
-    message or command never carries markup of its own (mentions and links come from the
-    client's pickers, as `<@U…>` and `<https://…>`)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def ts_key(ts: str) -> int:
-    """Microseconds of a Slack ts, for ordering; raises ValueError on a malformed one."""
-    seconds, _, fraction = str(ts).partition(".")
-    if not seconds.isdigit() or (fraction and not fraction.isdigit()):
-        raise ValueError(f"bad ts {ts!r}")
-    return int(seconds) * 1_000_000 + int(fraction.ljust(6, "0")[:6])
-
-
-def format_ts(micros: int) -> str:
-    return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
-
-
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes"}
-    return bool(value)
-
-
-def _opt_str(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    return str(value)
-
-
-def _encode_cursor(kind: str, value: str) -> str:
-    return base64.b64encode(f"{kind}:{value}".encode()).decode()
-
-
-def _decode_cursor(cursor: str, kind: str) -> str:
-    try:
-        decoded = base64.b64decode(cursor.encode(), validate=True).decode()
-    except ValueError as exc:
-        raise SlackError("invalid_cursor") from exc
-    prefix, sep, value = decoded.partition(":")
-    if prefix != kind or not sep or not value:
-        raise SlackError("invalid_cursor")
-    return value
-
-
-def _limit(args: JsonDict, default: int, maximum: int) -> int:
-    raw = args.get("limit")
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except (TypeError, ValueError) as exc:
-        raise SlackError("invalid_limit") from exc
-    if value <= 0:
-        return default
-    return min(value, maximum)
-
-
-def _is_top_level(msg: JsonDict) -> bool:
-    thread_ts = msg.get("thread_ts")
-    return thread_ts is None or thread_ts == msg["ts"] or msg.get("subtype") == "thread_broadcast"
 
 
 REFERENCE_FILE = Path(__file__).resolve().parent / "reference" / "methods.json"
@@ -416,10 +247,6 @@ def load_rate_limits(path: Path = RATE_LIMITS_FILE) -> dict[str, RateLimit]:
 def load_reference(path: Path = REFERENCE_FILE) -> dict[str, JsonDict]:
     """Per method: ``required`` arguments, ``errors``, ``scopes`` and ``json_input_supported``."""
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-# ---------------------------------------------------------------------------------------------
-# Block Kit checks: the limits real Slack enforces and bots most often trip over.
 
 
 def _text_object(
@@ -604,9 +431,6 @@ def iter_elements(blocks: Iterable[JsonDict]) -> Iterable[tuple[JsonDict, JsonDi
             yield block, block["element"]
 
 
-# ---------------------------------------------------------------------------------------------
-
-
 class FakeSlack:
     """An in-memory Slack workspace served over HTTP on 127.0.0.1.
 
@@ -681,8 +505,8 @@ class FakeSlack:
         self.clock = clock
         # Times of the accepted calls in each limit's window, oldest first.
         self._windows: dict[tuple[str, ...], deque[float]] = {}
-        self._triggers: dict[str, _Trigger] = {}
-        self._response_targets: dict[str, _ResponseTarget] = {}
+        self._triggers: dict[str, Trigger] = {}
+        self._response_targets: dict[str, ResponseTarget] = {}
         self._seq = itertools.count(1)
         self._rng = random.Random(0)
         self._last_us = 0
@@ -979,7 +803,7 @@ class FakeSlack:
         return [
             copy.deepcopy(msg)
             for msg in ch.history
-            if _is_top_level(msg) and (include_system or msg.get("subtype") not in SYSTEM_SUBTYPES)
+            if is_top_level(msg) and (include_system or msg.get("subtype") not in SYSTEM_SUBTYPES)
         ]
 
     def replies(self, channel: str, thread_ts: str) -> list[JsonDict]:
@@ -1007,9 +831,9 @@ class FakeSlack:
             body = post.body
             if target is None or target.user != user or not isinstance(body, dict):
                 continue
-            if body.get("response_type") == "in_channel" or _as_bool(body.get("replace_original")):
+            if body.get("response_type") == "in_channel" or as_bool(body.get("replace_original")):
                 continue
-            if _as_bool(body.get("delete_original")):
+            if as_bool(body.get("delete_original")):
                 continue
             answers.append(
                 {
@@ -1040,12 +864,12 @@ class FakeSlack:
     ) -> tuple[str, str]:
         """A response_url; ``message_ts`` lets replace_original/delete_original act on it."""
         key = f"{next(self._seq):06d}{self._rng.getrandbits(64):016x}"
-        self._response_targets[key] = _ResponseTarget(channel, user, message_ts, ephemeral)
+        self._response_targets[key] = ResponseTarget(channel, user, message_ts, ephemeral)
         return f"{self.base_url}/response/{key}", key
 
     def new_trigger_id(self, user: str | None = None) -> str:
         trigger_id = f"{int(time.time())}.{next(self._seq)}.{self._rng.getrandbits(128):032x}"
-        self._triggers[trigger_id] = _Trigger(issued=time.monotonic(), user=user)
+        self._triggers[trigger_id] = Trigger(issued=time.monotonic(), user=user)
         return trigger_id
 
     def close_view(self, view_id: str) -> None:
@@ -1207,14 +1031,14 @@ class FakeSlack:
             else:
                 form = await request.post()
                 for key, value in form.items():
-                    args[key] = _form_value(value)
+                    args[key] = form_value(value)
         for key in JSON_ARGS & args.keys():
             value = args[key]
             if isinstance(value, str) and value[:1] in "[{":
                 # Undecodable JSON stays a string; the handler answers the format error.
                 with contextlib.suppress(ValueError):
                     args[key] = json.loads(value)
-        return args, _opt_str(args.pop("token", None))
+        return args, opt_str(args.pop("token", None))
 
     def most_at_once(self, method: str) -> int:
         """The most calls of `method` this fake has been answering at the same time."""
@@ -1383,7 +1207,7 @@ class FakeSlack:
             return web.Response(status=404, text="file_not_found")
         if request.content_type.startswith("multipart/"):
             form = await request.post()
-            parts = [_form_value(v) for v in form.values() if not isinstance(v, str)]
+            parts = [form_value(v) for v in form.values() if not isinstance(v, str)]
             data = parts[0] if parts and isinstance(parts[0], bytes) else b""
         else:
             data = await request.read()
@@ -1441,9 +1265,9 @@ class FakeSlack:
             }
         )
 
-    def _apply_response(self, target: _ResponseTarget, body: JsonDict) -> None:
+    def _apply_response(self, target: ResponseTarget, body: JsonDict) -> None:
         ch = self.channels.get(target.channel or "")
-        if _as_bool(body.get("delete_original")):
+        if as_bool(body.get("delete_original")):
             if target.message_ts is None:
                 return
             if target.ephemeral:
@@ -1452,7 +1276,7 @@ class FakeSlack:
                 self._remove(ch, msg)
             return
         content = self._message_content(body, max_blocks=MAX_MESSAGE_BLOCKS)
-        if _as_bool(body.get("replace_original")) and target.message_ts is not None:
+        if as_bool(body.get("replace_original")) and target.message_ts is not None:
             if target.ephemeral:
                 for eph in self.ephemerals:
                     if eph["ts"] == target.message_ts:
@@ -1462,7 +1286,7 @@ class FakeSlack:
             return
         if body.get("response_type") == "in_channel" and ch is not None:
             msg = self._bot_message(content)
-            self._store(ch, msg, thread_ts=_opt_str(body.get("thread_ts")))
+            self._store(ch, msg, thread_ts=opt_str(body.get("thread_ts")))
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -1769,8 +1593,8 @@ class FakeSlack:
 
     def _users_list(self, args: JsonDict) -> JsonDict:
         users = list(self.users.values())
-        limit = _limit(args, len(users) or 1, 1000)
-        page, cursor = self._page(users, [u["id"] for u in users], args, limit, "users")
+        limit = page_limit(args, len(users) or 1, 1000)
+        page, cursor = paginate(users, [u["id"] for u in users], args, limit, "users")
         return {
             "members": copy.deepcopy(page),
             "cache_ts": int(time.time()),
@@ -1789,9 +1613,9 @@ class FakeSlack:
         for group in self.usergroups.values():
             data = copy.deepcopy(group)
             users = data.pop("users")
-            if _as_bool(args.get("include_users")):
+            if as_bool(args.get("include_users")):
                 data["users"] = users
-            if _as_bool(args.get("include_count")):
+            if as_bool(args.get("include_count")):
                 data["user_count"] = len(users)
             groups.append(data)
         return {"usergroups": groups}
@@ -1802,20 +1626,6 @@ class FakeSlack:
             raise SlackError("no_such_subteam")
         return {"users": list(group["users"])}
 
-    def _page(
-        self, items: list[Any], ids: list[str], args: JsonDict, limit: int, kind: str
-    ) -> tuple[list[Any], str]:
-        start = 0
-        cursor = _opt_str(args.get("cursor"))
-        if cursor is not None:
-            target = _decode_cursor(cursor, kind)
-            if target not in ids:
-                raise SlackError("invalid_cursor")
-            start = ids.index(target)
-        end = start + limit
-        next_cursor = _encode_cursor(kind, ids[end]) if end < len(ids) else ""
-        return items[start:end], next_cursor
-
     # -- conversations --------------------------------------------------------------------------
 
     def _conversations_create(self, args: JsonDict) -> JsonDict:
@@ -1823,7 +1633,7 @@ class FakeSlack:
         ch = Channel(
             id=self._new_id("C"),
             name=name,
-            is_private=_as_bool(args.get("is_private")),
+            is_private=as_bool(args.get("is_private")),
             members=[self.bot_user_id],
             creator=self.bot_user_id,
         )
@@ -1836,7 +1646,7 @@ class FakeSlack:
     def _conversations_info(self, args: JsonDict) -> JsonDict:
         ch = self._channel(args)
         return {
-            "channel": self._channel_api(ch, num_members=_as_bool(args.get("include_num_members")))
+            "channel": self._channel_api(ch, num_members=as_bool(args.get("include_num_members")))
         }
 
     def _conversations_list(self, args: JsonDict) -> JsonDict:
@@ -1845,7 +1655,7 @@ class FakeSlack:
         }
         if not types or not types <= CHANNEL_TYPES:
             raise SlackError("invalid_types")
-        exclude_archived = _as_bool(args.get("exclude_archived"))
+        exclude_archived = as_bool(args.get("exclude_archived"))
         selected = []
         for ch in self.channels.values():
             if ch.is_im:
@@ -1856,8 +1666,8 @@ class FakeSlack:
                 wanted = "public_channel" in types
             if wanted and not (exclude_archived and ch.is_archived):
                 selected.append(ch)
-        limit = _limit(args, 100, 1000)
-        page, cursor = self._page(selected, [c.id for c in selected], args, limit, "team")
+        limit = page_limit(args, 100, 1000)
+        page, cursor = paginate(selected, [c.id for c in selected], args, limit, "team")
         return {
             "channels": [self._channel_api(c, num_members=not c.is_im) for c in page],
             "response_metadata": {"next_cursor": cursor},
@@ -1915,8 +1725,8 @@ class FakeSlack:
 
     def _conversations_members(self, args: JsonDict) -> JsonDict:
         ch = self._channel(args)
-        limit = _limit(args, 100, 1000)
-        page, cursor = self._page(ch.members, ch.members, args, limit, "user")
+        limit = page_limit(args, 100, 1000)
+        page, cursor = paginate(ch.members, ch.members, args, limit, "user")
         return {"members": list(page), "response_metadata": {"next_cursor": cursor}}
 
     def _set_text_field(self, args: JsonDict, key: str) -> JsonDict:
@@ -1989,12 +1799,12 @@ class FakeSlack:
             oldest = ts_key(str(args.get("oldest") or "0"))
         except ValueError as exc:
             raise SlackError("invalid_ts_oldest") from exc
-        latest_arg = _opt_str(args.get("latest"))
+        latest_arg = opt_str(args.get("latest"))
         try:
             latest = ts_key(latest_arg) if latest_arg and latest_arg != "now" else 1 << 62
         except ValueError as exc:
             raise SlackError("invalid_ts_latest") from exc
-        return oldest, latest, _as_bool(args.get("inclusive"))
+        return oldest, latest, as_bool(args.get("inclusive"))
 
     def _conversations_history(self, args: JsonDict) -> JsonDict:
         ch = self._channel(args)
@@ -2007,17 +1817,17 @@ class FakeSlack:
             high = key < latest or (inclusive and key == latest)
             return low and high
 
-        items = [m for m in reversed(ch.history) if _is_top_level(m) and wanted(m)]
-        cursor = _opt_str(args.get("cursor"))
+        items = [m for m in reversed(ch.history) if is_top_level(m) and wanted(m)]
+        cursor = opt_str(args.get("cursor"))
         if cursor is not None:
             try:
-                start_key = int(_decode_cursor(cursor, "next_ts"))
+                start_key = int(decode_cursor(cursor, "next_ts"))
             except ValueError as exc:
                 raise SlackError("invalid_cursor") from exc
             items = [m for m in items if ts_key(m["ts"]) <= start_key]
-        limit = _limit(args, 100, 999)
+        limit = page_limit(args, 100, 999)
         page, rest = items[:limit], items[limit:]
-        next_cursor = _encode_cursor("next_ts", str(ts_key(rest[0]["ts"]))) if rest else ""
+        next_cursor = encode_cursor("next_ts", str(ts_key(rest[0]["ts"]))) if rest else ""
         return {
             "messages": copy.deepcopy(page),
             "has_more": bool(rest),
@@ -2047,16 +1857,16 @@ class FakeSlack:
             m for m in ch.history if m.get("thread_ts") == root_ts and m is not parent and wanted(m)
         ]
         items = [parent, *replies]
-        cursor = _opt_str(args.get("cursor"))
+        cursor = opt_str(args.get("cursor"))
         if cursor is not None:
             try:
-                start_key = int(_decode_cursor(cursor, "next_ts"))
+                start_key = int(decode_cursor(cursor, "next_ts"))
             except ValueError as exc:
                 raise SlackError("invalid_cursor") from exc
             items = [m for m in items if m is not parent and ts_key(m["ts"]) >= start_key]
-        limit = _limit(args, 1000, 1000)
+        limit = page_limit(args, 1000, 1000)
         page, rest = items[:limit], items[limit:]
-        next_cursor = _encode_cursor("next_ts", str(ts_key(rest[0]["ts"]))) if rest else ""
+        next_cursor = encode_cursor("next_ts", str(ts_key(rest[0]["ts"]))) if rest else ""
         return {
             "messages": copy.deepcopy(page),
             "has_more": bool(rest),
@@ -2083,8 +1893,8 @@ class FakeSlack:
         self._store(
             ch,
             msg,
-            thread_ts=_opt_str(args.get("thread_ts")),
-            broadcast=_as_bool(args.get("reply_broadcast")),
+            thread_ts=opt_str(args.get("thread_ts")),
+            broadcast=as_bool(args.get("reply_broadcast")),
         )
         return {"channel": ch.id, "ts": msg["ts"], "message": copy.deepcopy(msg)}
 
@@ -2133,7 +1943,7 @@ class FakeSlack:
                 "text": content.get("text", ""),
                 "blocks": content.get("blocks"),
                 "attachments": content.get("attachments"),
-                "thread_ts": _opt_str(args.get("thread_ts")),
+                "thread_ts": opt_str(args.get("thread_ts")),
                 "ts": ts,
             }
         )
@@ -2150,7 +1960,7 @@ class FakeSlack:
 
     def _pin_target(self, args: JsonDict) -> tuple[Channel, JsonDict]:
         ch = self._channel(args)
-        ts = _opt_str(args.get("timestamp"))
+        ts = opt_str(args.get("timestamp"))
         if ts is None:
             raise SlackError("no_item_specified")
         try:
@@ -2230,7 +2040,7 @@ class FakeSlack:
         ch = self._channel(args, "channel_id")
         if args["type"] != "link":
             raise SlackError("invalid_bookmark_type")
-        link = _opt_str(args.get("link"))
+        link = opt_str(args.get("link"))
         if link is None or not link.startswith(("http://", "https://")):
             raise SlackError("invalid_link")
         bookmark = {
@@ -2238,7 +2048,7 @@ class FakeSlack:
             "channel_id": ch.id,
             "title": str(args["title"]),
             "link": link,
-            "emoji": _opt_str(args.get("emoji")),
+            "emoji": opt_str(args.get("emoji")),
             "icon_url": None,
             "type": "link",
             "entity_id": None,
@@ -2260,7 +2070,7 @@ class FakeSlack:
     # -- views ----------------------------------------------------------------------------------
 
     def _take_trigger(self, args: JsonDict) -> str | None:
-        trigger_id = _opt_str(args.get("trigger_id")) or _opt_str(args.get("interactivity_pointer"))
+        trigger_id = opt_str(args.get("trigger_id")) or opt_str(args.get("interactivity_pointer"))
         if trigger_id is None:
             raise invalid_arguments("[ERROR] missing required field: trigger_id")
         trigger = self._triggers.get(trigger_id)
@@ -2368,8 +2178,8 @@ class FakeSlack:
         return {"view": copy.deepcopy(view)}
 
     def _views_update(self, args: JsonDict) -> JsonDict:
-        view_id = _opt_str(args.get("view_id"))
-        external_id = _opt_str(args.get("external_id"))
+        view_id = opt_str(args.get("view_id"))
+        external_id = opt_str(args.get("external_id"))
         if view_id is None and external_id is None:
             raise invalid_arguments("[ERROR] either view_id or external_id is required")
         current = None
@@ -2381,7 +2191,7 @@ class FakeSlack:
             )
         if current is None or current["id"] in self.closed_views:
             raise SlackError("not_found")
-        given_hash = _opt_str(args.get("hash"))
+        given_hash = opt_str(args.get("hash"))
         if given_hash is not None and given_hash != current["hash"]:
             raise SlackError("hash_conflict")
         spec = self._view_spec(args["view"], {current["type"]})
@@ -2406,7 +2216,7 @@ class FakeSlack:
             raise SlackError("user_not_found")
         spec = self._view_spec(args["view"], {"home"})
         current_id = self.home_views.get(user)
-        given_hash = _opt_str(args.get("hash"))
+        given_hash = opt_str(args.get("hash"))
         if current_id is not None and given_hash not in (None, self.views[current_id]["hash"]):
             raise SlackError("hash_conflict")
         view_id = current_id or self._new_id("V")
@@ -2462,7 +2272,7 @@ class FakeSlack:
             "ims": [],
             "has_rich_preview": False,
             "file_access": "visible",
-            "alt_txt": _opt_str(args.get("alt_txt")),
+            "alt_txt": opt_str(args.get("alt_txt")),
         }
         return {"upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
 
@@ -2480,9 +2290,9 @@ class FakeSlack:
             if item["id"] not in self.files or item["id"] not in self.file_contents:
                 raise SlackError("file_not_found")
         channel_ids = []
-        if _opt_str(args.get("channel_id")):
+        if opt_str(args.get("channel_id")):
             channel_ids.append(str(args["channel_id"]))
-        elif _opt_str(args.get("channels")):
+        elif opt_str(args.get("channels")):
             channel_ids += [c.strip() for c in str(args["channels"]).split(",") if c.strip()]
         targets = [self._channel({"channel": cid}) for cid in channel_ids]
         for ch in targets:
@@ -2490,7 +2300,7 @@ class FakeSlack:
         for item in items:
             if item.get("title"):
                 self.files[item["id"]]["title"] = str(item["title"])
-        thread_ts = _opt_str(args.get("thread_ts"))
+        thread_ts = opt_str(args.get("thread_ts"))
         for ch in targets:
             content = self._message_content(args, max_blocks=MAX_MESSAGE_BLOCKS, require=False)
             content["text"] = str(args.get("initial_comment") or "")
@@ -2531,7 +2341,7 @@ class FakeSlack:
         canvas_id = self._new_id("F")
         self.canvases[canvas_id] = {
             "id": canvas_id,
-            "title": _opt_str(args.get("title")) or "",
+            "title": opt_str(args.get("title")) or "",
             "channel_id": ch.id if ch else None,
             "document_content": copy.deepcopy(args.get("document_content")),
             "changes": [],
@@ -2539,7 +2349,7 @@ class FakeSlack:
         return canvas_id
 
     def _canvases_create(self, args: JsonDict) -> JsonDict:
-        ch = self._channel(args, "channel_id") if _opt_str(args.get("channel_id")) else None
+        ch = self._channel(args, "channel_id") if opt_str(args.get("channel_id")) else None
         return {"canvas_id": self._new_canvas(args, ch)}
 
     def _canvases_edit(self, args: JsonDict) -> JsonDict:
@@ -2551,14 +2361,6 @@ class FakeSlack:
             raise invalid_arguments("[ERROR] must be an array [json-pointer:/changes]")
         canvas["changes"].extend(copy.deepcopy(changes))
         return {}
-
-
-def _form_value(value: str | bytes | bytearray | web.FileField) -> str | bytes:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, web.FileField):
-        return value.file.read()
-    return bytes(value)
 
 
 def _tz_offset(tz: str) -> int:
