@@ -66,6 +66,7 @@ from .model import (
     paginate,
     ts_key,
 )
+from .ratelimits import RateLimit, load_rate_limits
 from .socket_mode import SocketModeHub
 
 # Names this module has always offered, wherever they are defined now.
@@ -156,48 +157,6 @@ class _Fault:
 
 
 REFERENCE_FILE = Path(__file__).resolve().parent / "reference" / "methods.json"
-RATE_LIMITS_FILE = REFERENCE_FILE.with_name("rate_limits.json")
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """At most ``calls`` accepted calls in any sliding window of ``window`` seconds, per
-    workspace and method (and per channel when ``per_channel``)."""
-
-    calls: int
-    window: float
-    per_channel: bool = False
-
-    @property
-    def per_minute(self) -> float:
-        return self.calls * 60 / self.window
-
-
-# Slack's documented tiers ("Rate limits" in Slack's API documentation), at their floor:
-# Tier 1 1+ per minute, Tier 2 20+, Tier 3 50+, Tier 4 100+.
-TIERS: dict[int, RateLimit] = {
-    1: RateLimit(1, 60.0),
-    2: RateLimit(20, 60.0),
-    3: RateLimit(50, 60.0),
-    4: RateLimit(100, 60.0),
-}
-# chat.postMessage's special tier: about one message a second per channel, short bursts
-# allowed (three within three seconds here). Its workspace-wide limit is undocumented and
-# left out.
-POSTING = RateLimit(3, 3.0, per_channel=True)
-
-
-def load_rate_limits(path: Path = RATE_LIMITS_FILE) -> dict[str, RateLimit]:
-    """Each method's documented limit; methods of the special tier other than
-    chat.postMessage (auth.test, chat.getPermalink) have no published number and get none."""
-    limits: dict[str, RateLimit] = {}
-    for method, tier in json.loads(path.read_text(encoding="utf-8")).items():
-        if tier == "special":
-            if method == "chat.postMessage":
-                limits[method] = POSTING
-        else:
-            limits[method] = TIERS[int(tier)]
-    return limits
 
 
 def load_reference(path: Path = REFERENCE_FILE) -> dict[str, JsonDict]:
