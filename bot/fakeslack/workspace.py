@@ -53,7 +53,6 @@ TRIGGER_TTL = 3.0
 JSON_ARGS = frozenset(
     {"blocks", "attachments", "view", "files", "metadata", "document_content", "changes"}
 )
-
 # Error codes Slack gives when a particular required argument is missing, in order of
 # preference; the first one the method documents wins.
 MISSING_ARG_ERRORS: dict[str, tuple[str, ...]] = {
