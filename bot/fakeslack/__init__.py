@@ -2,8 +2,10 @@
 WebSocket (FakeSlack.socket_mode, a SocketModeHub), and what Slack sends the bot, either to
 its request URL (SlackSender) or as Socket Mode envelopes (SocketModeSender)."""
 
+from .model import Call, Channel, ResponseUrlPost, SlackError
+from .ratelimits import RateLimit
 from .sender import Reply, SlackSender, SocketModeSender, fake_view_values
-from .server import Call, Channel, FakeSlack, RateLimit, ResponseUrlPost, SlackError
+from .server import FakeSlack
 from .socket_mode import SLACK_ACK_DEADLINE, Delivery, SocketConnection, SocketModeHub
 
 __all__ = [

@@ -21,14 +21,9 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from .server import (
-    STATEFUL_ELEMENTS,
-    FakeSlack,
-    JsonDict,
-    SlackError,
-    iter_elements,
-    options_of,
-)
+from .blocks import STATEFUL_ELEMENTS, iter_elements, options_of
+from .model import JsonDict, SlackError
+from .server import FakeSlack
 from .socket_mode import SLACK_ACK_DEADLINE
 
 SINGLE_OPTION = frozenset({"static_select", "external_select", "radio_buttons", "overflow"})

@@ -15,8 +15,8 @@ Each ticket is good for one connection. Every connection is recorded (SocketConn
 it opened and closed, who closed it, what went each way) and every envelope (Delivery: which
 socket it went to, its ack and when), so tests can assert reconnects, acks, and envelopes
 nobody acknowledged. Shapes follow Slack's Socket Mode documentation and the envelopes
-captured in slack_sdk's own tests. The Web API side (``apps.connections.open``, the app
-token, refusing or being out of reach) is in ``server.py``.
+captured in slack_sdk's own tests. The Web API side (the app token, refusing or being out of
+reach) is in ``workspace.py``, and ``apps.connections.open`` itself in ``users.py``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from aiohttp import WSMsgType, web
 
 if TYPE_CHECKING:
-    from .server import FakeSlack
+    from .workspace import Workspace
 
 JsonDict = dict[str, Any]
 
@@ -166,7 +166,7 @@ class SocketModeHub:
     ``answer_pings = False`` to leave the client's pings unanswered (a half-open socket).
     """
 
-    def __init__(self, fake: FakeSlack) -> None:
+    def __init__(self, fake: Workspace) -> None:
         self.fake = fake
         self.connections: list[SocketConnection] = []
         self.deliveries: list[Delivery] = []
