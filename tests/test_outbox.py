@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
 from bot.base.settings import Settings
 from bot.model.tables import Effect
@@ -128,7 +128,7 @@ async def test_a_receiver_gets_each_change_signed_and_in_order(
         SCHEMA.validate(delivery.body)
     # Each delivered once, and the outbox says so.
     assert len(receiver.arrivals) == 6
-    assert {e.state for e in await effects_of(bot)} == {"done"}
+    await until(lambda: _all_done(bot), message="every effect recorded as done")
 
 
 async def test_private_incidents_reach_only_receivers_marked_for_them_and_drills_say_so(
@@ -195,7 +195,12 @@ async def test_a_receiver_down_for_a_while_gets_each_event_once_in_order(
     # Three tries of the first (503, 429, 200), one of the second, the same id each time.
     assert [d.event for d in receiver.arrivals] == ["declared"] * 3 + ["severity_changed"]
     assert len({d.delivery for d in receiver.arrivals}) == 2
+    await until(lambda: _all_done(bot), message="both recorded as done")
     assert [(e.state, e.attempts) for e in await effects_of(bot)] == [("done", 3), ("done", 1)]
+
+
+async def _all_done(bot: Bot) -> bool:
+    return {e.state for e in await effects_of(bot)} == {"done"}
 
 
 async def _with_error(bot: Bot) -> Effect | None:
