@@ -165,6 +165,73 @@ async def print_report(since: str, fmt: str) -> int:
     return 0
 
 
+async def test_webhook(url: str) -> int:
+    """Send a signed sample event (a drill's `declared`) to a receiver in OUTGOING_WEBHOOKS
+    and print what it answered."""
+    import time
+    import uuid
+
+    import aiohttp
+
+    from bot.base.clock import utcnow
+    from bot.model.tables import Incident
+    from bot.outbound.outbox import Passing, Refused
+    from bot.outbound.webhooks import encode, post
+    from bot.views import webhook
+
+    settings = report_settings()
+    if settings is None:
+        return 2
+    hook = next((h for h in settings.outgoing_webhooks if h.url == url), None)
+    if hook is None:
+        known = ", ".join(h.url for h in settings.outgoing_webhooks) or "none"
+        print(f"incident-bot: {url} is not in OUTGOING_WEBHOOKS (configured: {known})")
+        return 2
+    now = utcnow()
+    sample = Incident(
+        team_id="T0SAMPLE",
+        number=1,
+        title="Webhook test from incident-bot",
+        severity=settings.default_severity or "SEV3",
+        drill=True,
+        declared_by="U0SAMPLE",
+        declared_at=now,
+        declare_key="webhook-test",
+    )
+    delivery = str(uuid.uuid4())
+    body = webhook.event(
+        sample,
+        "declared",
+        {"title": sample.title, "severity": sample.severity, "description": ""},
+        delivery=delivery,
+        actor="U0SAMPLE",
+        at=now,
+        commander="U0SAMPLE",
+    )
+    try:
+        async with aiohttp.ClientSession() as http, asyncio.timeout(10):
+            answer = await post(
+                http,
+                url,
+                encode(body),
+                secret=hook.secret.get_secret_value(),
+                delivery=delivery,
+                event="declared",
+                timestamp=int(time.time()),
+            )
+    except (Passing, Refused) as e:
+        print(f"incident-bot: {url} answered {e}")
+        return 1
+    except TimeoutError:
+        print(f"incident-bot: {url} did not answer within 10 s")
+        return 1
+    except aiohttp.ClientError as e:
+        print(f"incident-bot: could not reach {url} ({type(e).__name__}: {e})")
+        return 1
+    print(f"incident-bot: {url} answered {answer['status']} to delivery {delivery}")
+    return 0
+
+
 def sandbox(port: int, reminder_minutes: float, database: str | None) -> int:
     from bot import sandbox
 
@@ -207,11 +274,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="minutes without an update before a reminder (default 1, to see one soon)",
     )
     sb.add_argument("--database", default=None, help="SQLAlchemy URL (default: a SQLite file here)")
+    wh = sub.add_parser("webhooks", help="outgoing webhooks")
+    wh_sub = wh.add_subparsers(dest="webhooks_command", required=True)
+    wt = wh_sub.add_parser("test", help="send a signed sample event and print the answer")
+    wt.add_argument("url", help="a receiver's URL, as in OUTGOING_WEBHOOKS")
     args = parser.parse_args(argv)
     if args.command == "postmortem":
         return asyncio.run(print_postmortem(args.incident))
     if args.command == "report":
         return asyncio.run(print_report(args.since, args.format))
+    if args.command == "webhooks":
+        return asyncio.run(test_webhook(args.url))
     if args.command == "sandbox":
         return sandbox(args.port, args.reminder_minutes, args.database)
 

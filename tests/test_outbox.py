@@ -43,6 +43,7 @@ from tests.support import (
     dms_to,
     until,
 )
+from tests.test_metrics import scrape, value
 from tests.test_updates import newest_view
 
 # What receivers are told to expect (docs/webhook-event.schema.json).
@@ -233,6 +234,8 @@ async def test_a_receiver_refusing_for_good_is_not_retried_and_the_commander_hea
     await bot.app.outbox.report_failures()
     assert len(receiver.arrivals) == 1
     assert len([m for m in dms_to(bot, ALICE) if "stopped trying" in m]) == 1
+    samples = await scrape(bot)
+    assert value(samples, "incident_bot_effects", kind="webhook", state="failed") == 1
 
 
 async def test_a_receiver_that_does_the_work_but_answers_late_sees_one_effect(
@@ -387,3 +390,41 @@ async def test_of_two_processes_claiming_one_effect_at_once_one_gets_it(
     finally:
         for store in stores:
             await store.close()
+
+
+async def _cli(*args: str, env: dict[str, str]) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    return int(proc.returncode or 0), out.decode()
+
+
+async def test_webhooks_test_sends_a_signed_sample_and_prints_the_answer(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "OUTGOING_WEBHOOKS": json.dumps([receiver.hook()]),
+    }
+    code, out = await _cli("webhooks", "test", receiver.url, env=env)
+    assert code == 0, out
+    [sample] = receiver.arrivals
+    assert f"answered 200 to delivery {sample.delivery}" in out
+    SCHEMA.validate(sample.body)
+    assert sample.body["drill"] is True
+    assert receiver.refused_signatures == 0
+
+    receiver.answers = [410]
+    code, out = await _cli("webhooks", "test", receiver.url, env=env)
+    assert code == 1 and "answered 410 Gone: answer 410" in out
+
+    code, out = await _cli("webhooks", "test", "https://elsewhere.example.com/x", env=env)
+    assert code == 2 and "is not in OUTGOING_WEBHOOKS" in out
+    assert receiver.hook()["secret"] not in out

@@ -362,6 +362,7 @@ class Settings(DatabaseSettings):
             self.slack_app_token,
             self.alert_webhook_token,
         ]
+        values += [hook.secret for hook in self.outgoing_webhooks]
         return [v.get_secret_value() for v in values if v is not None]
 
 
@@ -390,6 +391,10 @@ HINTS = {
     "nudge_follow_ups_hours": "a number of hours, 0 to turn it off",
     "nudge_inactive_days": "a number of days, 0 to turn it off",
     "archive_after_days": "a number of days, 0 (the default) to never archive",
+    "outgoing_webhooks": (
+        'a JSON list such as [{"url": "https://…", "secret": "at least 16 characters", '
+        '"events": ["declared", "resolved"], "include_private": false}]'
+    ),
 }
 
 

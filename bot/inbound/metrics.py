@@ -70,6 +70,15 @@ class _FromDatabase(Collector):
         for timeliness in ("on_time", "late", "unknown"):
             updates.add_metric([timeliness], snap.updates[timeliness])
         yield updates
+        effects = GaugeMetricFamily(
+            "incident_bot_effects",
+            "Effects outside the bot (webhook deliveries, ...), by kind and state: pending, "
+            "done or failed",
+            labels=["kind", "state"],
+        )
+        for (kind, state), n in sorted(snap.effects.items()):
+            effects.add_metric([kind, state], n)
+        yield effects
         for name, doc, values_by in (
             ("respond", "the first response by someone other than the declarer", snap.to_respond),
             ("mitigate", "the status first becoming monitoring", snap.to_mitigate),

@@ -194,6 +194,8 @@ class Snapshot:
     # Status updates by timeliness: on_time, late (posted after they were due), unknown
     # (kept before due times were).
     updates: Tally[str] = field(default_factory=Tally)
+    # Effects outside the bot (webhook deliveries, ...) by kind and state.
+    effects: Tally[tuple[str, str]] = field(default_factory=Tally)
     to_respond: dict[str, list[float]] = field(default_factory=dict)
     to_mitigate: dict[str, list[float]] = field(default_factory=dict)
     to_resolve: dict[str, list[float]] = field(default_factory=dict)

@@ -71,6 +71,9 @@ class Outgoing:
         receivers = self._receivers(inc, name)
         if not receivers:
             return
+        # Held to the end of the transaction, so one incident's effects are numbered (and
+        # delivered) in the order its changes commit. Most changes hold it already.
+        await self.store.locked(session, inc.pk)
         if commander is None:
             held = await self.store.current_holder(session, inc.pk, "commander")
             commander = held.user_id if held is not None else None

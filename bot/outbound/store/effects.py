@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, exists, func, or_, select, update
+from sqlalchemy import CursorResult, and_, exists, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -199,11 +199,3 @@ class Effects:
         async with self.store.session() as s:
             stmt = select(Effect).where(col(Effect.key) == key)
             return (await s.execute(stmt)).scalars().first()
-
-    async def counts(self) -> dict[tuple[str, str], int]:
-        """Effects by kind and state (for /metrics)."""
-        stmt = select(col(Effect.kind), col(Effect.state), func.count()).group_by(
-            col(Effect.kind), col(Effect.state)
-        )
-        async with self.store.session() as s:
-            return {(k, st): int(n) for k, st, n in (await s.execute(stmt)).all()}

@@ -21,6 +21,7 @@ from bot.model.figures import Snapshot
 from bot.model.tables import (
     AlertTriage,
     ChannelState,
+    Effect,
     FollowUp,
     HomeViewer,
     Incident,
@@ -226,6 +227,13 @@ class Store:
             for on_time, n in timeliness:
                 key = "unknown" if on_time is None else "on_time" if on_time else "late"
                 snap.updates[key] += n
+            effects = await session.execute(
+                select(col(Effect.kind), col(Effect.state), func.count()).group_by(
+                    col(Effect.kind), col(Effect.state)
+                )
+            )
+            for kind, state, n in effects:
+                snap.effects[(kind, state)] += n
         return snap
 
     # --- figures, nudges, App Home -------------------------------------------------------
