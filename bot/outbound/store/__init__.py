@@ -1,7 +1,10 @@
 """The database, the truth the bot's Slack surfaces are rendered from.
 
-engine.py (SQLite or PostgreSQL, migrations), queries.py (the Store: every query), claims.py
-(which process does a piece of Slack work). The records themselves are bot.model.tables.
+engine.py (SQLite or PostgreSQL, migrations); the Store (queries.py) put together from one
+module of queries per area over base.py (sessions): incidents, reminders, figures, nudges,
+followups, home, triage, updates, postmortems, roles, timeline; claims.py (which process
+does a piece of Slack work); effects.py (the outbox's rows). The records themselves are
+bot.model.tables.
 """
 
 from bot.outbound.store.claims import Claims, posting_mark, update_claim_expired
