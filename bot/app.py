@@ -415,7 +415,7 @@ class BotApp:
                 ping_interval=self._socket_ping_seconds,
             )
             try:
-                await self._socket.connect()
+                await self._socket.connect_async()
             except TokenRefused as e:
                 raise StartupError(f"Slack refused SLACK_APP_TOKEN ({e})") from e
         self.scheduler.start()
@@ -507,7 +507,7 @@ class BotApp:
             await self.inflight.wait(2.0)
         if self._socket is not None:
             with contextlib.suppress(Exception):
-                await self._socket.close()
+                await self._socket.close_async()
         if self._runner is not None:
             await self._runner.cleanup()
         if self._http is not None:
