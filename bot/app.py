@@ -260,7 +260,7 @@ class BotApp:
         )
         listeners.register(listeners.Listen(self.bolt, self.inflight, self.ops.slots), self.ops)
         protocol.acknowledge_unused_events(self.bolt)
-        self._secret = secret.get_secret_value() if secret else ""
+        self._verifier = protocol.Verifier(secret.get_secret_value()) if secret else None
         self._runner: web.AppRunner | None = None
         self._socket: SocketMode | None = None
         self._stopped = False
@@ -335,7 +335,7 @@ class BotApp:
         raw = await request.read()
         if protocol.is_ssl_check(raw):
             return web.Response(status=200)
-        if not self._secret or not protocol.signed(self._secret, raw, request.headers):
+        if self._verifier is None or not protocol.signed(self._verifier, raw, request.headers):
             log.info("refused a request without a valid signature")
             return web.json_response({"error": "invalid request"}, status=401)
         try:
