@@ -7,10 +7,11 @@ v0 scheme, as Bolt checks it, refusing requests older than five minutes), then t
 parsed and checked for what the listeners read. Bolt verifies the signature again; that
 costs nothing and keeps it doing its job.
 
-The verifier decodes a body as UTF-8 before it signs it, which a forged body need not be,
-and reads the timestamp header as a number, which a forged one need not be either: its
-errors are refusals here (401), never a 500. A body that is not UTF-8 is signed as the bytes
-it is (`Verifier`), so that one signed with the secret is told from a forged one.
+The verifier decodes the body as UTF-8 before it signs it and reads the timestamp header as
+a number; a forged request need be neither. A timestamp that is not a number, or a signature
+that is not ASCII, is a refusal here (401), never a 500; a body that is not UTF-8 is signed
+as the bytes it is (`Verifier`, the verifier's one override), so one signed with the secret
+still gets its 400 and a forged one its 401.
 
 | request                                  | answer                                      |
 |------------------------------------------|---------------------------------------------|
