@@ -131,7 +131,11 @@ class SocketMode(AsyncSocketModeHandler):
         self._accepting = False  # until accept(): the bot is still starting
 
     async def connect_async(self) -> None:
-        """Connect, retrying with backoff until Slack answers; TokenRefused if it says no."""
+        """Connect, retrying with backoff until Slack answers; TokenRefused if it says no.
+
+        (The handler's own only calls the client's `connect()`, which asks for a URL inside
+        a loop that retries every failure, a refused token included, every ping interval
+        with a traceback each time.)"""
         attempt = 0
         while True:
             attempt += 1
@@ -156,6 +160,8 @@ class SocketMode(AsyncSocketModeHandler):
         return self._accepting and await self.client.is_connected()
 
     async def handle(self, client: AsyncBaseSocketModeClient, req: SocketModeRequest) -> None:
+        """Bolt's handling of an envelope taken while accepting, after the checks HTTP
+        requests get (what its listener reads, whether it needs one)."""
         if not self._accepting:
             return  # never acknowledged: Slack delivers it to another connection
         self.arrived()
