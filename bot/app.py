@@ -284,7 +284,7 @@ class BotApp:
         )
         listeners.register(listeners.Listen(self.bolt, self.inflight, self.ops.slots), self.ops)
         protocol.acknowledge_unused_events(self.bolt)
-        self._secret = secret.get_secret_value() if secret else ""
+        self._verifier = protocol.Verifier(secret.get_secret_value()) if secret else None
         self._runner: web.AppRunner | None = None
         self._socket: SocketMode | None = None
         self._stopped = False
@@ -369,7 +369,7 @@ class BotApp:
         raw = await request.read()
         if protocol.is_ssl_check(raw):
             return web.Response(status=200)
-        if not self._secret or not protocol.signed(self._secret, raw, request.headers):
+        if self._verifier is None or not protocol.signed(self._verifier, raw, request.headers):
             log.info("refused a request without a valid signature")
             return web.json_response({"error": "invalid request"}, status=401)
         try:
@@ -449,7 +449,7 @@ class BotApp:
                 ping_interval=self._socket_ping_seconds,
             )
             try:
-                await self._socket.connect()
+                await self._socket.connect_async()
             except TokenRefused as e:
                 raise StartupError(f"Slack refused SLACK_APP_TOKEN ({e})") from e
         self.scheduler.start()
@@ -550,7 +550,7 @@ class BotApp:
             await self.inflight.wait(2.0)
         if self._socket is not None:
             with contextlib.suppress(Exception):
-                await self._socket.close()
+                await self._socket.close_async()
         if self._runner is not None:
             await self._runner.cleanup()
         if self._http is not None:

@@ -215,7 +215,9 @@ async def test_a_start_says_in_a_few_lines_what_the_bot_is_doing(tmp_path: Path)
     serving = next(i for i, line in enumerate(lines) if "serving Slack requests" in line)
     assert f"port {port}" in lines[serving]
     assert "database sqlite:///incident-bot.db" in lines[serving]
-    migrations = sorted((ROOT / "bot" / "store" / "migrations" / "versions").glob("0*.py"))
+    migrations = sorted(
+        (ROOT / "bot" / "outbound" / "store" / "migrations" / "versions").glob("0*.py")
+    )
     assert len(migrations) >= 8
     before = lines[:serving]
     assert len(before) == len(migrations), "\n".join(before)

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from bot.views.postmortem import PROMPT_MARKER
 from tests.support import (
@@ -255,11 +254,11 @@ def test_cli_answers_for_unknown_incidents(tmp_path: Path) -> None:
 
 
 def test_card_offers_postmortem(bot_card: Any = None) -> None:
-    from bot.base.settings import Settings
+    from bot.base.settings import load_settings
     from bot.model.tables import Incident
     from bot.views.blocks import IncidentState, incident_card
 
-    settings = Settings(_env_file=None, slack_bot_token=SecretStr("xoxb-1"))  # type: ignore[call-arg]
+    settings = load_settings(http=False, _env_file=None, slack_bot_token="xoxb-1")
     inc = Incident(
         id=1,
         team_id="T",

@@ -4,21 +4,30 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
     Field,
+    Secret,
     SecretStr,
+    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
+ChannelId = Annotated[str, StringConstraints(pattern=r"^[CG][A-Z0-9]{2,}$")]
+# Whom a severity brings in: a user id (U0123ABCD) or a user-group handle (@oncall-payments).
+Invitee = Annotated[
+    str, StringConstraints(pattern=r"^(?:[UW][A-Z0-9]{2,}|@?[a-z0-9][a-z0-9._-]*)$")
+]
+BotToken = Secret[Annotated[str, StringConstraints(pattern=r"^xoxb-")]]
+AppToken = Secret[Annotated[str, StringConstraints(pattern=r"^xapp-")]]
+# A shared secret someone made up: long enough not to be guessed.
+WebhookToken = Secret[Annotated[str, StringConstraints(min_length=16)]]
 
 
 @dataclass(frozen=True)
@@ -48,12 +57,11 @@ class Limits:
 
 # Reminder intervals (REMINDER_INTERVAL_MINUTES, a severity's reminder_minutes): at least a
 # minute, so a channel is never flooded; at most a day, so an incident is never forgotten.
-# (The tests lower the floor to run reminders in fractions of a second.)
+# The tests lower the floor to run reminders in fractions of a second, so this bound is read
+# when a value is checked (a validator), not fixed in the fields' constraints.
 REMINDER_MINUTES = Limits(1, 24 * 60, "minutes", "24 hours")
 # A snooze of the update reminder.
 SNOOZE_MINUTES = Limits(1, 24 * 60, "minutes", "24 hours")
-# DATABASE_TIMEOUT_SECONDS: the longest any one wait for the database may take.
-DATABASE_TIMEOUT_SECONDS = Limits(1, 60, "seconds")
 # Other names people type for the built-in roles (`/incident role ic @bob`).
 ROLE_ALIASES = {"ic": "commander", "incident_commander": "commander", "communications": "comms"}
 
@@ -77,27 +85,13 @@ class Severity(BaseModel):
     description: str = Field(default="", max_length=150)
     # Overrides REMINDER_INTERVAL_MINUTES for incidents at this level.
     reminder_minutes: float | None = None
-    # Brought into the channel when an incident is declared at or raised to this level:
-    # user ids (U0123ABCD) and user-group handles (@oncall-payments).
-    invite: list[str] = Field(default_factory=list, max_length=50)
-
-    @field_validator("invite")
-    @classmethod
-    def _invite(cls, v: list[str]) -> list[str]:
-        for who in v:
-            if not re.fullmatch(r"[UW][A-Z0-9]{2,}|@?[a-z0-9][a-z0-9._-]*", who):
-                raise ValueError(f"invite: {who!r} is neither a user id nor a user-group handle")
-        return v
+    # Brought into the channel when an incident is declared at or raised to this level.
+    invite: list[Invitee] = Field(default_factory=list, max_length=50)
 
     @field_validator("reminder_minutes")
     @classmethod
     def _reminder_minutes(cls, v: float | None) -> float | None:
-        if v is not None:
-            try:
-                REMINDER_MINUTES.check(v)
-            except ValueError as e:
-                raise ValueError(f"reminder_minutes {e}") from None
-        return v
+        return v if v is None else REMINDER_MINUTES.check(v)
 
 
 class Role(BaseModel):
@@ -146,20 +140,11 @@ class DatabaseSettings(BaseSettings):
         env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
     )
 
-    database_url: str = "sqlite:///incident-bot.db"
-    database_timeout_seconds: float = 5.0
-
-    @field_validator("database_timeout_seconds")
-    @classmethod
-    def _database_timeout(cls, v: float) -> float:
-        return DATABASE_TIMEOUT_SECONDS.check(v)
-
-    @field_validator("database_url")
-    @classmethod
-    def _database_url(cls, v: str) -> str:
-        if not re.match(r"^(sqlite|postgres|postgresql)(\+\w+)?://", v):
-            raise ValueError("must be a sqlite:/// or postgresql:// URL")
-        return v
+    database_url: str = Field(
+        default="sqlite:///incident-bot.db", pattern=r"^(sqlite|postgres|postgresql)(\+\w+)?://"
+    )
+    # The longest any one wait for the database may take.
+    database_timeout_seconds: float = Field(default=5.0, ge=1, le=60, allow_inf_nan=False)
 
 
 # What an outgoing webhook can follow (OUTGOING_WEBHOOKS' "events").
@@ -180,7 +165,7 @@ class OutgoingWebhook(BaseModel):
     """A receiver of incident events, each delivery signed with its secret."""
 
     url: str = Field(pattern=r"^https?://[^\s/]+", max_length=2000)
-    secret: SecretStr = Field(min_length=16)
+    secret: WebhookToken
     # Every event when left out.
     events: list[WebhookEvent] = Field(default_factory=lambda: list(get_args(WebhookEvent)))
     # Private incidents reach only receivers marked for them.
@@ -188,15 +173,15 @@ class OutgoingWebhook(BaseModel):
 
 
 class Settings(DatabaseSettings):
-    slack_bot_token: SecretStr
+    slack_bot_token: BotToken
     slack_signing_secret: SecretStr | None = None
-    slack_app_token: SecretStr | None = None
-    slack_api_url: str = "https://slack.com/api/"
+    slack_app_token: AppToken | None = None
+    slack_api_url: str = Field(default="https://slack.com/api/", pattern=r"^https?://[^/\s]+")
     # Wait for room in Slack's documented rate limits before a call, rather than be refused.
     slack_pacing: bool = True
     port: int = Field(default=3000, ge=1, le=65535)
     incident_channel_prefix: str = Field(default="inc", min_length=1, max_length=20)
-    announcements_channel: str | None = None
+    announcements_channel: ChannelId | None = None
     reminder_interval_minutes: float = 30
     # JSON list of {"name", "label", "description", "reminder_minutes"}; worst first.
     severities: Annotated[list[Severity], NoDecode] = Field(
@@ -209,11 +194,11 @@ class Settings(DatabaseSettings):
     timeline_emoji: str = Field(default="pushpin", pattern=r"^:?[a-z0-9_+'-]+:?$")
     log_level: str = Field(default="INFO", pattern=r"^(?i:debug|info|warning|error|critical)$")
     # Alert intake (POST /alerts/...): off unless a token is set.
-    alert_webhook_token: SecretStr | None = None
+    alert_webhook_token: WebhookToken | None = None
     # JSON list of {"match": {label: value}, "severity", "action": "declare"|"triage"}.
     alert_rules: Annotated[list[AlertRule], NoDecode] = Field(default_factory=list)
     # Where triaged alerts are posted with Declare and Dismiss buttons.
-    alerts_channel: str | None = None
+    alerts_channel: ChannelId | None = None
     # Nudges after the incident, each off at 0: a resolved incident without a postmortem
     # draft, follow-ups nobody owns, an open incident gone quiet; archiving resolved
     # incidents' channels (off unless set).
@@ -225,21 +210,18 @@ class Settings(DatabaseSettings):
     # follow incidents, each sent a signed JSON event through the outbox.
     outgoing_webhooks: Annotated[list[OutgoingWebhook], NoDecode] = Field(default_factory=list)
 
-    @field_validator("slack_bot_token")
+    @field_validator(
+        "slack_signing_secret",
+        "slack_app_token",
+        "alert_webhook_token",
+        "announcements_channel",
+        "alerts_channel",
+        mode="before",
+    )
     @classmethod
-    def _bot_token(cls, v: SecretStr) -> SecretStr:
-        if not v.get_secret_value().startswith("xoxb-"):
-            raise ValueError("must be a bot token starting with xoxb-")
-        return v
-
-    @field_validator("slack_app_token")
-    @classmethod
-    def _app_token(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is not None and not v.get_secret_value():
-            return None
-        if v is not None and not v.get_secret_value().startswith("xapp-"):
-            raise ValueError("must be an app-level token starting with xapp-")
-        return v
+    def _empty_is_unset(cls, v: Any) -> Any:
+        """`NAME=` in the environment or `.env` leaves the setting unset."""
+        return None if v == "" else v
 
     @field_validator("reminder_interval_minutes")
     @classmethod
@@ -251,45 +233,11 @@ class Settings(DatabaseSettings):
     def _emoji(cls, v: str) -> str:
         return v.strip(":")
 
-    @field_validator("slack_signing_secret")
-    @classmethod
-    def _signing_secret(cls, v: SecretStr | None) -> SecretStr | None:
-        return v if v is not None and v.get_secret_value() else None
-
     @field_validator("slack_api_url")
     @classmethod
     def _api_url(cls, v: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", v):
-            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
         # slack_sdk joins method names onto the base URL, so it must end with '/'.
         return v if v.endswith("/") else v + "/"
-
-    @field_validator("announcements_channel")
-    @classmethod
-    def _announcements(cls, v: str | None) -> str | None:
-        if not v:
-            return None
-        if not CHANNEL_ID.match(v):
-            raise ValueError("must be a channel ID such as C0123ABCD (not a #name)")
-        return v
-
-    @field_validator("alert_webhook_token")
-    @classmethod
-    def _alert_token(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is None or not v.get_secret_value():
-            return None
-        if len(v.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters (a random string)")
-        return v
-
-    @field_validator("alerts_channel")
-    @classmethod
-    def _alerts_channel(cls, v: str | None) -> str | None:
-        if not v:
-            return None
-        if not CHANNEL_ID.match(v):
-            raise ValueError("must be a channel ID such as C0123ABCD (not a #name)")
-        return v
 
     @field_validator("severities", "extra_roles", "alert_rules", "outgoing_webhooks", mode="before")
     @classmethod
@@ -356,13 +304,13 @@ class Settings(DatabaseSettings):
 
     def secrets(self) -> list[str]:
         """Every secret value, so logging can make sure none is ever written."""
-        values = [
+        values: list[Secret[str] | SecretStr | None] = [
             self.slack_bot_token,
             self.slack_signing_secret,
             self.slack_app_token,
             self.alert_webhook_token,
+            *(hook.secret for hook in self.outgoing_webhooks),
         ]
-        values += [hook.secret for hook in self.outgoing_webhooks]
         return [v.get_secret_value() for v in values if v is not None]
 
 
@@ -374,10 +322,10 @@ HINTS = {
     "slack_api_url": "the Web API base URL, https://slack.com/api/",
     "slack_pacing": "true or false",
     "database_url": "a SQLAlchemy URL such as sqlite:///incident-bot.db or postgresql://…",
-    "database_timeout_seconds": "a number of seconds, e.g. 5",
+    "database_timeout_seconds": "a number of seconds from 1 to 60, e.g. 5",
     "port": "a TCP port number, 1-65535",
     "incident_channel_prefix": "a short channel-name prefix such as inc",
-    "announcements_channel": "a channel ID such as C0123ABCD",
+    "announcements_channel": "a channel ID such as C0123ABCD (not a #name)",
     "reminder_interval_minutes": "a number of minutes, e.g. 30 or 7.5",
     "severities": 'a JSON list such as [{"name": "SEV1", "label": "Critical"}]',
     "default_severity": "one of the severity names",
@@ -386,7 +334,7 @@ HINTS = {
     "log_level": "DEBUG, INFO, WARNING or ERROR",
     "alert_webhook_token": "a random string of at least 16 characters",
     "alert_rules": 'a JSON list such as [{"match": {"service": "checkout"}, "severity": "SEV1"}]',
-    "alerts_channel": "a channel ID such as C0123ABCD",
+    "alerts_channel": "a channel ID such as C0123ABCD (not a #name)",
     "nudge_postmortem_hours": "a number of hours, 0 to turn it off",
     "nudge_follow_ups_hours": "a number of hours, 0 to turn it off",
     "nudge_inactive_days": "a number of days, 0 to turn it off",
@@ -416,6 +364,9 @@ def describe(error: ValidationError) -> list[str]:
             continue
         seen.add(field)
         msg = str(err["msg"]).removeprefix("Value error, ")
+        if len(err["loc"]) > 1:  # within a JSON setting: say where, e.g. [0].invite[2]
+            where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"][1:])
+            msg = f"{where.removeprefix('.')}: {msg}"
         if not field:
             lines.append(f"settings: {msg}")
             continue

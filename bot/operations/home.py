@@ -14,6 +14,7 @@ import math
 import time
 from datetime import timedelta
 
+from cachetools import TTLCache
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -34,8 +35,10 @@ VIEWERS_WITHIN = timedelta(days=30)
 RECENTLY_RESOLVED = 8
 # How often the viewer list is read again (people who opened the Home in another process).
 VIEWERS_REREAD_SECONDS = 30.0
-# How long a private channel's members are trusted for what a Home lists.
+# How long a private channel's members are trusted for what a Home lists, and for how many
+# channels at most.
 MEMBERS_KEPT_SECONDS = 30.0
+MEMBERS_KEPT_CHANNELS = 1_000
 
 
 class Home:
@@ -68,8 +71,10 @@ class Home:
         self._viewers: set[str] | None = None
         self._viewers_read = -math.inf
         self._reading = asyncio.Lock()
-        # Private channels' members as last asked, and until when to trust them.
-        self._members: dict[str, tuple[float, set[str]]] = {}
+        # Private channels' members as last asked, while they are trusted.
+        self._members: TTLCache[str, set[str]] = TTLCache(
+            MEMBERS_KEPT_CHANNELS, MEMBERS_KEPT_SECONDS
+        )
 
     async def opened(self, user_id: str, team_id: str) -> None:
         await self.store.home_opened(user_id, team_id, self.clock())
@@ -174,15 +179,14 @@ class Home:
         while: a Home lists every incident for every viewer, and is published often."""
         if not incident.private or not incident.channel_id:
             return await self.find.may_see(incident, user_id)
-        now = time.monotonic()
-        held = self._members.get(incident.channel_id)
-        if held is None or held[0] <= now:
+        members = self._members.get(incident.channel_id)
+        if members is None:
             try:
                 members = await self.directory.members(incident.channel_id)
             except SlackApiError:
                 return False  # when in doubt, a private incident stays hidden
-            held = self._members[incident.channel_id] = (now + MEMBERS_KEPT_SECONDS, members)
-        return user_id in held[1]
+            self._members[incident.channel_id] = members
+        return user_id in members
 
     # --- follow-ups from the Home ------------------------------------------------------
 

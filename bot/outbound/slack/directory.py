@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import aiohttp
+from cachetools import TTLCache
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -39,6 +40,11 @@ LOOKUP_ERRORS = (SlackClientError, aiohttp.ClientError, TimeoutError)
 PRIVATE_CHANNEL = "private-channel"
 UNKNOWN_CHANNEL = "unknown-channel"
 UNKNOWN_GROUP = "unknown-group"
+# People, apps, channels and the few workspace-wide lists kept at once; beyond it the
+# least recently used is asked again.
+CACHE_SIZE = 10_000
+# Told apart from a None that is kept (a person Slack does not know).
+_UNSEEN = object()
 
 User = Mapping[str, Any]
 
@@ -61,28 +67,6 @@ class Person:
     app: bool = False
 
 
-class _Expiring:
-    """A dict whose entries are forgotten `ttl` seconds after they were stored."""
-
-    def __init__(self, ttl: float, now: Callable[[], float]):
-        self.ttl = ttl
-        self.now = now
-        self._items: dict[str, tuple[float, Any]] = {}
-
-    def get(self, key: str) -> tuple[bool, Any]:
-        item = self._items.get(key)
-        if item is None or item[0] < self.now():
-            self._items.pop(key, None)
-            return False, None
-        return True, item[1]
-
-    def drop(self, key: str) -> None:
-        self._items.pop(key, None)
-
-    def put(self, key: str, value: Any) -> None:
-        self._items[key] = (self.now() + self.ttl, value)
-
-
 class Directory:
     def __init__(
         self,
@@ -95,7 +79,8 @@ class Directory:
         self.bot_user_id: str | None = None
         self.bot_id: str | None = None
         self.team_id: str | None = None
-        self._cache = _Expiring(ttl_seconds, monotonic)
+        # What Slack said, forgotten `ttl_seconds` after it was kept.
+        self._cache: TTLCache[str, Any] = TTLCache(CACHE_SIZE, ttl_seconds, timer=monotonic)
         # Shared by every name lookup a draft makes, so together they stay a few at a time.
         self._lookups = asyncio.Semaphore(USERS_CONCURRENCY)
 
@@ -116,23 +101,23 @@ class Directory:
 
     def forget(self, user_id: str) -> None:
         """Slack says the person changed (renamed, deactivated): ask again next time."""
-        self._cache.drop(f"user:{user_id}")
-        self._cache.drop("names")
+        self._cache.pop(f"user:{user_id}", None)
+        self._cache.pop("names", None)
 
     async def user(self, user_id: str) -> User | None:
         """The person's record, or None when Slack does not know them."""
-        found, cached = self._cache.get(f"user:{user_id}")
-        if found:
+        cached = self._cache.get(f"user:{user_id}", _UNSEEN)
+        if cached is not _UNSEEN:
             return cast(User | None, cached)
         try:
             resp = await self.client.users_info(user=user_id)
         except SlackApiError as e:
             if slack_error(e) not in NOT_FOUND:
                 raise
-            self._cache.put(f"user:{user_id}", None)
+            self._cache[f"user:{user_id}"] = None
             return None
         user: User = resp["user"]
-        self._cache.put(f"user:{user_id}", user)
+        self._cache[f"user:{user_id}"] = user
         return user
 
     async def check_person(self, user_id: str, what: str = "That user") -> None:
@@ -147,9 +132,9 @@ class Directory:
     async def id_by_name(self, name: str) -> str | None:
         """`bob` (a username or display name) -> the person's id, for `@bob` typed where
         Slack did not escape it."""
-        found, cached = self._cache.get("names")
-        names: dict[str, str] = cached if found else {}
-        if not found:
+        names: dict[str, str] | None = self._cache.get("names")
+        if names is None:
+            names = {}
             async for page in await self.client.users_list(limit=500):
                 for u in page.get("members", []):
                     if u.get("deleted"):
@@ -158,7 +143,7 @@ class Directory:
                     for key in (u.get("name"), profile.get("display_name")):
                         if key:
                             names.setdefault(key.lower(), u["id"])
-            self._cache.put("names", names)
+            self._cache["names"] = names
         return names.get(name.lower())
 
     async def members(self, channel_id: str) -> set[str]:
@@ -171,12 +156,12 @@ class Directory:
 
     async def _lookup(self, key: str, ask: Callable[[], Awaitable[Any]], *, keep: bool) -> Any:
         """A cached lookup; what it returns is kept unless ``keep`` is False for None."""
-        found, cached = self._cache.get(key)
-        if found:
+        cached = self._cache.get(key, _UNSEEN)
+        if cached is not _UNSEEN:
             return cached
         value = await ask()
         if value is not None or keep:
-            self._cache.put(key, value)
+            self._cache[key] = value
         return value
 
     async def _bounded(self, jobs: Iterable[Callable[[], Awaitable[None]]]) -> None:
@@ -196,8 +181,8 @@ class Directory:
         Person that is not ``known``."""
         if user_id == SLACKBOT:
             return Person("Slackbot", app=True)
-        found, cached = self._cache.get(f"user:{user_id}")
-        if found:
+        cached = self._cache.get(f"user:{user_id}", _UNSEEN)
+        if cached is not _UNSEEN:
             user = cast(User | None, cached)
         else:
             try:
@@ -206,13 +191,13 @@ class Directory:
                 error = slack_error(e)
                 log.info("users.info %s: %s", user_id, error)
                 if error in NOT_FOUND or error == "user_not_visible":
-                    self._cache.put(f"user:{user_id}", None)
+                    self._cache[f"user:{user_id}"] = None
                 return Person("", known=False)
             except LOOKUP_ERRORS as e:
                 log.info("users.info %s: %s", user_id, slack_error(e))
                 return Person("", known=False)
             user = resp["user"]
-            self._cache.put(f"user:{user_id}", user)
+            self._cache[f"user:{user_id}"] = user
         if user is None:
             return Person("", known=False)
         return Person(display_name(user), app=bool(user.get("is_bot")))
