@@ -228,6 +228,8 @@ async def test_a_receiver_refusing_for_good_is_not_retried_and_the_commander_hea
         message="the commander told",
     )
     assert "`declared`" in told[0] and "404 Not Found" in told[0] and "INC-1" in told[0]
+    # Where, by host only: a receiver's path may be its secret.
+    assert "127.0.0.1:" in told[0] and "/hook" not in told[0]
     clock.forward(hours=1)
     bot.app.outbox.wake()
     await bot.settled()

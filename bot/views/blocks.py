@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -405,7 +406,9 @@ def delivery_failed(
     about = f"*{inc.ref}*: " if inc is not None else ""
     if kind == "webhook":
         event = str(payload.get("body", {}).get("event", "an event"))
-        what = f"the `{event}` event could not be delivered to {literal(str(payload.get('url')))}"
+        # The host only: a receiver's URL may carry its own secret in its path.
+        host = urlsplit(str(payload.get("url"))).netloc
+        what = f"the `{event}` event could not be delivered to {literal(host)}"
     else:
         what = f"a {literal(kind)} could not be delivered"
     return f":warning: {about}{what}, and I have stopped trying: {literal(one_line(reason, 300))}"
