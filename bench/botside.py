@@ -28,6 +28,7 @@ import logging
 import os
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -204,12 +205,8 @@ class Side:
             directory.bot_user_id = app.directory.bot_user_id
             directory.bot_id = app.directory.bot_id
             compiler = Postmortems(
-                app.settings,
-                app.store,
-                app.surfaces,
-                directory,
+                replace(app.deps, directory=directory),
                 functools.partial(fetch_history, app.client),
-                outgoing=app.outgoing,
             )
             gather = compiler.facts
             fetched = 0.0

@@ -40,6 +40,7 @@ from bot.inbound.socket import SocketMode, TokenRefused
 from bot.model import alert_payloads as payloads
 from bot.model.tables import Effect
 from bot.operations.alerts import Intake
+from bot.operations.deps import Deps
 from bot.operations.home import Home
 from bot.operations.incidents.declare import Declarations
 from bot.operations.incidents.drift import Drift
@@ -169,19 +170,6 @@ class BotApp:
         self.surfaces = Surfaces(
             settings, self.store, self.claims, self.client, self.directory, self.inflight
         )
-        self.scheduler = AsyncIOScheduler(timezone=UTC)
-        self.reminders = Reminders(
-            settings,
-            self.store,
-            self.claims,
-            self.surfaces,
-            self.directory,
-            self.inflight,
-            scheduler=self.scheduler,
-            clock=clock,
-            sync_seconds=reminder_sync_seconds,
-        )
-        self.repair = Repair(settings, self.store, self.claims, self.surfaces, self.reminders)
         # Every effect outside Slack: recorded with its change, delivered by the outbox.
         self.effects = Effects(self.store)
         self.outbox = Outbox(
@@ -194,77 +182,45 @@ class BotApp:
             settings, self.effects, tell=self._tell, wake=self.outbox.wake, clock=clock
         )
         self._outbox_task: asyncio.Task[None] | None = None
-        declarations = Declarations(
-            settings,
-            self.store,
-            self.surfaces,
-            on_change=self.reminders.schedule,
+        # What every operation reaches outside itself.
+        self.deps = deps = Deps(
+            settings=settings,
+            store=self.store,
+            claims=self.claims,
+            surfaces=self.surfaces,
+            directory=self.directory,
             outgoing=self.outgoing,
             clock=clock,
         )
-        response = Response(
-            settings,
-            self.store,
-            self.claims,
-            self.surfaces,
-            self.directory,
-            on_change=self.reminders.schedule,
-            outgoing=self.outgoing,
-            clock=clock,
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.reminders = Reminders(
+            deps, self.inflight, scheduler=self.scheduler, sync_seconds=reminder_sync_seconds
         )
+        self.repair = Repair(deps, self.reminders)
+        declarations = Declarations(deps, on_change=self.reminders.schedule)
+        response = Response(deps, on_change=self.reminders.schedule)
 
         async def resolve_for_alerts(incident_id: int, summary: str) -> object:
             actor = self.directory.bot_user_id or ""
             return await response.resolve(incident_id, summary=summary, actor=actor)
 
-        self.intake = Intake(
-            settings,
-            self.store,
-            declarations,
-            self.surfaces,
-            self.directory,
-            clock=clock,
-            resolve=resolve_for_alerts,
-        )
-        finder = Finder(self.store, self.surfaces, self.directory)
-        self.home = Home(
-            settings,
-            self.store,
-            self.client,
-            self.directory,
-            finder,
-            self.inflight,
-            clock=clock,
-            min_seconds=home_refresh_seconds,
-        )
+        self.intake = Intake(deps, declarations, resolve=resolve_for_alerts)
+        finder = Finder(deps)
+        self.home = Home(deps, self.client, finder, self.inflight, min_seconds=home_refresh_seconds)
         self.surfaces.watchers.append(self.home.changed)
-        self.nudges = Nudges(settings, self.store, self.surfaces, clock=clock)
+        self.nudges = Nudges(deps)
         self._nudge_seconds = nudge_seconds
         self.ops = Operations(
             settings=settings,
             find=finder,
             declarations=declarations,
             alerts=self.intake,
-            drift=Drift(
-                settings,
-                self.store,
-                self.surfaces,
-                self.directory,
-                on_change=self.reminders.schedule,
-            ),
+            drift=Drift(deps, on_change=self.reminders.schedule),
             response=response,
-            timeline=Timeline(self.store, self.surfaces, outgoing=self.outgoing, clock=clock),
-            postmortems=Postmortems(
-                settings,
-                self.store,
-                self.surfaces,
-                self.directory,
-                functools.partial(fetch_history, self.client),
-                outgoing=self.outgoing,
-                clock=clock,
-            ),
+            timeline=Timeline(deps),
+            postmortems=Postmortems(deps, functools.partial(fetch_history, self.client)),
             replies=Replies(self.client),
-            reports=Reports(settings, self.store, clock=clock),
+            reports=Reports(deps),
             home=self.home,
             slots=Slots(POOL_SIZE, while_busy=BUSY_SLOTS),
         )

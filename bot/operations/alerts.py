@@ -16,18 +16,14 @@ from dataclasses import dataclass
 
 from slack_sdk.models.blocks import ActionsBlock, ButtonElement, SectionBlock
 
-from bot.base.clock import Clock, utcnow
 from bot.base.errors import BadInput
-from bot.base.settings import Settings
 from bot.model import alert_routing as routing
 from bot.model import rules
 from bot.model.alert_payloads import Alert, Batch
 from bot.model.rules import Declared
 from bot.model.tables import AlertTriage, Incident, TimelineEntry
+from bot.operations.deps import Deps, Operation
 from bot.operations.incidents.declare import Declaration, Declarations
-from bot.outbound.slack.directory import Directory
-from bot.outbound.slack.surfaces import Surfaces
-from bot.outbound.store import Store
 from bot.views import blocks
 from bot.views.text import literal
 
@@ -53,26 +49,12 @@ def group_prefix(batch: Batch) -> str:
     return f"alert:{batch.group_id}:"
 
 
-class Intake:
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        declarations: Declarations,
-        surfaces: Surfaces,
-        directory: Directory,
-        *,
-        clock: Clock = utcnow,
-        resolve: Resolver | None = None,
-    ):
+class Intake(Operation):
+    def __init__(self, deps: Deps, declarations: Declarations, *, resolve: Resolver | None = None):
+        super().__init__(deps)
         # How an alert rule with `resolve` closes the incident (the Resolve operation).
         self.resolve = resolve
-        self.settings = settings
-        self.store = store
         self.declarations = declarations
-        self.surfaces = surfaces
-        self.directory = directory
-        self.clock = clock
 
     async def receive(self, batch: Batch) -> Received:
         prefix = group_prefix(batch)

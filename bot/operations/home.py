@@ -18,14 +18,11 @@ from cachetools import TTLCache
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.base.clock import Clock, utcnow
 from bot.base.errors import BadInput, log_failure
-from bot.base.settings import Settings
 from bot.base.work import InFlight
 from bot.model.tables import FollowUp, Incident
+from bot.operations.deps import Deps, Operation
 from bot.operations.incidents.find import Finder
-from bot.outbound.slack.directory import Directory
-from bot.outbound.store import Store
 from bot.views import blocks
 
 log = logging.getLogger(__name__)
@@ -41,26 +38,20 @@ MEMBERS_KEPT_SECONDS = 30.0
 MEMBERS_KEPT_CHANNELS = 1_000
 
 
-class Home:
+class Home(Operation):
     def __init__(
         self,
-        settings: Settings,
-        store: Store,
+        deps: Deps,
         client: AsyncWebClient,
-        directory: Directory,
         find: Finder,
         inflight: InFlight,
         *,
-        clock: Clock = utcnow,
         min_seconds: float = 5.0,
     ):
-        self.settings = settings
-        self.store = store
+        super().__init__(deps)
         self.client = client
-        self.directory = directory
         self.find = find
         self.inflight = inflight
-        self.clock = clock
         self.min_seconds = min_seconds
         # Per person: a publish is coming; when the last one started; its timer if it waits.
         self._pending: set[str] = set()

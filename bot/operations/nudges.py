@@ -23,12 +23,9 @@ from datetime import timedelta
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block
 
-from bot.base.clock import Clock, utcnow
 from bot.base.errors import log_failure, slack_error
-from bot.base.settings import Settings
 from bot.model.tables import Incident
-from bot.outbound.slack.surfaces import Surfaces
-from bot.outbound.store import Store
+from bot.operations.deps import Deps, Operation
 from bot.views import blocks
 
 log = logging.getLogger(__name__)
@@ -39,14 +36,9 @@ LOOK_BACK = timedelta(days=30)
 FINAL = {"channel_not_found", "is_archived", "not_in_channel", "missing_scope", "restricted_action"}
 
 
-class Nudges:
-    def __init__(
-        self, settings: Settings, store: Store, surfaces: Surfaces, *, clock: Clock = utcnow
-    ):
-        self.settings = settings
-        self.store = store
-        self.surfaces = surfaces
-        self.clock = clock
+class Nudges(Operation):
+    def __init__(self, deps: Deps):
+        super().__init__(deps)
 
     async def run(self) -> None:
         """One pass over every kind that is switched on."""

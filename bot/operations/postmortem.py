@@ -8,9 +8,7 @@ import re
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
-from bot.base.clock import Clock, utcnow
 from bot.base.errors import BadInput
-from bot.base.settings import Settings
 from bot.base.work import KeyedLocks, full_collections_held
 from bot.model import rules
 from bot.model.rules import Changed
@@ -22,11 +20,9 @@ from bot.model.tables import (
     StatusUpdate,
     TimelineEntry,
 )
-from bot.operations.outgoing import Outgoing
+from bot.operations.deps import Deps, Operation
 from bot.outbound.slack.directory import Directory, Person
 from bot.outbound.slack.history import Message, OnMessages
-from bot.outbound.slack.surfaces import Surfaces
-from bot.outbound.store import Store
 from bot.views import blocks, content
 from bot.views.content import UNKNOWN_PERSON, References
 from bot.views.postmortem import PostmortemFacts, Prepared, Preparer, render
@@ -38,25 +34,10 @@ PREPARE_SLICE = 40
 MENTIONED = re.compile(r"<@([UW][A-Z0-9]+)")
 
 
-class Postmortems:
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        surfaces: Surfaces,
-        directory: Directory,
-        history: History,
-        *,
-        outgoing: Outgoing,
-        clock: Clock = utcnow,
-    ):
-        self.outgoing = outgoing
-        self.settings = settings
-        self.store = store
-        self.surfaces = surfaces
-        self.directory = directory
+class Postmortems(Operation):
+    def __init__(self, deps: Deps, history: History):
+        super().__init__(deps)
         self.history = history
-        self.clock = clock
         self._compiling = KeyedLocks()
 
     async def facts(self, incident_id: int) -> PostmortemFacts:

@@ -18,15 +18,11 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_sdk.errors import SlackApiError
 
-from bot.base.clock import Clock, utcnow
 from bot.base.errors import log_failure
-from bot.base.settings import Settings
 from bot.base.work import InFlight
 from bot.model import rules
 from bot.model.tables import ChannelState, Incident, TimelineEntry
-from bot.outbound.slack.directory import Directory
-from bot.outbound.slack.surfaces import Surfaces
-from bot.outbound.store import Claims, Store
+from bot.operations.deps import Deps, Operation
 from bot.views import blocks
 
 log = logging.getLogger(__name__)
@@ -52,28 +48,18 @@ def marker(inc: Incident) -> str:
     return f"{inc.ref} needs a status update"
 
 
-class Reminders:
+class Reminders(Operation):
     def __init__(
         self,
-        settings: Settings,
-        store: Store,
-        claims: Claims,
-        surfaces: Surfaces,
-        directory: Directory,
+        deps: Deps,
         inflight: InFlight,
         *,
         scheduler: AsyncIOScheduler,
-        clock: Clock = utcnow,
         sync_seconds: float = 30.0,
     ):
-        self.settings = settings
-        self.store = store
-        self.claims = claims
-        self.surfaces = surfaces
-        self.directory = directory
+        super().__init__(deps)
         self.inflight = inflight
         self.scheduler = scheduler
-        self.clock = clock
         self.sync_seconds = sync_seconds
         self._queued: dict[int, datetime] = {}
         self._sender: asyncio.Task[None] | None = None

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.base.clock import Clock, utcnow
-from bot.base.settings import Settings
 from bot.model.report import Report, build
-from bot.outbound.store import Store
+from bot.operations.deps import Deps, Operation
 
 
-class Reports:
+class Reports(Operation):
     """Reports from the live database (`/incident stats`)."""
 
-    def __init__(self, settings: Settings, store: Store, *, clock: Clock = utcnow):
-        self.settings = settings
-        self.store = store
-        self.clock = clock
+    def __init__(self, deps: Deps):
+        super().__init__(deps)
 
     async def build(self, since: datetime) -> Report:
         now = self.clock()

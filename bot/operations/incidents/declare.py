@@ -10,15 +10,12 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from bot.base.clock import Clock, utcnow
 from bot.base.errors import BadInput
-from bot.base.settings import Settings
 from bot.base.work import after_its_request, give_back
 from bot.model import rules
 from bot.model.tables import Incident, RoleAssignment
-from bot.operations.outgoing import Outgoing
-from bot.outbound.slack.surfaces import Channel, Surfaces
-from bot.outbound.store import Store
+from bot.operations.deps import Deps, Operation
+from bot.outbound.slack.surfaces import Channel
 from bot.views import blocks
 
 log = logging.getLogger(__name__)
@@ -57,23 +54,10 @@ async def _start(numbered: Callable[[Incident], None], incident: Incident) -> No
     await after_its_request()
 
 
-class Declarations:
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        surfaces: Surfaces,
-        *,
-        on_change: OnChange,
-        outgoing: Outgoing,
-        clock: Clock = utcnow,
-    ):
-        self.settings = settings
-        self.store = store
-        self.surfaces = surfaces
+class Declarations(Operation):
+    def __init__(self, deps: Deps, *, on_change: OnChange):
+        super().__init__(deps)
         self.on_change = on_change
-        self.outgoing = outgoing
-        self.clock = clock
 
     async def declare(
         self,

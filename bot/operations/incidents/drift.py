@@ -6,30 +6,16 @@ from __future__ import annotations
 
 import logging
 
-from bot.base.settings import Settings
 from bot.model.tables import ChannelState, Incident
+from bot.operations.deps import Deps, Operation
 from bot.operations.incidents.declare import OnChange
-from bot.outbound.slack.directory import Directory
-from bot.outbound.slack.surfaces import Surfaces
-from bot.outbound.store import Store
 
 log = logging.getLogger(__name__)
 
 
-class Drift:
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        surfaces: Surfaces,
-        directory: Directory,
-        *,
-        on_change: OnChange,
-    ):
-        self.settings = settings
-        self.store = store
-        self.surfaces = surfaces
-        self.directory = directory
+class Drift(Operation):
+    def __init__(self, deps: Deps, *, on_change: OnChange):
+        super().__init__(deps)
         self.on_change = on_change
 
     async def _incident(self, channel: str | None) -> Incident | None:

@@ -7,20 +7,16 @@ from slack_sdk.errors import SlackApiError
 from bot.base.errors import BadInput
 from bot.base.plain import one_line
 from bot.model.tables import Incident
-from bot.outbound.slack.directory import Directory
-from bot.outbound.slack.surfaces import Surfaces
-from bot.outbound.store import Store
+from bot.operations.deps import Deps, Operation
 from bot.views import blocks
 from bot.views.text import parse_user_name, parse_user_ref
 
 MYSELF = frozenset({"me", "myself", "@me"})
 
 
-class Finder:
-    def __init__(self, store: Store, surfaces: Surfaces, directory: Directory):
-        self.store = store
-        self.surfaces = surfaces
-        self.directory = directory
+class Finder(Operation):
+    def __init__(self, deps: Deps):
+        super().__init__(deps)
 
     async def by_id(self, incident_id: int) -> Incident | None:
         return await self.store.incident(incident_id)

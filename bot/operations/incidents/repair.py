@@ -7,10 +7,8 @@ from __future__ import annotations
 import logging
 
 from bot.base.errors import log_failure
-from bot.base.settings import Settings
+from bot.operations.deps import Deps, Operation
 from bot.operations.reminders import Reminders
-from bot.outbound.slack.surfaces import Surfaces
-from bot.outbound.store import Claims, Store
 from bot.views import blocks
 
 log = logging.getLogger(__name__)
@@ -20,19 +18,9 @@ log = logging.getLogger(__name__)
 PIN_CHECKS_PER_PASS = 2
 
 
-class Repair:
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        claims: Claims,
-        surfaces: Surfaces,
-        reminders: Reminders,
-    ):
-        self.settings = settings
-        self.store = store
-        self.claims = claims
-        self.surfaces = surfaces
+class Repair(Operation):
+    def __init__(self, deps: Deps, reminders: Reminders):
+        super().__init__(deps)
         self.reminders = reminders
         # The last incident whose pin was looked at: the next pass goes on from there.
         self._pins_after = 0

@@ -9,44 +9,22 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from bot.base.clock import Clock, utcnow
 from bot.base.errors import BadInput, log_failure, problem
-from bot.base.settings import Settings
 from bot.model import rules
 from bot.model.rules import Changed
 from bot.model.tables import Incident, RoleAssignment, Status, StatusUpdate
+from bot.operations.deps import Deps, Operation
 from bot.operations.incidents.declare import OnChange
 from bot.operations.incidents.timeline import record, record_once
-from bot.operations.outgoing import Outgoing
-from bot.outbound.slack.directory import Directory
-from bot.outbound.slack.surfaces import Surfaces
-from bot.outbound.store import Claims, Store
 from bot.views import blocks
 
 log = logging.getLogger(__name__)
 
 
-class Response:
-    def __init__(
-        self,
-        settings: Settings,
-        store: Store,
-        claims: Claims,
-        surfaces: Surfaces,
-        directory: Directory,
-        *,
-        on_change: OnChange,
-        outgoing: Outgoing,
-        clock: Clock = utcnow,
-    ):
-        self.outgoing = outgoing
-        self.settings = settings
-        self.store = store
-        self.claims = claims
-        self.surfaces = surfaces
-        self.directory = directory
+class Response(Operation):
+    def __init__(self, deps: Deps, *, on_change: OnChange):
+        super().__init__(deps)
         self.on_change = on_change
-        self.clock = clock
 
     async def _after_change(self, stored: Incident, problems: list[str]) -> Incident:
         """Show the stored state again and let the reminder schedule follow it. The change

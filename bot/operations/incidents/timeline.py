@@ -10,13 +10,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.base.clock import Clock, utcnow
 from bot.base.errors import BadInput, log_failure, problem
 from bot.model import rules
 from bot.model.rules import Changed
 from bot.model.tables import FollowUp, Incident, TimelineEntry
-from bot.operations.outgoing import Outgoing
-from bot.outbound.slack.surfaces import Surfaces
+from bot.operations.deps import Deps, Operation
 from bot.outbound.store import Store
 from bot.views import blocks, content
 from bot.views.text import clean
@@ -49,14 +47,9 @@ async def record_once(store: Store, session: AsyncSession, entry: TimelineEntry)
     return True
 
 
-class Timeline:
-    def __init__(
-        self, store: Store, surfaces: Surfaces, *, outgoing: Outgoing, clock: Clock = utcnow
-    ):
-        self.outgoing = outgoing
-        self.store = store
-        self.surfaces = surfaces
-        self.clock = clock
+class Timeline(Operation):
+    def __init__(self, deps: Deps):
+        super().__init__(deps)
         self._responded: set[str] = set()
 
     async def person_spoke(self, channel_id: str, user: str, ts: str) -> None:
