@@ -172,6 +172,8 @@ async def test_a_receiver_down_for_a_while_gets_each_event_once_in_order(
     assert pending.state == "pending"
     assert pending.last_error == "503 Service Unavailable: answer 503"
     assert pending.attempts == 1
+    told = await bot.ask("status", user=ALICE, channel=channel_of(inc))
+    assert "1 being tried again (last: 503 Service Unavailable: answer 503)" in str(told)
     # A later change waits behind the first: its lane keeps the order.
     await bot.slack.command("severity sev2", user=ALICE, channel=channel_of(inc))
     await bot.settled()
@@ -238,6 +240,12 @@ async def test_a_receiver_refusing_for_good_is_not_retried_and_the_commander_hea
     assert len([m for m in dms_to(bot, ALICE) if "stopped trying" in m]) == 1
     samples = await scrape(bot)
     assert value(samples, "incident_bot_effects", kind="webhook", state="failed") == 1
+    # Whoever looks at the incident sees it too.
+    inc = (await bot.incidents())[0]
+    status = await bot.ask("status", user=BOB, channel=channel_of(inc))
+    assert "Outgoing webhooks: 0 delivered · 1 failed (last: 404 Not Found: answer 404)" in str(
+        status
+    )
 
 
 async def test_a_receiver_that_does_the_work_but_answers_late_sees_one_effect(

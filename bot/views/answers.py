@@ -19,7 +19,7 @@ from bot.base.plain import one_line
 from bot.base.settings import Role, Settings
 from bot.model.figures import duration, percentile
 from bot.model.report import Report
-from bot.model.tables import Incident
+from bot.model.tables import Effect, Incident
 from bot.views import report
 from bot.views.blocks import (
     CARD_ROLE,
@@ -86,8 +86,32 @@ def declared_answer(inc: Incident) -> str:
     return text
 
 
+def outside(effects: Sequence[Effect]) -> str | None:
+    """How the incident's effects outside the bot went (webhook deliveries), in one line:
+    what is done, what is being tried again and why, what failed and why."""
+    if not effects:
+        return None
+    done = sum(1 for e in effects if e.state == "done")
+    retrying = [e for e in effects if e.state == "pending" and e.last_error]
+    waiting = sum(1 for e in effects if e.state == "pending" and not e.last_error)
+    failed = [e for e in effects if e.state == "failed"]
+    parts = [f"{done} delivered"]
+    if waiting:
+        parts.append(f"{waiting} on the way")
+    if retrying:
+        why = one_line(retrying[-1].last_error or "", 80)
+        parts.append(f"{len(retrying)} being tried again (last: {literal(why)})")
+    if failed:
+        why = one_line(failed[-1].last_error or "", 80)
+        parts.append(f"{len(failed)} failed (last: {literal(why)})")
+    return "Outgoing webhooks: " + " · ".join(parts)
+
+
 def private_status(
-    state: IncidentState, settings: Settings, last_update: str | None
+    state: IncidentState,
+    settings: Settings,
+    last_update: str | None,
+    effects: Sequence[Effect] = (),
 ) -> list[Block]:
     body = incident_card(state, settings, controls=False)
     if last_update:
@@ -105,6 +129,9 @@ def private_status(
                 elements=[MarkdownTextObject(text=f"Channel: <#{state.incident.channel_id}>")]
             )
         )
+    line = outside(effects)
+    if line:
+        body.append(ContextBlock(elements=[MarkdownTextObject(text=line)]))
     return body
 
 

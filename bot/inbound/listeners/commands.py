@@ -209,7 +209,8 @@ def register(app: Listen, ops: Operations) -> None:
     @subcommand("status")
     async def status_cmd(inc: Incident, rest: str, body: Body, reply: Reply) -> None:
         state, latest = await ops.find.status(inc)
-        view = answers.private_status(state, settings, latest)
+        effects = await ops.find.effects(inc)
+        view = answers.private_status(state, settings, latest, effects)
         await reply(blocks.card_text(state, settings), view)
 
     @subcommand("resolve")

@@ -6,7 +6,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.base.errors import BadInput
 from bot.base.plain import one_line
-from bot.model.tables import Incident
+from bot.model.tables import Effect, Incident
 from bot.operations.deps import Deps, Operation
 from bot.views import blocks
 from bot.views.text import parse_user_name, parse_user_ref
@@ -100,6 +100,10 @@ class Finder(Operation):
         state = await self.surfaces.state(incident.pk)
         latest = await self.store.latest_update(incident.pk)
         return state, latest.summary if latest else None
+
+    async def effects(self, incident: Incident) -> list[Effect]:
+        """What the incident's changes asked of systems outside the bot, and how it went."""
+        return await self.outgoing.effects.of_incident(incident.pk)
 
     async def person(self, token: str, actor: str) -> str:
         """`me`, `<@U123|bob>`, `U123` or `@bob` -> a user id; BadInput otherwise."""
