@@ -63,7 +63,9 @@ class Crashes:
     async def kill_holding(self, bot: BotProcess, method: str) -> None:
         """SIGKILL `bot` while the fake holds its `method` request; Slack never sees it."""
         # The held request leaves the process right after the step the test waited for.
-        await asyncio.sleep(0.2)
+        await until(
+            lambda: self.fake.holding(method), timeout=10, message=f"{method} held by the fake"
+        )
         seen = len(self.fake.calls)
         await bot.kill()
         self.fake.fail(method, drop=True)
