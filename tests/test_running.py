@@ -246,7 +246,7 @@ async def test_a_stop_during_a_repair_pass_is_not_logged_as_an_error(
     await bot.wait_provisioned(1)
     await bot.settled()
     bot.fake.set_delay("pins.list", 3)
-    passing = asyncio.ensure_future(bot.app._repair())
+    passing = asyncio.ensure_future(bot.app.repair_pass())
     await until(lambda: bot.fake.holding("pins.list"), message="the pass waiting for pins.list")
     with caplog.at_level("INFO"):
         await bot.app.stop(grace=0.1)
