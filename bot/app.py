@@ -479,8 +479,10 @@ class BotApp:
                     raise
                 # Stopped mid-pass: the next start's pass takes it from there; not an error.
                 log.info("the %s pass stopped with the bot", name)
+                return
             except Exception as e:
                 log_failure(log, f"{name} failed", e)
+            self.metrics.passes.labels(name).inc()
 
     def busy(self) -> int:
         """Listener runs, reminders, repairs and background work in flight (tests wait
