@@ -91,6 +91,18 @@ class Clock:
         return self.now
 
 
+def tasks_running(package: str) -> list[asyncio.Task[Any]]:
+    """The tasks of this event loop still running code of `package` (e.g. slack_sdk's Socket
+    Mode client): none left means nothing of it can act any more, however long one waits."""
+    prefix = package.replace(".", os.sep) + os.sep
+    running: list[asyncio.Task[Any]] = []
+    for task in asyncio.all_tasks():
+        code = getattr(task.get_coro(), "cr_code", None)
+        if not task.done() and code is not None and prefix in code.co_filename:
+            running.append(task)
+    return running
+
+
 # --- databases -------------------------------------------------------------------------------
 
 
