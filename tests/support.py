@@ -103,6 +103,18 @@ def tasks_running(package: str) -> list[asyncio.Task[Any]]:
     return running
 
 
+async def settled(app: BotApp, timeout: float = 10, quiet: float = QUIET_SECONDS) -> None:
+    """Wait until `app` has no listener or background work in flight (`Bot.settled`)."""
+
+    async def idle() -> bool:
+        if app.busy():
+            return False
+        await asyncio.sleep(quiet)
+        return app.busy() == 0
+
+    await until(idle, timeout=timeout, message="bot idle")
+
+
 # --- databases -------------------------------------------------------------------------------
 
 
@@ -175,13 +187,7 @@ class Bot:
         its answer (the ack) first, then for this.
         """
 
-        async def idle() -> bool:
-            if self.app.busy():
-                return False
-            await asyncio.sleep(quiet)
-            return self.app.busy() == 0
-
-        await until(idle, timeout=timeout, message="bot idle")
+        await settled(self.app, timeout=timeout, quiet=quiet)
 
     async def reminders_due(self) -> None:
         """A round of reminders at the bot's clock, as the scheduler runs it once the time
