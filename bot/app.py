@@ -412,9 +412,9 @@ class BotApp:
         await self.reminders.start()
         # Finish what a crash or a Slack outage left half-done, now and from time to
         # time (a process that died mid-way holds its lease only briefly).
-        self.inflight.spawn(self._repair())
+        self.inflight.spawn(self.repair_pass())
         self.scheduler.add_job(
-            self._repair,
+            self.repair_pass,
             "interval",
             seconds=max(self._lease_seconds / 2, 1.0),
             id="repair",
@@ -425,7 +425,7 @@ class BotApp:
         self._outbox_task = asyncio.create_task(self.outbox.run())
         # Postmortems, owners, quiet incidents, archiving: looked at now and then.
         self.scheduler.add_job(
-            self._nudge,
+            self.nudge_pass,
             "interval",
             seconds=self._nudge_seconds,
             id="nudges",
@@ -454,10 +454,13 @@ class BotApp:
         """The database in use, as a start-up line may show it (no password)."""
         return make_url(self.settings.database_url).render_as_string(hide_password=True)
 
-    async def _repair(self) -> None:
+    # The scheduler runs these passes every so often; tests that move an injected clock
+    # call them to run one pass and go on once it is done, instead of waiting for it.
+
+    async def repair_pass(self) -> None:
         await self._periodic("repair", self.repair.run)
 
-    async def _nudge(self) -> None:
+    async def nudge_pass(self) -> None:
         await self._periodic("nudges", self.nudges.run)
 
     async def _periodic(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
@@ -469,8 +472,10 @@ class BotApp:
                     raise
                 # Stopped mid-pass: the next start's pass takes it from there; not an error.
                 log.info("the %s pass stopped with the bot", name)
+                return
             except Exception as e:
                 log_failure(log, f"{name} failed", e)
+            self.metrics.passes.labels(name).inc()
 
     def busy(self) -> int:
         """Listener runs, reminders, repairs and background work in flight (tests wait

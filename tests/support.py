@@ -8,6 +8,7 @@ import inspect
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
@@ -66,6 +67,53 @@ async def until(check: Callable[[], Any], *, timeout: float = 10, message: str =
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {message or check}")
         await asyncio.sleep(0.02)
+
+
+# --- time ------------------------------------------------------------------------------------
+
+
+class Clock:
+    """The bot's clock (`start_bot(clock=...)`), moved only by the test.
+
+    It starts at the real time, and the intervals a test moves it through are minutes or
+    more, so nothing the scheduler holds (it wakes by the wall clock) comes due while the
+    test runs: the test moves the clock, then runs the round that would have come
+    (`Bot.reminders_due`, `Bot.repair_pass`, `Bot.nudge_pass`) and goes on once it is done.
+    """
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, by: timedelta) -> datetime:
+        self.now += by
+        return self.now
+
+
+def tasks_running(package: str) -> list[asyncio.Task[Any]]:
+    """The tasks of this event loop still running code of `package` (e.g. slack_sdk's Socket
+    Mode client): none left means nothing of it can act any more, however long one waits."""
+    prefix = package.replace(".", os.sep) + os.sep
+    running: list[asyncio.Task[Any]] = []
+    for task in asyncio.all_tasks():
+        code = getattr(task.get_coro(), "cr_code", None)
+        if not task.done() and code is not None and prefix in code.co_filename:
+            running.append(task)
+    return running
+
+
+async def settled(app: BotApp, timeout: float = 10, quiet: float = QUIET_SECONDS) -> None:
+    """Wait until `app` has no listener or background work in flight (`Bot.settled`)."""
+
+    async def idle() -> bool:
+        if app.busy():
+            return False
+        await asyncio.sleep(quiet)
+        return app.busy() == 0
+
+    await until(idle, timeout=timeout, message="bot idle")
 
 
 # --- databases -------------------------------------------------------------------------------
@@ -140,13 +188,27 @@ class Bot:
         its answer (the ack) first, then for this.
         """
 
-        async def idle() -> bool:
-            if self.app.busy():
-                return False
-            await asyncio.sleep(quiet)
-            return self.app.busy() == 0
+        await settled(self.app, timeout=timeout, quiet=quiet)
 
-        await until(idle, timeout=timeout, message="bot idle")
+    async def reminders_due(self) -> None:
+        """A round of reminders at the bot's clock, as the scheduler runs it once the time
+        comes: its jobs matched to the stored due times (the periodic sync), every one due
+        by now fired; returns once all of it, and what it set off, is done."""
+        await self.app.reminders.sync()
+        await self.app.reminders.fire_due()
+        await self.settled()
+
+    async def repair_pass(self) -> None:
+        """One repair pass, as the scheduler runs it; returns once it and what it set off
+        are done."""
+        await self.app.repair_pass()
+        await self.settled()
+
+    async def nudge_pass(self) -> None:
+        """One pass of nudges at the bot's clock, as the scheduler runs it; returns once it
+        and what it set off are done."""
+        await self.app.nudge_pass()
+        await self.settled()
 
     async def ask(self, text: str, *, user: str, channel: str) -> list[dict[str, Any]]:
         """Run a slash command to completion; what the person was told (ack first)."""

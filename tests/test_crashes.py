@@ -11,7 +11,6 @@ process's work is taken over within seconds.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 from collections.abc import AsyncIterator
@@ -19,7 +18,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bot.fakeslack import FakeSlack
 from bot.model.tables import Incident, Postmortem, StatusUpdate, TimelineEntry
@@ -64,7 +65,9 @@ class Crashes:
     async def kill_holding(self, bot: BotProcess, method: str) -> None:
         """SIGKILL `bot` while the fake holds its `method` request; Slack never sees it."""
         # The held request leaves the process right after the step the test waited for.
-        await asyncio.sleep(0.2)
+        await until(
+            lambda: self.fake.holding(method), timeout=10, message=f"{method} held by the fake"
+        )
         seen = len(self.fake.calls)
         await bot.kill()
         self.fake.fail(method, drop=True)
@@ -107,6 +110,25 @@ class Crashes:
 
     def cards(self, channel: str) -> list[JsonDict]:
         return [m for m in self.fake.messages(channel, include_system=False) if is_card(m)]
+
+
+async def repair_passes(bot: BotProcess) -> int:
+    """How many repair passes the process has run to their end, as its /metrics tells."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{bot.port}/metrics") as response,
+    ):
+        assert response.status == 200
+        text = await response.text()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "incident_bot_passes_total" and sample.labels == {"pass": "repair"}:
+                return int(sample.value)
+    return 0
+
+
+async def repair_passes_reach(bot: BotProcess, n: int) -> bool:
+    return await repair_passes(bot) >= n
 
 
 def is_card(message: JsonDict) -> bool:
@@ -244,10 +266,17 @@ async def test_update_killed_while_posting_is_posted_once_by_the_next_process(
         ]
 
     assert posted() == []
-    await crashes.start()
+    again = await crashes.start()
     await until(posted, timeout=RECOVERY_SECONDS, message="the update posted after the restart")
-    # Long enough for every later repair pass to have had its chance to post it again.
-    await asyncio.sleep(2.0)
+    # A whole repair pass after the one that posted it has had its chance to post it again:
+    # at most two passes were under way when it was seen (the one at start-up, and one on
+    # the schedule), so the third to end from now started after it.
+    seen = await repair_passes(again)
+    await until(
+        lambda: repair_passes_reach(again, seen + 3),
+        timeout=RECOVERY_SECONDS,
+        message="three more repair passes",
+    )
     [message] = posted()
     assert "Rolled back the deploy" in message["text"]
 

@@ -5,7 +5,7 @@ anyone to retry a change that was stored."""
 from __future__ import annotations
 
 import asyncio
-import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from tests.support import (
     CAROL,
     GENERAL,
     Bot,
+    Clock,
     StartBot,
     card_of,
     card_ts_of,
@@ -50,6 +51,15 @@ async def announced(start_bot: StartBot) -> tuple[Bot, Incident]:
 
 async def current(bot: Bot, number: int = 1) -> Incident:
     return next(i for i in await bot.incidents() if i.number == number)
+
+
+async def intervals_pass(bot: Bot, clock: Clock, n: int) -> None:
+    """`n` reminder intervals (the default, half an hour) go by on the bot's clock, with the
+    reminders that fall due and a repair pass at the end of each."""
+    for _ in range(n):
+        clock.advance(timedelta(minutes=30))
+        await bot.reminders_due()
+        await bot.repair_pass()
 
 
 # --- the card and the announcement ------------------------------------------------------
@@ -221,7 +231,8 @@ async def test_removed_from_a_public_channel_the_bot_joins_again(bot: Bot) -> No
 async def test_an_archived_channel_stops_reminders_and_the_incident_resolves_by_name(
     start_bot: StartBot,
 ) -> None:
-    bot = await start_bot(reminder_interval_minutes=0.6 / 60, reminder_sync_seconds=0.2)
+    clock = Clock()
+    bot = await start_bot(clock=clock)
     await bot.slack.command("declare sev2 Queue backlog", user=ALICE, channel=GENERAL)
     inc = await bot.wait_provisioned(1)
     bot.fake.channels[channel_of(inc)].is_archived = True
@@ -231,8 +242,7 @@ async def test_an_archived_channel_stops_reminders_and_the_incident_resolves_by_
 
     # No reminder goes out, and nothing retries in a loop, for several intervals.
     posts_before = len(bot.fake.calls_to("chat.postMessage"))
-    await asyncio.sleep(2.0)
-    await bot.settled()
+    await intervals_pass(bot, clock, 3)
     in_channel = [
         c
         for c in bot.fake.calls_to("chat.postMessage")[posts_before:]
@@ -348,26 +358,20 @@ async def test_an_update_racing_a_privacy_change_never_reaches_the_public_thread
 
 
 async def test_reminders_pass_over_a_deactivated_comms_lead(start_bot: StartBot) -> None:
-    bot = await start_bot(reminder_interval_minutes=0.6 / 60, reminder_sync_seconds=0.2)
+    clock = Clock()
+    bot = await start_bot(clock=clock)
     await bot.slack.command("declare sev2 Cache stampede", user=ALICE, channel=GENERAL)
     inc = await bot.wait_provisioned(1)
     await bot.ask("comms @bob", user=ALICE, channel=channel_of(inc))
     bot.fake.users[BOB]["deleted"] = True
     await bot.slack.event({"type": "user_change", "user": dict(bot.fake.users[BOB])})
     await bot.settled()
-    # A reminder sent from now on (one may have gone out to Bob before he left).
-    since = time.time()
-    reminder = await until(
-        lambda: next(
-            (
-                m
-                for m in bot.fake.messages(channel_of(inc), include_system=False)
-                if "needs a status update" in m.get("text", "") and float(m["ts"]) > since
-            ),
-            None,
-        ),
-        message="a reminder",
-    )
+    await intervals_pass(bot, clock, 1)
+    [reminder] = [
+        m
+        for m in bot.fake.messages(channel_of(inc), include_system=False)
+        if "needs a status update" in m.get("text", "")
+    ]
     assert f"<@{ALICE}>" in reminder["text"] and f"<@{BOB}>" not in reminder["text"]
 
 
@@ -419,21 +423,24 @@ async def test_two_processes_changing_severity_at_once_end_showing_the_stored_on
 async def test_a_channel_archived_without_an_event_is_found_once_not_retried(
     start_bot: StartBot,
 ) -> None:
-    bot = await start_bot(
-        reminder_interval_minutes=0.6 / 60, reminder_sync_seconds=0.2, lease_seconds=1.0
-    )
+    clock = Clock()
+    bot = await start_bot(clock=clock)
     await bot.slack.command("declare sev2 Disk full", user=ALICE, channel=GENERAL)
     inc = await bot.wait_provisioned(1)
+    await bot.settled()
     bot.fake.channels[channel_of(inc)].is_archived = True  # no event reaches the bot
 
-    async def archived() -> bool:
-        return (await current(bot)).channel_state == "archived"
-
-    await until(archived, message="the archived channel noticed by a refused reminder")
-    await bot.settled()
+    # The archived channel is noticed by the first reminder, which Slack refuses.
+    await intervals_pass(bot, clock, 1)
+    assert (await current(bot)).channel_state == "archived"
     tries = len(bot.fake.calls_to("chat.postMessage"))
-    await asyncio.sleep(2.0)  # several reminder intervals and repair passes
-    await bot.settled()
+    refused = [
+        c.error
+        for c in bot.fake.calls_to("chat.postMessage")
+        if c.args.get("channel") == inc.channel_id and not c.ok
+    ]
+    assert refused == ["is_archived"]
+    await intervals_pass(bot, clock, 3)
     again = [
         c
         for c in bot.fake.calls_to("chat.postMessage")[tries:]

@@ -107,5 +107,19 @@ async def test_slack_refusals_are_counted_by_method_and_error(start_bot: StartBo
     )
 
 
+async def test_periodic_passes_are_counted_as_they_end(bot: Bot) -> None:
+    """Each pass the scheduler runs is counted once it has ended, so a pass that stopped
+    running shows as a counter that stopped rising."""
+    await bot.settled()  # the repair pass at start-up
+    samples = await scrape(bot)
+    assert value(samples, "incident_bot_passes_total", **{"pass": "repair"}) == 1
+    assert value(samples, "incident_bot_passes_total", **{"pass": "nudges"}) is None
+    await bot.nudge_pass()
+    await bot.repair_pass()
+    samples = await scrape(bot)
+    assert value(samples, "incident_bot_passes_total", **{"pass": "nudges"}) == 1
+    assert value(samples, "incident_bot_passes_total", **{"pass": "repair"}) == 2
+
+
 async def _has(bot: Bot, inc: Incident, kind: str) -> bool:
     return bool(await entries(bot, inc, kind))

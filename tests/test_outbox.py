@@ -37,6 +37,7 @@ from tests.support import (
     GENERAL,
     TRANSPORTS,
     Bot,
+    Clock,
     StartBot,
     channel_of,
     declared,
@@ -58,19 +59,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     r = await Receiver().start()
     yield r
     await r.close()
-
-
-class Clock:
-    """The bot's time, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def forward(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 async def effects_of(bot: Bot, number: int = 1) -> list[Effect]:
@@ -180,18 +168,18 @@ async def test_a_receiver_down_for_a_while_gets_each_event_once_in_order(
     assert receiver.done == {}
     assert [e.attempts for e in await effects_of(bot)] == [1, 0]
 
-    clock.forward(seconds=10)  # past the first backoff (5 s, spread to at most 5 s)
+    clock.advance(timedelta(seconds=10))  # past the first backoff (5 s, spread to at most 5 s)
     bot.app.outbox.wake()
     await until(lambda: len(receiver.arrivals) == 2, message="a second attempt")
     [first, _] = await until(lambda: _both(bot), message="the 429 recorded")
     assert first.last_error is not None and first.last_error.startswith("429")
     # The receiver asked for two minutes: not sooner.
     assert first.next_attempt_at >= clock.now + timedelta(seconds=120)
-    clock.forward(seconds=60)
+    clock.advance(timedelta(seconds=60))
     bot.app.outbox.wake()
     await bot.settled()
     assert len(receiver.arrivals) == 2
-    clock.forward(seconds=61)
+    clock.advance(timedelta(seconds=61))
     bot.app.outbox.wake()
     await until(lambda: len(receiver.done) == 2, message="both delivered")
     assert receiver.events() == [("declared", 1), ("severity_changed", 1)]
@@ -232,7 +220,7 @@ async def test_a_receiver_refusing_for_good_is_not_retried_and_the_commander_hea
     assert "`declared`" in told[0] and "404 Not Found" in told[0] and "INC-1" in told[0]
     # Where, by host only: a receiver's path may be its secret.
     assert "127.0.0.1:" in told[0] and "/hook" not in told[0]
-    clock.forward(hours=1)
+    clock.advance(timedelta(hours=1))
     bot.app.outbox.wake()
     await bot.settled()
     await bot.app.outbox.report_failures()
@@ -260,7 +248,7 @@ async def test_a_receiver_that_does_the_work_but_answers_late_sees_one_effect(
     assert pending.last_error == "no answer within 0.05 s"
     assert len(receiver.done) == 1  # the work was done all the same
     receiver.hang_after_work = 0.0
-    clock.forward(seconds=10)
+    clock.advance(timedelta(seconds=10))
     bot.app.outbox.wake()
     done = await settled_effect(bot, state="done")
     assert done.attempts == 2
@@ -357,7 +345,7 @@ async def test_a_process_killed_between_sending_and_recording_is_taken_over_with
             )
             await outbox.drain()
             assert len(receiver.arrivals) == 1
-            clock.forward(minutes=2)
+            clock.advance(timedelta(minutes=2))
             await outbox.drain()
     finally:
         await store.close()

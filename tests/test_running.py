@@ -248,9 +248,8 @@ async def test_a_stop_during_a_repair_pass_is_not_logged_as_an_error(
     await bot.wait_provisioned(1)
     await bot.settled()
     bot.fake.set_delay("pins.list", 3)
-    passing = asyncio.ensure_future(bot.app._repair())
-    await until(lambda: bool(bot.fake.calls_to("pins.list")) or bot.app.busy() > 0)
-    await asyncio.sleep(0.05)  # the pass is waiting for pins.list's answer
+    passing = asyncio.ensure_future(bot.app.repair_pass())
+    await until(lambda: bot.fake.holding("pins.list"), message="the pass waiting for pins.list")
     with caplog.at_level("INFO"):
         await bot.app.stop(grace=0.1)
     await passing

@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 
 from bot.sandbox import Sandbox
-from tests.support import ROOT, until
+from tests.support import ROOT, settled, until
 
 if TYPE_CHECKING:
     from playwright.async_api import Locator, Page
@@ -142,7 +142,7 @@ async def test_an_incident_from_declaration_to_postmortem_in_the_browser(
     await until(lambda: _on_timeline(box, "Customer tickets"), timeout=10, message="shortcut")
     await until(lambda: _on_timeline(box, "cache TTL"), timeout=10, message="pushpin")
 
-    await _screenshot(card)
+    await _screenshot(box, p, card)
 
     # The App Home: the open incident (Bob commands it now), with the Declare button.
     await p.get_by_role("button", name="🏠 Home").click()
@@ -240,16 +240,22 @@ async def test_typed_markup_and_script_are_shown_as_typed_and_never_run(
     assert await p.locator("main img, main b, main script").count() == 0
 
 
-async def _screenshot(card: Locator) -> None:
-    """The card for the README; the page redraws as messages arrive, so try again."""
-    for attempt in range(5):
-        try:
-            await card.screenshot(path=str(SCREENSHOT))
-            return
-        except playwright_api.Error:
-            if attempt == 4:
-                raise
-            await asyncio.sleep(0.3)
+# The channel's messages as the sandbox has them now, as the page keeps what it shows.
+LATEST = """async () => {
+  const query = new URLSearchParams({ user: state.user || "", channel: state.channel });
+  const data = await (await fetch(`/sandbox/state?${query}`)).json();
+  return JSON.stringify([state.channel, data.messages, data.files]);
+}"""
+
+
+async def _screenshot(box: Sandbox, page: Page, card: Locator) -> None:
+    """The card for the README. The page redraws the channel whenever its messages change,
+    which would detach the card mid-way: taken once the bot has settled and the page shows
+    what it left, so nothing redraws it meanwhile."""
+    await settled(box.app)
+    latest = await page.evaluate(LATEST)
+    await page.wait_for_function("latest => state.shown.messages === latest", arg=latest)
+    await card.screenshot(path=str(SCREENSHOT))
 
 
 async def _snoozed(box: Sandbox) -> bool:

@@ -173,6 +173,8 @@ class Workspace:
         # Calls being answered now, and the most at once, per method.
         self._open: dict[str, int] = {}
         self._most_open: dict[str, int] = {}
+        # Calls read whole and waiting out a delay (set_delay), by method.
+        self._holding: dict[str, int] = {}
         self._revoked_app_tokens: set[str] = set()
         self._socket_refusal: _Fault | None = None
         self._rate_limit: tuple[float, int, random.Random] | None = None
@@ -449,6 +451,11 @@ class Workspace:
         """The most calls of `method` this fake has been answering at the same time."""
         return self._most_open.get(method, 0)
 
+    def holding(self, method: str) -> int:
+        """Calls of `method` the fake has read whole and is holding now (a delay set with
+        `set_delay`): a test can act while the caller waits for the answer."""
+        return self._holding.get(method, 0)
+
     async def _handle_api(self, request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
         if request.transport is not None:
@@ -473,7 +480,11 @@ class Workspace:
             args, parse_error = {}, exc
         wait = self.delay + self._delays.get(method, 0.0) + self._delays.get("*", 0.0)
         if wait > 0:
-            await asyncio.sleep(wait)
+            self._holding[method] = self._holding.get(method, 0) + 1
+            try:
+                await asyncio.sleep(wait)
+            finally:
+                self._holding[method] -= 1
 
         fault = self._take_fault(method)
         if method in APP_TOKEN_METHODS:

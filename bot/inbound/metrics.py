@@ -1,8 +1,8 @@
 """Prometheus metrics, served at GET /metrics on PORT in both run modes.
 
 Incident figures are read from the database at each scrape, so several bot processes export
-the same truth and nothing is lost on a restart. Web API calls and database errors are each
-process's own, counted as they happen.
+the same truth and nothing is lost on a restart. Web API calls, database errors and periodic
+passes are each process's own, counted as they happen.
 """
 
 from __future__ import annotations
@@ -120,6 +120,12 @@ class Metrics:
         self.database_errors = Counter(
             "incident_bot_database_errors",
             "Scrapes that found the database unavailable (its figures are left out then)",
+            registry=self.registry,
+        )
+        self.passes = Counter(
+            "incident_bot_passes",
+            "Periodic passes run to their end (one that failed and logged it too), by pass",
+            ["pass"],
             registry=self.registry,
         )
         self.snapshot: Snapshot | None = None

@@ -103,6 +103,15 @@ class Home(Operation):
         except Exception as e:
             log_failure(log, "could not publish an App Home", e)
 
+    def publish_waiting(self) -> None:
+        """Start at once the publishes that wait for their person's `min_seconds` to pass.
+
+        Tests call it instead of waiting for the timers, to see the last publish of a burst
+        and then that nothing more is coming; the bot itself never does."""
+        for user_id, timer in list(self._timers.items()):
+            timer.cancel()
+            self._start(user_id)
+
     def close(self) -> None:
         """Publish nothing more (the bot is stopping)."""
         self._closed = True

@@ -132,6 +132,24 @@ class Reminders(Operation):
             coalesce=True,
         )
 
+    async def fire_due(self) -> None:
+        """Fire at once every reminder job whose time has come by `clock`, as the scheduler
+        does when it comes, and return once their batch is sent.
+
+        The scheduler wakes by the wall clock; tests move an injected clock instead and run
+        the round with this rather than wait for it. The bot itself never calls it."""
+        now = self.clock()
+        for job in self.scheduler.get_jobs():
+            due = job.next_run_time
+            if not job.id.startswith("reminder:") or due is None or due > now:
+                continue
+            # A date job runs once: the scheduler drops it as it fires, and whatever the
+            # reminder schedules next takes its place.
+            job.remove()
+            await self.fire(*job.args)
+        if self._sender is not None:
+            await self._sender
+
     # --- sending -------------------------------------------------------------------------
 
     async def fire(self, incident_id: int, due: datetime) -> None:
