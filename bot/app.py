@@ -278,11 +278,11 @@ class BotApp:
             # Socket Mode is authenticated by the app token; HTTP always verifies signatures.
             request_verification_enabled=not settings.socket_mode,
             authorize=self._authorizer(),
-            # Bolt answers when a listener returns; each listener returns as soon as it has
-            # acked and keeps working after Slack has its answer (listeners.Listen).
+            # Bolt answers once a listener's ack function returns, then runs its lazy work,
+            # counted in flight (listeners/lazy.py).
             process_before_response=True,
         )
-        listeners.register(listeners.Listen(self.bolt, self.inflight, self.ops.slots), self.ops)
+        listeners.register(self.bolt, self.ops, self.inflight)
         protocol.acknowledge_unused_events(self.bolt)
         self._secret = secret.get_secret_value() if secret else ""
         self._runner: web.AppRunner | None = None
