@@ -379,7 +379,10 @@ class BotApp:
             return web.json_response({"error": "malformed request"}, status=400)
         if protocol.quiet(body):
             return web.Response(status=200)
-        response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        # In flight until answered, as an envelope is (socket.py); the lazy work after it is
+        # counted on its own.
+        async with self.inflight.track():
+            response = await self.bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)
 
     async def _metrics(self, _: web.Request) -> web.Response:
