@@ -234,11 +234,11 @@ class BotApp:
             # Socket Mode is authenticated by the app token; HTTP always verifies signatures.
             request_verification_enabled=not settings.socket_mode,
             authorize=self._authorizer(),
-            # Bolt answers when a listener returns; each listener returns as soon as it has
-            # acked and keeps working after Slack has its answer (listeners.Listen).
+            # Bolt answers once a listener's ack function returns, then runs its lazy work,
+            # counted in flight (listeners/lazy.py).
             process_before_response=True,
         )
-        listeners.register(listeners.Listen(self.bolt, self.inflight, self.ops.slots), self.ops)
+        listeners.register(self.bolt, self.ops, self.inflight)
         protocol.acknowledge_unused_events(self.bolt)
         self._verifier = protocol.Verifier(secret.get_secret_value()) if secret else None
         self._runner: web.AppRunner | None = None
@@ -335,7 +335,10 @@ class BotApp:
             return web.json_response({"error": "malformed request"}, status=400)
         if protocol.quiet(body):
             return web.Response(status=200)
-        response = await self.bolt.async_dispatch(await to_bolt_request(request))
+        # In flight until answered, as an envelope is (socket.py); the lazy work after it is
+        # counted on its own.
+        async with self.inflight.track():
+            response = await self.bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)
 
     async def _metrics(self, _: web.Request) -> web.Response:

@@ -9,8 +9,7 @@ import jsonschema  # type: ignore[import-untyped]
 import yaml  # type: ignore[import-untyped]
 
 from bot.fakeslack.server import REFERENCE_FILE, load_reference
-from bot.inbound.listeners import COMMAND
-from bot.views import blocks
+from bot.inbound.listeners import COMMAND, EVENTS, SHORTCUTS
 from tests.support import ROOT
 
 REFERENCE = REFERENCE_FILE.parent
@@ -49,15 +48,14 @@ def test_manifest_grants_a_scope_for_every_web_api_method_used() -> None:
 
 
 def test_manifest_subscribes_to_every_event_and_shortcut_handled() -> None:
-    events = set(re.findall(r"@app\.event\(\s*\"([a-z_.]+)\"", SOURCE))
+    events = set(EVENTS)
     subscribed = set(MANIFEST["settings"].get("event_subscriptions", {}).get("bot_events", []))
     # Message events are subscribed to per kind of conversation.
     if "message" in events:
         assert {"message.channels", "message.groups"} <= subscribed
         events.discard("message")
     assert events <= subscribed
-    names = re.findall(r"@app\.(?:message_)?shortcut\(\s*blocks\.([A-Z_]+)", SOURCE)
-    shortcuts = {getattr(blocks, name) for name in names}
+    shortcuts = set(SHORTCUTS)
     declared = {s["callback_id"] for s in MANIFEST["features"].get("shortcuts", [])}
     assert shortcuts == declared == {"add_to_timeline"}
     assert MANIFEST["settings"]["interactivity"]["is_enabled"] is True

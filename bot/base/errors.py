@@ -15,7 +15,7 @@
 | anything else       | bugs, other database errors        | the log with a traceback; the person  |
 |                     |                                    | is told something went wrong          |
 
-Listeners turn these into answers (`slack.listeners.common.sorry`); background work
+Listeners turn these into answers (`bot.inbound.listeners.common.sorry`); background work
 (repair, reminders) logs them with `log_failure`.
 """
 

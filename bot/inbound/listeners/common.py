@@ -1,23 +1,21 @@
-"""What every listener shares: the operations it may call, registration that counts work in
-flight, and answers that always reach the person."""
+"""What every listener shares: the operations it may call, and answers that always reach
+the person."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any
 
-from slack_bolt.async_app import AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import Block
 
-from bot.base.errors import BadInput, DatabaseUnavailable, SlackFailure, log_failure, slack_error
+from bot.base.errors import BadInput, DatabaseUnavailable, SlackFailure, slack_error
 from bot.base.settings import Settings
-from bot.base.work import InFlight, Slots
+from bot.base.work import Slots
 from bot.model.rules import Changed
 from bot.model.tables import Incident
 from bot.operations.alerts import Intake
@@ -35,16 +33,19 @@ from bot.views import answers
 
 log = logging.getLogger(__name__)
 
-COMMAND = "/incident"
-
+Body = dict[str, Any]
 Reply = Callable[[str, list[Block] | None], Awaitable[None]]
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 Matcher = str | re.Pattern[str]
 
 
 @dataclass(frozen=True)
 class Operations:
-    """Everything a listener may call: the incident operations and the person's answers."""
+    """Everything a listener may call: the incident operations and the person's answers.
+
+    Each listener takes it as its first argument, bound with functools.partial where it is
+    registered; Bolt passes the rest by name. Bolt would also pass a value a middleware put
+    in its context, but mypy cannot see that it is there, nor of which type: `partial`'s
+    arguments it checks against the function's."""
 
     settings: Settings
     find: Finder
@@ -61,102 +62,6 @@ class Operations:
     # holding no connection and little memory, instead of every operation waiting for a
     # connection at once (and some running out of time).
     slots: Slots
-
-
-class Listen:
-    """Bolt's registration: each listener answers Slack as soon as it acks, and its work
-    goes on, counted as work in flight until it ends."""
-
-    def __init__(self, bolt: AsyncApp, inflight: InFlight, slots: Slots):
-        self.bolt = bolt
-        self.inflight = inflight
-        self.slots = slots
-
-    def _on(self, register: Callable[[Callable[..., Any]], Any]) -> Callable[[F], F]:
-        def decorate(fn: F) -> F:
-            register(self._answering_at_ack(fn))
-            return fn
-
-        return decorate
-
-    def _answering_at_ack(self, fn: F) -> F:
-        """Bolt (with process_before_response) answers the request when the listener
-        returns; left to itself it would poll every 10 ms for an ack while the listener
-        goes on. So the listener runs as a task of its own, and this returns once it has
-        acked (or ended, or failed before acking, which Bolt then reports). The wrapper
-        keeps `fn`'s signature visible: Bolt reads the argument names to know what to
-        pass."""
-
-        @functools.wraps(fn)
-        async def run(**kwargs: Any) -> None:
-            acked = asyncio.Event()
-            ack = kwargs.get("ack")
-            if ack is not None:
-
-                async def ack_and_answer(*args: Any, **kw: Any) -> Any:
-                    try:
-                        return await ack(*args, **kw)
-                    finally:
-                        acked.set()
-
-                kwargs["ack"] = ack_and_answer
-            task: asyncio.Task[Any] = self.inflight.spawn(_coroutine(fn(**kwargs)))
-            if ack is None:
-                # Events: nobody waits for an answer, and Bolt acks them itself.
-                task.add_done_callback(_log_unexpected)
-                return
-            waiting = asyncio.ensure_future(acked.wait())
-            try:
-                await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiting.cancel()
-            if task.done():
-                task.result()  # a failure before any ack is Bolt's to report
-            else:
-                task.add_done_callback(_log_unexpected)
-
-        return cast(F, run)
-
-    def command(self, name: str) -> Callable[[F], F]:
-        return self._on(self.bolt.command(name))
-
-    def action(self, action_id: Matcher) -> Callable[[F], F]:
-        return self._on(self.bolt.action(action_id))
-
-    def view(self, callback_id: str) -> Callable[[F], F]:
-        return self._on(self.bolt.view(callback_id))
-
-    def event(self, event: str) -> Callable[[F], F]:
-        """An Events API listener. Nobody waits for its answer, so a failure is logged:
-        one line for Slack or the database saying no, a traceback for anything else."""
-        register = self._on(self.bolt.event(event))
-
-        def decorate(fn: F) -> F:
-            @functools.wraps(fn)
-            async def logged(*args: Any, **kwargs: Any) -> None:
-                async with self.slots:
-                    try:
-                        await fn(*args, **kwargs)
-                    except Exception as e:
-                        log_failure(log, f"could not handle a {event} event", e)
-
-            register(cast(F, logged))
-            return fn
-
-        return decorate
-
-    def shortcut(self, callback_id: str) -> Callable[[F], F]:
-        return self._on(self.bolt.shortcut(callback_id))
-
-
-async def _coroutine(work: Awaitable[Any]) -> Any:
-    return await work
-
-
-def _log_unexpected(task: asyncio.Task[Any]) -> None:
-    """A listener's failure after its ack (guarded work tells the person itself)."""
-    if not task.cancelled() and task.exception() is not None:
-        log.error("a listener failed after answering Slack", exc_info=task.exception())
 
 
 def sorry(action: str, e: Exception, *, stored: bool = False) -> str:
@@ -191,9 +96,13 @@ async def guarded(
     *,
     waits: bool = True,
 ) -> None:
-    """Run work after the ack, in one of a bounded number of slots (`waits=False` for work
-    that cannot wait, such as opening a form before its trigger expires); whatever fails,
-    the person hears about it privately."""
+    """Run a listener's lazy work in one of a bounded number of slots (`waits=False` for
+    work that cannot wait, such as opening a form before its trigger expires); whatever
+    fails, the person hears about it privately.
+
+    Bolt has neither: its lazy listeners start at once, as many as come, and a failure is
+    only logged. So the slot is taken here, by the work that may wait, rather than around
+    all lazy work; and the answer is given here, where it is known what the person asked."""
     if not waits:
         await _guarded(action, reply, work)
         return
@@ -260,3 +169,10 @@ async def declare(ops: Operations, request: Declaration, reply: Reply) -> None:
     declared = await ops.declarations.declare(request, paced=paced, ready=ready)
     if declared.created and not declared.queued:
         await reply(answers.declared_answer(declared.incident), None)
+
+
+def installation_team(context: AsyncBoltContext, asked: str | None) -> str:
+    """The team incidents are numbered in: the installation's (learned at start-up), not the
+    team a request carries (Slack Connect, Enterprise Grid); `asked` if there is none."""
+    authorized = context.authorize_result
+    return (authorized.team_id if authorized is not None else None) or asked or ""
