@@ -40,14 +40,18 @@ from tests.support import (
 for _name in Settings.model_fields:
     os.environ.pop(_name.upper(), None)
 
-_postgres_skips = 0
+POSTGRES_SKIP = "PostgreSQL not configured (TEST_POSTGRES_URL unset)"
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not POSTGRES_URL and _postgres_skips:
+    # Counted from the reports, so the count holds with test workers (pytest-xdist) too.
+    skips = sum(
+        1 for r in terminalreporter.stats.get("skipped", []) if POSTGRES_SKIP in str(r.longrepr)
+    )
+    if not POSTGRES_URL and skips:
         terminalreporter.write_sep(
             "=",
-            f"PostgreSQL SKIPPED: {_postgres_skips} database tests ran on SQLite only. "
+            f"PostgreSQL SKIPPED: {skips} database tests ran on SQLite only. "
             "Set TEST_POSTGRES_URL=postgresql://user@host:5432/db to run them "
             "(bash .ci/run does).",
             yellow=True,
@@ -65,13 +69,11 @@ def _reminders_in_fractions_of_a_second(monkeypatch: pytest.MonkeyPatch) -> None
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[str]:
     """A fresh, empty database of each kind."""
-    global _postgres_skips
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/incident-bot.db"
         return
     if not POSTGRES_URL:
-        _postgres_skips += 1
-        pytest.skip("PostgreSQL not configured (TEST_POSTGRES_URL unset)")
+        pytest.skip(POSTGRES_SKIP)
     name = f"incident_bot_test_{uuid.uuid4().hex[:12]}"
     try:
         await postgres_admin(f'CREATE DATABASE "{name}"')
