@@ -181,13 +181,16 @@ class IncidentQueries(StoreBase):
             return (await session.execute(stmt)).scalars().all()
 
     async def cards_after(self, incident_id: int, limit: int) -> Sequence[Incident]:
-        """Open incidents whose card was posted in a usable channel, after `incident_id` in
-        id order: the next few whose pins the repair pass looks at."""
+        """Open incidents whose card is stored as pinned in a usable channel, after
+        `incident_id` in id order: the next few whose pins the repair pass looks at. One
+        still being set up is left to its provisioning, which pins it."""
         async with self.sessions() as session:
             stmt = (
                 select(Incident)
                 .where(col(Incident.id) > incident_id)
                 .where(col(Incident.status) != Status.resolved.value)
+                .where(col(Incident.provisioned))
+                .where(col(Incident.card_pinned))
                 .where(col(Incident.card_ts).is_not(None))
                 .where(col(Incident.channel_state) == ChannelState.ok.value)
                 .order_by(col(Incident.id))
