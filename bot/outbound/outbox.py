@@ -166,17 +166,18 @@ class Outbox:
     async def run_once(self) -> int:
         """Start delivering what is due now (lanes not already being delivered here);
         returns how many were claimed. `settle()` waits for them."""
-        busy = [lane for lane, task in self._lanes.items() if not task.done()]
+        # A lane stays busy until its attempt's callback lets it go.
+        busy = list(self._lanes)
         room = CONCURRENCY - len(busy)
-        if room <= 0:
+        if room <= 0 or not self.couriers:
             return 0
         now = self.clock()
         started = 0
-        # Claim no more than can be attempted at once, so no claim waits out its lease.
-        for effect in await self.effects.due(now, limit=room, skip_lanes=busy):
-            courier = self.couriers.get(effect.kind)
-            if courier is None or effect.lane in self._lanes:
-                continue
+        # Claim no more than can be attempted at once, so no claim waits out its lease;
+        # only kinds this process can deliver.
+        due = await self.effects.due(now, limit=room, skip_lanes=busy, kinds=list(self.couriers))
+        for effect in due:
+            courier = self.couriers[effect.kind]
             assert effect.id is not None
             if not await self.effects.claim(
                 effect.id, self.owner, now=now, until=now + self._lease(courier)

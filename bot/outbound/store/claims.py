@@ -40,7 +40,7 @@ from sqlalchemy import CursorResult, false, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bot.base.clock import utcnow
+from bot.base.clock import Clock, utcnow
 from bot.base.errors import log_failure
 from bot.model.tables import ChannelState, Incident, StatusUpdate
 from bot.outbound.store.queries import POSTING, Store
@@ -48,7 +48,6 @@ from bot.outbound.store.queries import POSTING, Store
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 H = TypeVar("H")
-Clock = Callable[[], datetime]
 
 
 def posting_mark(now: datetime) -> str:

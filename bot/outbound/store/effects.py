@@ -94,11 +94,14 @@ class Effects:
             insert(Effect).values(rows).on_conflict_do_nothing(index_elements=["key"])
         )
 
-    async def due(self, now: datetime, *, limit: int, skip_lanes: Sequence[str]) -> list[Effect]:
-        """Effects to try now: each the oldest pending one of its lane, unclaimed or with
-        its claim lapsed, oldest first."""
+    async def due(
+        self, now: datetime, *, limit: int, skip_lanes: Sequence[str], kinds: Sequence[str]
+    ) -> list[Effect]:
+        """Effects of `kinds` to try now: each the oldest pending one of its lane, unclaimed
+        or with its claim lapsed, oldest first."""
         stmt = (
             select(Effect)
+            .where(col(Effect.kind).in_(list(kinds)))
             .where(col(Effect.state) == PENDING)
             .where(col(Effect.next_attempt_at) <= now)
             .where(_free(now))
@@ -194,8 +197,3 @@ class Effects:
         stmt = select(Effect).where(col(Effect.incident_id) == incident_id).order_by(col(Effect.id))
         async with self.store.session() as s:
             return list((await s.execute(stmt)).scalars().all())
-
-    async def by_key(self, key: str) -> Effect | None:
-        async with self.store.session() as s:
-            stmt = select(Effect).where(col(Effect.key) == key)
-            return (await s.execute(stmt)).scalars().first()
